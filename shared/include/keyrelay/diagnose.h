@@ -1,0 +1,32 @@
+// Explains any response in plain words: what came back, why, and what to do.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "keyrelay/http.h"
+
+namespace keyrelay {
+
+enum class Expect { token, json, xmlrpc };
+
+struct Diagnosis {
+    // "ok" when the response is what was expected. Otherwise one of:
+    //  html_page, gateway_fault, token_unauthorized, cors_origin_denied, rate_limited, empty_body,
+    //  truncated_xml, wrong_content_type, not_method_response, xmlrpc_fault, oauth_error, unauthorized,
+    //  forbidden, not_found, server_error, http_596, not_json, malformed_xml, doctype_refused, legacy_key_dead ...
+    std::string code;
+    std::string summary;   // one sentence: what came back
+    std::string hint;      // what most likely caused it, and what to do
+    std::optional<int> retry_after_seconds;   // set for rate_limited when the headers say when
+};
+
+Diagnosis diagnose(const HttpResponse& response, Expect expect);
+
+// "token" | "json" | "xmlrpc" -> Expect; anything else -> json.
+Expect expect_from_string(std::string_view s);
+
+// The <title> of an HTML page, entity-decoded and trimmed; "" when there is none.
+std::string html_title(std::string_view html);
+
+}  // namespace keyrelay
