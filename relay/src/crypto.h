@@ -1,0 +1,34 @@
+// OpenSSL-backed primitives for the relay (the core stays free of them: it also runs in Wasm).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "keyrelay/result.h"
+
+namespace keyrelay::relay {
+
+// Cryptographically secure random bytes (RAND_bytes). Aborts the process if the CSPRNG fails.
+std::string random_bytes(size_t n);
+// n random bytes as base64url without padding: state values, PKCE verifiers, session ids, request ids.
+std::string random_token(size_t n = 32);
+
+// AES-256-GCM with a random 12-byte IV and a 16-byte tag; `aad` is authenticated, not encrypted.
+// Output layout: iv(12) || ciphertext || tag(16). key must be 32 bytes.
+std::string aes256gcm_encrypt(std::string_view key, std::string_view plaintext, std::string_view aad);
+// Errors: "store.bad_key_length", "store.decrypt_failed" (wrong key, wrong aad, or tampered data).
+Result<std::string> aes256gcm_decrypt(std::string_view key, std::string_view sealed, std::string_view aad);
+
+// Password hashes for page users: "pbkdf2-sha256$<iterations>$<salt b64>$<hash b64>".
+std::string hash_password(std::string_view password, int iterations = 210000);
+bool verify_password(std::string_view password, std::string_view encoded);
+
+// Constant-time equality (CRYPTO_memcmp) for secrets of any length.
+bool secure_equals(std::string_view a, std::string_view b);
+
+// Parses a store key given as 64 hex characters or base64 of 32 bytes. Errors: "store.bad_key_length" with a hint
+// saying how to make one (`openssl rand -hex 32`).
+Result<std::string> parse_store_key(std::string_view text);
+
+}  // namespace keyrelay::relay
