@@ -1,0 +1,253 @@
+#include "keyrelay/proxy.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace keyrelay::proxy {
+namespace {
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+bool is_control(unsigned char c) { return c < 0x20 || c == 0x7F; }
+
+// RFC 3986 §3.3 pchar without '%': unreserved / sub-delims / ":" / "@".
+bool is_pchar(unsigned char c) {
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) return true;
+    switch (c) {
+        case '-': case '.': case '_': case '~':                                   // unreserved
+        case '!': case '$': case '&': case '\'': case '(': case ')':              // sub-delims
+        case '*': case '+': case ',': case ';': case '=':
+        case ':': case '@':
+            return true;
+        default:
+            return false;
+    }
+}
+
+constexpr char kHex[] = "0123456789ABCDEF";
+
+void append_pct(std::string& out, unsigned char c) {
+    out += '%';
+    out += kHex[c >> 4];
+    out += kHex[c & 0x0F];
+}
+
+Error bad_path(std::string message, std::string hint) {
+    return make_error("proxy.bad_path", std::move(message), std::move(hint));
+}
+
+std::string shown(std::string_view raw) {
+    std::string out;
+    for (char ch : raw.substr(0, 120)) {
+        auto c = static_cast<unsigned char>(ch);
+        if (is_control(c)) {
+            append_pct(out, c);
+        } else {
+            out += ch;
+        }
+    }
+    if (raw.size() > 120) out += "...";
+    return out;
+}
+
+std::vector<std::string_view> split(std::string_view s, char sep) {
+    std::vector<std::string_view> out;
+    size_t pos = 0;
+    while (true) {
+        size_t next = s.find(sep, pos);
+        out.push_back(s.substr(pos, next == std::string_view::npos ? std::string_view::npos : next - pos));
+        if (next == std::string_view::npos) break;
+        pos = next + 1;
+    }
+    return out;
+}
+
+// Checks one path segment (still percent-encoded) and appends its normalized form to out.
+std::optional<Error> check_segment(std::string_view raw, std::string_view segment, size_t index, std::string& out) {
+    const std::string path_hint =
+        "Pass the provider's API path after /proxy/{provider}/, e.g. crm/rest/v1/contacts?email=a%40b.com, with "
+        "each segment percent-encoded once.";
+    if (segment.empty()) {
+        return bad_path("The path \"" + shown(raw) + "\" has an empty segment (\"//\" or a trailing '/').",
+                        "Remove the doubled or trailing slash. " + path_hint);
+    }
+    std::string decoded;
+    std::string normalized;
+    for (size_t i = 0; i < segment.size(); ++i) {
+        auto c = static_cast<unsigned char>(segment[i]);
+        if (c == '%') {
+            int hi = i + 2 < segment.size() ? hex_value(segment[i + 1]) : -1;
+            int lo = i + 2 < segment.size() ? hex_value(segment[i + 2]) : -1;
+            if (hi < 0 || lo < 0) {
+                return bad_path("The path \"" + shown(raw) + "\" has a '%' not followed by two hex digits.",
+                                "Encode a literal '%' as %25 (RFC 3986 §2.1).");
+            }
+            auto byte = static_cast<unsigned char>((hi << 4) | lo);
+            if (byte == '/' || byte == '\\') {
+                // An encoded separator can be decoded by the provider's gateway into a real one (path traversal).
+                return bad_path("The path \"" + shown(raw) + "\" contains an encoded slash or backslash (%2F, %5C).",
+                                "A segment cannot contain '/' or '\\' through the relay: encoded separators are "
+                                "refused because some servers decode them and walk out of the allowed path.");
+            }
+            if (byte == '%' && i + 4 < segment.size() && hex_value(segment[i + 3]) >= 0 &&
+                hex_value(segment[i + 4]) >= 0) {
+                return bad_path("The path \"" + shown(raw) + "\" is percent-encoded twice (%25 followed by hex).",
+                                "Encode each segment exactly once: double encoding is a classic way past path "
+                                "checks, so the relay refuses it.");
+            }
+            if (is_control(byte)) {
+                return bad_path("The path \"" + shown(raw) + "\" contains an encoded control character.",
+                                "CR, LF, NUL and other control characters never belong in an API path (header "
+                                "injection / request splitting).");
+            }
+            decoded += static_cast<char>(byte);
+            normalized.append(segment.substr(i, 3));
+            i += 2;
+            continue;
+        }
+        if (c == '\\') {
+            return bad_path("The path \"" + shown(raw) + "\" contains a backslash.",
+                            "Use '/' between segments; a backslash is refused because some servers treat it as a "
+                            "separator.");
+        }
+        decoded += static_cast<char>(c);
+        if (is_pchar(c)) {
+            normalized += static_cast<char>(c);
+        } else {
+            append_pct(normalized, c);   // e.g. a raw space or non-ASCII byte: send it encoded
+        }
+    }
+    // RFC 3986 §5.2.4: "." and ".." are dot-segments, whatever their encoding (%2e). Servlet containers also
+    // strip ";params" from a segment before resolving dots, so "..;x" counts as "..".
+    std::string bare = decoded.substr(0, decoded.find(';'));
+    if (bare == "." || bare == "..") {
+        return bad_path("The path \"" + shown(raw) + "\" contains a \"" + bare + "\" segment.",
+                        "Dot-segments are refused: they would move the request outside the allowed API paths. "
+                        "Write the path without them.");
+    }
+    if (index == 0) {
+        // RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":".
+        size_t colon = decoded.find(':');
+        if (colon != std::string::npos) {
+            bool scheme = colon > 0;
+            for (size_t k = 0; k < colon && scheme; ++k) {
+                char ch = decoded[k];
+                bool alpha = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z');
+                bool ok = alpha || (k > 0 && ((ch >= '0' && ch <= '9') || ch == '+' || ch == '-' || ch == '.'));
+                scheme = ok;
+            }
+            if (scheme) {
+                return bad_path("The path \"" + shown(raw) + "\" starts with a URL scheme (\"" +
+                                    decoded.substr(0, colon + 1) + "\").",
+                                "The relay only calls the provider's configured API host; pass a path such as "
+                                "crm/rest/v1/contacts, never a full URL.");
+            }
+        }
+    }
+    out += '/';
+    out += normalized;
+    return std::nullopt;
+}
+
+}  // namespace
+
+Result<std::string> validate_path(std::string_view raw) {
+    for (char ch : raw) {
+        auto c = static_cast<unsigned char>(ch);
+        if (is_control(c)) {
+            return bad_path("The path \"" + shown(raw) + "\" contains a control character (CR, LF, NUL, ...).",
+                            "Control characters are refused anywhere in a proxied path or query: they could split "
+                            "the upstream request. Percent-encode data in query values.");
+        }
+        if (c == '#') {
+            return bad_path("The path \"" + shown(raw) + "\" contains '#'.",
+                            "A fragment is never sent to a server; a '#' in data must be percent-encoded as %23.");
+        }
+    }
+    std::string_view rest = raw;
+    if (rest.substr(0, 2) == "//") {
+        return bad_path("The path \"" + shown(raw) + "\" starts with \"//\" (a network-path reference to another host).",
+                        "The relay only calls the provider's configured API host; pass a path such as "
+                        "crm/rest/v1/contacts.");
+    }
+    if (!rest.empty() && rest.front() == '/') rest.remove_prefix(1);
+    size_t q = rest.find('?');
+    std::string_view path = rest.substr(0, q);
+    std::string_view query = q == std::string_view::npos ? std::string_view{} : rest.substr(q + 1);
+    if (path.empty()) {
+        return bad_path("The proxied path is empty.",
+                        "Call /proxy/{provider}/<api path>, e.g. /proxy/keap/crm/rest/v1/contacts?email=a%40b.com.");
+    }
+    std::string out;
+    auto segments = split(path, '/');
+    for (size_t i = 0; i < segments.size(); ++i) {
+        if (auto error = check_segment(raw, segments[i], i, out)) return *error;
+    }
+    if (!query.empty()) {
+        // The query is data for the provider: encoded control characters are allowed in values, but every '%'
+        // must start a valid escape so the provider decodes what the caller meant.
+        out += '?';
+        for (size_t i = 0; i < query.size(); ++i) {
+            auto c = static_cast<unsigned char>(query[i]);
+            if (c == '%') {
+                if (i + 2 >= query.size() || hex_value(query[i + 1]) < 0 || hex_value(query[i + 2]) < 0) {
+                    return bad_path("The query of \"" + shown(raw) + "\" has a '%' not followed by two hex digits.",
+                                    "Percent-encode query values (a literal '%' is %25), e.g. email=a%40b.com.");
+                }
+                out += '%';
+                continue;
+            }
+            if (is_pchar(c) || c == '/' || c == '?') {
+                out += static_cast<char>(c);   // RFC 3986 §3.4: query = *( pchar / "/" / "?" )
+            } else {
+                append_pct(out, c);
+            }
+        }
+    }
+    return out;
+}
+
+bool allowed(const std::vector<Rule>& rules, std::string_view method, std::string_view path) {
+    size_t q = path.find('?');
+    if (q != std::string_view::npos) path = path.substr(0, q);
+    if (path.empty() || path.front() != '/') return false;
+    auto segments = split(path.substr(1), '/');
+    for (auto s : segments) {
+        if (s.empty() || s == "." || s == "..") return false;   // never valid after validate_path
+    }
+    for (const auto& rule : rules) {
+        // RFC 9110 §9.1: method names are case-sensitive.
+        if (rule.method != "*" && rule.method != method) continue;
+        std::string_view pattern = rule.pattern;
+        if (pattern.empty() || pattern.front() != '/') continue;
+        auto parts = split(pattern.substr(1), '/');
+        bool match = true;
+        size_t i = 0;
+        for (; i < parts.size(); ++i) {
+            if (parts[i] == "**") {
+                // "**" is only meaningful last; it matches one or more remaining segments.
+                match = i + 1 == parts.size() && segments.size() > i;
+                i = segments.size();
+                break;
+            }
+            if (i >= segments.size()) {
+                match = false;
+                break;
+            }
+            if (parts[i] != "*" && parts[i] != segments[i]) {
+                match = false;
+                break;
+            }
+        }
+        if (match && i == segments.size()) return true;
+    }
+    return false;
+}
+
+}  // namespace keyrelay::proxy
