@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "keyrelay/oauth2.h"
@@ -80,6 +81,9 @@ private:
     std::map<std::string, std::string> keys_;
     std::string current_key_id_;
 };
+
+// The key id recorded with each sealed record: the first 8 hex characters of SHA-256(key). (Additive.)
+std::string store_key_id(std::string_view key);
 
 // Key loading for `serve`: KEYRELAY_STORE_KEY (hex or base64) -> key id "k1"-style derived from the key's hash;
 // without it, <data_dir>/store.key is created with mode 0600 (and `generated` is set so the caller logs loudly).
