@@ -1,0 +1,79 @@
+// Test 10 of issue 4: CORS (WHATWG Fetch §3.2). An origin listed in the config's cors_origins gets a correct
+// preflight: 204, the exact origin, credentials, Vary: Origin, never a redirect (a 3xx fails the preflight). Any other
+// origin gets 403 cors.origin_not_allowed naming the cors_origins setting. The page itself is same-origin.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { client, connectedSetup, errorOf, tempDir, writeConfig } from '../lib/harness.mjs';
+
+const ALLOWED = 'http://app.example:3000';
+const OTHER = 'https://evil.example';
+const ADA = '/proxy/keap/crm/rest/v1/contacts?email=ada@example.com';
+
+async function setupWithCors(t) {
+  const dir = await tempDir(t);
+  const config = await writeConfig(dir, { cors_origins: [ALLOWED] });
+  return connectedSetup({ t, relayOptions: { args: ['--config', config] } });
+}
+
+const preflight = (browser, origin, method = 'GET', headers = 'x-requested-with') => browser.request('OPTIONS', ADA, {
+  headers: { Origin: origin, 'Access-Control-Request-Method': method, 'Access-Control-Request-Headers': headers },
+});
+
+function varyHasOrigin(res) {
+  return (res.headers.get('vary') ?? '').split(',').map((v) => v.trim().toLowerCase()).includes('origin');
+}
+
+test('a preflight from an origin in cors_origins → 204 with the exact origin, credentials, methods, headers and Vary: Origin', async (t) => {
+  const { browser } = await setupWithCors(t);
+  const res = await preflight(browser, ALLOWED, 'PATCH', 'x-requested-with, content-type');
+  assert.equal(res.status, 204, `${res.status} ${res.body}`);
+  assert.equal(res.location, null, 'a preflight must never redirect');
+  assert.equal(res.headers.get('access-control-allow-origin'), ALLOWED);
+  assert.equal(res.headers.get('access-control-allow-credentials'), 'true');
+  assert.ok(varyHasOrigin(res), `Vary: ${res.headers.get('vary')}`);
+  const methods = (res.headers.get('access-control-allow-methods') ?? '').toUpperCase();
+  assert.match(methods, /\bGET\b/);
+  assert.match(methods, /\bPATCH\b/);
+  const allowHeaders = (res.headers.get('access-control-allow-headers') ?? '').toLowerCase();
+  assert.match(allowHeaders, /x-requested-with/);
+  assert.match(allowHeaders, /content-type/);
+  assert.equal(res.body, '');
+
+  // The actual request from that origin carries the same CORS answer headers.
+  const call = await browser.proxy('keap', 'crm/rest/v1/contacts?email=ada@example.com', { headers: { Origin: ALLOWED } });
+  assert.equal(call.status, 200, call.body);
+  assert.equal(call.headers.get('access-control-allow-origin'), ALLOWED);
+  assert.equal(call.headers.get('access-control-allow-credentials'), 'true');
+  assert.ok(varyHasOrigin(call), `Vary: ${call.headers.get('vary')}`);
+});
+
+test('a preflight from an origin not in cors_origins → 403 cors.origin_not_allowed naming cors_origins, no CORS grant', async (t) => {
+  const { browser } = await setupWithCors(t);
+  for (const origin of [OTHER, 'http://app.example', 'http://app.example:3000.evil.example', 'null']) {
+    const res = await preflight(browser, origin);
+    assert.equal(res.status, 403, `${origin}: ${res.status} ${res.body}`);
+    assert.equal(res.location, null);
+    assert.equal(errorOf(res).code, 'cors.origin_not_allowed', origin);
+    assert.match(`${res.json.error.message} ${res.json.error.hint}`, /cors_origins/, 'the error names the setting');
+    assert.equal(res.headers.get('access-control-allow-origin'), null, `${origin} was granted CORS`);
+  }
+  const call = await browser.proxy('keap', 'crm/rest/v1/contacts?email=ada@example.com', { headers: { Origin: OTHER } });
+  assert.equal(call.status, 403, `a cross-origin call with cookies from ${OTHER}: ${call.body}`);
+  assert.equal(errorOf(call).code, 'cors.origin_not_allowed');
+});
+
+test('without cors_origins every foreign origin is refused, but the page\'s own origin is not', async (t) => {
+  const { relay, browser } = await connectedSetup({ t });
+  const res = await preflight(browser, ALLOWED);
+  assert.equal(res.status, 403, res.body);
+  assert.equal(errorOf(res).code, 'cors.origin_not_allowed');
+  assert.match(`${res.json.error.message} ${res.json.error.hint}`, /cors_origins/);
+  assert.equal(res.headers.get('access-control-allow-origin'), null);
+  // Browsers send Origin on same-origin POSTs: the page's own login and calls must keep working.
+  const again = client(relay.url);
+  const login = await again.request('POST', '/login', { json: { username: 'demo', password: 'demo' }, headers: { Origin: relay.url } });
+  assert.equal(login.status, 200, login.body);
+  const call = await again.proxy('keap', 'crm/rest/v1/contacts?email=ada@example.com', { headers: { Origin: relay.url } });
+  assert.equal(call.status, 200, call.body);
+});

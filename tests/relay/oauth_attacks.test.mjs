@@ -1,0 +1,119 @@
+// Test 7 of issue 4: the callback refuses a state that does not match, a replayed callback and a missing state
+// cookie (RFC 6749 §10.12, RFC 9700 §4.7), and nothing ever redirects off-site (RFC 9700 §4.11, open redirectors).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { client, startRelay, startSandbox } from '../lib/harness.mjs';
+
+async function setup(t) {
+  const sandbox = await startSandbox({ t, autoApprove: true });
+  const relay = await startRelay({ sandbox, t });
+  const browser = client(relay.url);
+  assert.equal((await browser.login()).status, 200);
+  return { sandbox, relay, browser };
+}
+
+/** A refused callback: a 4xx HTML page that says so and links back — not a redirect, not a 500 (docs/api.md). */
+function assertRefusedPage(res, what) {
+  assert.ok(res.status >= 400 && res.status < 500, `${what}: expected a 4xx page, got ${res.status} ${res.rawLocation ?? ''} ${res.body.slice(0, 300)}`);
+  assert.equal(res.location, null, `${what}: a refusal must not redirect`);
+  assert.match(res.headers.get('content-type') ?? '', /text\/html/, what);
+  assert.match(res.body, /<a\s[^>]*href=/i, `${what}: the page links back`);
+}
+
+/** No redirect leaves the relay's origin (a Location, if any, resolves to the relay's own origin). */
+function assertOnSite(res, relay, what) {
+  if (res.location === null) return;
+  assert.equal(new URL(res.location).origin, new URL(relay.url).origin, `${what}: redirects off-site to ${res.rawLocation}`);
+  assert.ok(!/^\s*[/\\]{2}/.test(res.rawLocation) && !/^\s*\/\\/.test(res.rawLocation), `${what}: scheme-relative Location ${res.rawLocation}`);
+}
+
+const EVIL = ['https://evil.example', '//evil.example', '/\\evil.example', 'https:evil.example', '%2F%2Fevil.example', 'javascript:alert(1)'];
+
+test('a callback whose state does not match the browser\'s state is refused, and no code is exchanged', async (t) => {
+  const { sandbox, browser } = await setup(t);
+  const a = await browser.authorize('keap');
+  const u = new URL(a.callbackUrl);
+  u.searchParams.set('state', a.state.slice(0, -2) + (a.state.endsWith('AA') ? 'BB' : 'AA'));
+  assertRefusedPage(await browser.get(u.href), 'state mismatch');
+  assert.equal((await sandbox.tokenStats('keap')).exchanges, 0, 'the code was exchanged despite the bad state');
+  assert.notEqual((await browser.connections()).keap?.connected, true);
+});
+
+test('replaying a callback (same code and state twice) is refused and does not exchange again', async (t) => {
+  const { sandbox, browser } = await setup(t);
+  const flow = await browser.connect('keap');
+  assert.equal(flow.final.rawLocation, '/?connected=keap', flow.trace);
+  const replay = await browser.get(flow.callbackUrl, { headers: { Cookie: flow.steps[0].setCookie.map((c) => c.split(';')[0]).concat(`keyrelay_session=${browser.cookie('keyrelay_session').value}`).join('; ') } });
+  assertRefusedPage(replay, 'replayed callback');
+  assert.equal((await sandbox.tokenStats('keap')).exchanges, 1, 'the relay exchanged the code a second time');
+  assert.equal((await browser.connections()).keap.connected, true, 'a refused replay must not break the connection');
+});
+
+test('a callback without the state cookie is refused (a link sent by someone else), and no code is exchanged', async (t) => {
+  const { sandbox, browser, relay } = await setup(t);
+  const a = await browser.authorize('keap');
+  const stateCookie = browser.jar.get(new URL(relay.url).origin);
+  assert.ok(stateCookie.delete('keyrelay_oauth_keap'), 'the relay set no keyrelay_oauth_keap cookie');
+  assertRefusedPage(await browser.get(a.callbackUrl), 'missing state cookie');
+  assert.equal((await sandbox.tokenStats('keap')).exchanges, 0);
+});
+
+test('another logged-in browser cannot complete someone else\'s authorization (its own state cookie does not match)', async (t) => {
+  const { sandbox, relay, browser } = await setup(t);
+  const victimFlow = await browser.authorize('keap');
+  const attacker = client(relay.url);
+  assert.equal((await attacker.login()).status, 200);
+  await attacker.authorize('keap'); // the attacker has its own, different, state cookie
+  assertRefusedPage(await attacker.get(victimFlow.callbackUrl), 'foreign state');
+  assert.equal((await sandbox.tokenStats('keap')).exchanges, 0);
+});
+
+test('GET /connect without a session does not start an authorization', async (t) => {
+  const sandbox = await startSandbox({ t, autoApprove: true });
+  const relay = await startRelay({ sandbox, t });
+  const res = await client(relay.url).get('/connect/keap');
+  assertOnSite(res, relay, 'GET /connect/keap without a session');
+  assert.ok(res.status >= 300, `got ${res.status}`);
+});
+
+test('an unknown provider is a 404 error, not a redirect', async (t) => {
+  const { relay, browser } = await setup(t);
+  for (const p of ['/connect/evil', '/callback/evil?code=x&state=y']) {
+    const res = await browser.get(p);
+    assert.equal(res.status, 404, `${p}: ${res.status} ${res.body}`);
+    assertOnSite(res, relay, p);
+  }
+});
+
+test('open-redirect attempts on /connect, /callback and /login never send the browser off-site', async (t) => {
+  const { sandbox, relay, browser } = await setup(t);
+  for (const evil of EVIL) {
+    const enc = encodeURIComponent(evil);
+    // /connect?return_to=... : the first hop goes to the provider, the last hop back to the relay's own page.
+    const a = await browser.authorize('keap', { query: `?return_to=${enc}&redirect=${enc}&next=${enc}` });
+    assert.equal(new URL(a.authorizeUrl).origin, sandbox.url, `GET /connect with return_to=${evil} → ${a.authorizeUrl}`);
+    assert.equal(new URL(a.authorizeUrl).searchParams.get('redirect_uri'), `${relay.url}/callback/keap`);
+    const cb = new URL(a.callbackUrl);
+    for (const k of ['redirect', 'redirect_uri', 'return_to', 'next']) cb.searchParams.set(k, evil);
+    const fin = await browser.get(cb.href);
+    assertOnSite(fin, relay, `callback with redirect=${evil}`);
+    assert.equal(fin.status, 302, fin.body);
+    for (const p of [`/login?next=${enc}`, `/login?return_to=${enc}&redirect=${enc}`]) {
+      const post = await browser.post(p, { json: { username: 'demo', password: 'demo' } });
+      assertOnSite(post, relay, `POST ${p}`);
+      assert.equal(post.status, 200, `POST ${p}: ${post.body}`);
+      assertOnSite(await browser.get(p), relay, `GET ${p}`);
+    }
+    assertOnSite(await browser.post(`/logout?next=${enc}`, { headers: { 'X-Requested-With': 'keyrelay' } }), relay, 'logout');
+    assert.equal((await browser.login()).status, 200);
+  }
+});
+
+test('the error callback with a foreign redirect still answers with the relay\'s own page', async (t) => {
+  const { relay, browser } = await setup(t);
+  const a = await browser.authorize('keap');
+  const res = await browser.get(`/callback/keap?error=access_denied&state=${encodeURIComponent(a.state)}&redirect_uri=${encodeURIComponent('https://evil.example')}`);
+  assertOnSite(res, relay, 'denied callback');
+  assertRefusedPage(res, 'denied callback');
+});

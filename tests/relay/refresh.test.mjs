@@ -1,0 +1,67 @@
+// Tests 2 and 3 of issue 4: access tokens that expire every 2 seconds (sandbox --access-ttl 2) go unnoticed by the
+// caller, and a burst of concurrent calls at expiry causes exactly one refresh (single flight per connection).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { connectedSetup, metricValue, sleep } from '../lib/harness.mjs';
+
+const LOOKUP = {
+  keap: 'crm/rest/v1/contacts?email=ada@example.com',
+  jira: 'rest/api/3/user/search?query=ada@example.com',
+};
+
+/** Sleeps until `ms` after the connection's access token expired (per /api/connections expires_at). */
+async function untilExpired(browser, provider, ms = 300) {
+  const conn = (await browser.connections())[provider];
+  assert.equal(typeof conn?.expires_at, 'number', JSON.stringify(conn));
+  const wait = conn.expires_at * 1000 - Date.now() + ms;
+  assert.ok(wait < 5000, `expires_at ${conn.expires_at} is more than 5 s away although the sandbox issues 2 s tokens`);
+  if (wait > 0) await sleep(wait);
+}
+
+test('calls across several 2-second access-token lifetimes all answer 200, and the sandbox saw the refreshes', async (t) => {
+  const { sandbox, browser } = await connectedSetup({ t, providers: ['keap', 'jira'], sandboxOptions: { accessTtl: 2 } });
+  const started = Date.now();
+  const statuses = [];
+  while (Date.now() - started < 5500) {
+    for (const provider of ['keap', 'jira']) {
+      const res = await browser.proxy(provider, LOOKUP[provider]);
+      statuses.push(`${provider} ${res.status}`);
+      assert.equal(res.status, 200, `${provider} after ${Date.now() - started} ms: ${res.body}`);
+    }
+    await sleep(250);
+  }
+  const metrics = (await browser.get('/metrics')).body;
+  const conns = await browser.connections();
+  for (const provider of ['keap', 'jira']) {
+    const s = await sandbox.tokenStats(provider);
+    assert.ok(s.refreshes >= 2, `${provider}: 5.5 s of 2 s tokens need at least 2 refreshes, the sandbox saw ${s.refreshes}`);
+    assert.ok(s.refreshes <= 6, `${provider}: ${s.refreshes} refreshes for ~${statuses.length / 2} calls: refreshing far too often`);
+    assert.equal(s.refresh_failures, 0, `${provider}: refresh failures`);
+    assert.equal(s.exchanges, 1);
+    assert.equal(metricValue(metrics, 'keyrelay_refreshes_total', { provider }), s.refreshes,
+      `${provider}: keyrelay_refreshes_total should equal the sandbox's count`);
+    const c = conns[provider];
+    assert.equal(c.connected, true);
+    assert.equal(c.last_refresh_result, 'ok', JSON.stringify(c));
+    assert.ok(c.last_refresh_at >= Math.floor(started / 1000), JSON.stringify(c));
+    assert.ok(c.expires_at >= c.last_refresh_at, JSON.stringify(c));
+  }
+});
+
+for (const provider of ['keap', 'jira']) {
+  test(`${provider}: 50 concurrent proxied calls at expiry cause exactly one refresh, and all 50 succeed`, async (t) => {
+    const { sandbox, browser } = await connectedSetup({ t, providers: [provider], sandboxOptions: { accessTtl: 2 } });
+    const warm = await browser.proxy(provider, LOOKUP[provider]);
+    assert.equal(warm.status, 200, warm.body);
+    await untilExpired(browser, provider);
+    const before = await sandbox.tokenStats(provider);
+    const results = await Promise.all(Array.from({ length: 50 }, () => browser.proxy(provider, LOOKUP[provider], { timeout: 20_000 })));
+    const after = await sandbox.tokenStats(provider);
+    const bad = results.filter((r) => r.status !== 200).map((r) => `${r.status} ${r.body.slice(0, 200)}`);
+    assert.deepEqual(bad, [], `${bad.length} of 50 calls failed`);
+    assert.equal(after.refreshes - before.refreshes, 1,
+      `refreshes at the sandbox went from ${before.refreshes} to ${after.refreshes}: not a single flight`);
+    assert.equal(after.refresh_failures, 0);
+  });
+}
