@@ -1,0 +1,111 @@
+// The JS API of keyrelay's Wasm module, linked with --post-js into both build/wasm/keyrelay.mjs (browser) and
+// build/wasm/keyrelay.cjs (node). This code runs inside the Emscripten factory: `Module` is the object that
+// createKeyrelay() resolves with. The raw embind functions (bindings.cpp, "kr_*") appear on Module when the
+// runtime starts, so these wrappers look them up when called.
+//
+//   const kr = await createKeyrelay();
+//   kr.version
+//   kr.xmlrpc.encodeCall(method, params)          kr.xmlrpc.decodeResponse(body)
+//   kr.oauth.basicAuthHeader(clientId, secret)    kr.oauth.parseTokenResponse(status, body)
+//   kr.keap.findContactsByEmail(email)            kr.keap.updateContactName(id, given, family)
+//   kr.keap.parseContacts(status, headers, body)
+//   kr.jira.searchUsers(email)                    kr.jira.parseUsers(status, headers, body)
+//   kr.diagnose({status, headers, body, expect})
+//
+// Everything returns plain values. Protocol outcomes (an XML-RPC fault, an HTML page, a 401) are values
+// ({ok:false, ...}); only a programming error (a wrong argument type) throws, here and nowhere else.
+(function (kr) {
+  'use strict';
+
+  function raw(name) {
+    var fn = kr['kr_' + name];
+    if (typeof fn !== 'function') {
+      throw new Error('keyrelay: the module is not initialized yet; await createKeyrelay() before calling it');
+    }
+    return fn;
+  }
+
+  function requireString(value, what) {
+    if (typeof value !== 'string') {
+      throw new TypeError('keyrelay: ' + what + ' must be a string, got ' + (value === null ? 'null' : typeof value));
+    }
+    return value;
+  }
+
+  kr['xmlrpc'] = {
+    // -> the methodCall document (a string). Throws TypeError for a value XML-RPC has no type for.
+    'encodeCall': function (method, params) {
+      requireString(method, 'the XML-RPC method name');
+      if (params === undefined) params = [];
+      if (!Array.isArray(params)) throw new TypeError('keyrelay: XML-RPC params must be an array');
+      var r = raw('xmlrpc_encodeCall')(method, params);
+      if (!r['ok']) throw new TypeError('keyrelay: ' + r['message']);
+      return r['xml'];
+    },
+    // -> {ok:true, value} | {ok:false, fault:{code, string}} | {ok:false, error:{code, message, hint}}
+    'decodeResponse': function (body) {
+      return raw('xmlrpc_decodeResponse')(requireString(body, 'the XML-RPC response body'));
+    },
+  };
+
+  kr['oauth'] = {
+    // -> "Basic ..." (RFC 6749 §2.3.1: both parts form-urlencoded, then base64)
+    'basicAuthHeader': function (clientId, secret) {
+      requireString(clientId, 'the client id');
+      requireString(secret, 'the client secret');
+      return raw('oauth_basicAuthHeader')(clientId, secret);
+    },
+    // -> {ok:true, token:{access_token, refresh_token, expires_in, scope, account}} | {ok:false, error}
+    'parseTokenResponse': function (status, body) {
+      return raw('oauth_parseTokenResponse')(status, body);
+    },
+  };
+
+  kr['keap'] = {
+    // -> {method, path, headers, body}, a request for the relay's /proxy/keap/...
+    'findContactsByEmail': function (email) {
+      return raw('keap_findContactsByEmail')(requireString(email, 'the email'));
+    },
+    'updateContactName': function (id, given, family) {
+      var n = typeof id === 'string' && /^[0-9]+$/.test(id) ? Number(id) : id;
+      if (typeof n !== 'number' || !Number.isSafeInteger(n) || n <= 0) {
+        throw new TypeError('keyrelay: a Keap contact id is a positive integer, got ' + String(id));
+      }
+      requireString(given, 'the given name');
+      requireString(family, 'the family name');
+      return raw('keap_updateContactName')(n, given, family);
+    },
+    // -> {ok:true, contacts:[{id, given_name, family_name, emails}]} | {ok:false, error}
+    'parseContacts': function (status, headers, body) {
+      return raw('keap_parseContacts')(status, headers, body);
+    },
+  };
+
+  kr['jira'] = {
+    // -> {method, path, headers, body}, a request for the relay's /proxy/jira/...
+    'searchUsers': function (email) {
+      return raw('jira_searchUsers')(requireString(email, 'the email'));
+    },
+    // -> {ok:true, users:[{accountId, displayName, emailAddress, active}], caveat?} | {ok:false, error}
+    'parseUsers': function (status, headers, body) {
+      return raw('jira_parseUsers')(status, headers, body);
+    },
+  };
+
+  // {status, headers, body, expect: "token" | "json" | "xmlrpc"} -> {code, summary, hint}
+  kr['diagnose'] = function (response) {
+    if (response === null || typeof response !== 'object') {
+      throw new TypeError('keyrelay: diagnose takes {status, headers, body, expect}');
+    }
+    return raw('diagnose')(response);
+  };
+
+  var version;
+  Object.defineProperty(kr, 'version', {
+    enumerable: true,
+    get: function () {
+      if (version === undefined) version = raw('version')();
+      return version;
+    },
+  });
+})(Module);
