@@ -608,6 +608,14 @@ Diagnosis diagnose_xmlrpc(const HttpResponse& r, const Body& b) {
                     "The endpoint is not an XML-RPC server. Point the client at "
                     "https://api.infusionsoft.com/crm/xmlrpc/v1 and send POST with Content-Type text/xml.");
     }
+    // XML-RPC has no DTD: a DOCTYPE or ENTITY declaration is refused before anything else (XXE, "billion laughs").
+    if (ifind(b.text, "<!DOCTYPE") != std::string_view::npos || ifind(b.text, "<!ENTITY") != std::string_view::npos) {
+        return make("doctype_refused",
+                    "The answer declares a DOCTYPE or entities, which keyrelay never processes (no XXE, no entity "
+                    "expansion)" + content_type_note(b, ex) + ".",
+                    "A real XML-RPC answer never carries a DOCTYPE: something other than the API answered (an "
+                    "error page, or a hostile server). Check the URL.");
+    }
     auto decoded = xmlrpc::decode_response(r.body);
     if (decoded.ok()) {
         const xmlrpc::Response& resp = decoded.value();
@@ -637,6 +645,9 @@ Diagnosis diagnose_xmlrpc(const HttpResponse& r, const Body& b) {
             std::string ec = element_text(b.text, "errorcode");
             if (!fs.empty()) return gateway_fault(r, b, fs, ec);
         }
+        if (root.empty() || root == "methodResponse") {
+            return make("not_method_response", e.message + note + ".", e.hint);
+        }
         return make("not_method_response",
                     "The root element is <" + root + ">, not <methodResponse>" + note + ": " + root_cause(root) + ".",
                     "Check the endpoint URL (Keap: https://api.infusionsoft.com/crm/xmlrpc/v1) and read the "
@@ -653,8 +664,8 @@ Diagnosis diagnose_xmlrpc(const HttpResponse& r, const Body& b) {
                         "for fewer rows (limit) or fewer fields.");
         }
         return make("malformed_xml",
-                    "The XML-RPC answer is not well-formed XML: " + e.message +
-                        control_char_note(r.body) + note,
+                    "The XML-RPC answer is not well-formed XML: " + e.message + "." + control_char_note(r.body) +
+                        note,
                     "Usually a character XML forbids (a control character pasted into a contact field) that the "
                     "server did not escape; the line and column point at it. Find that record and clean the field; "
                     "until then, leave that field out of the returned fields.");
