@@ -304,7 +304,13 @@ Result<Unit> write_records(const std::string& data_dir, const std::string& path,
         ::unlink(tmp.c_str());
         return write_failed("rename the temporary file over", path, err);
     }
-    if (int err = fsync_dir(data_dir); err != 0) return write_failed("fsync the directory", data_dir, err);
+    if (int err = fsync_dir(data_dir); err != 0) {
+        return make_error("store.write_failed",
+                          "The token store " + path + " was replaced, but syncing its directory failed: " +
+                              errno_text(err) + ".",
+                          "The new content is in place but may not survive a power loss. Check the disk and the "
+                          "file system of the data directory (some network or FUSE mounts do not support fsync).");
+    }
     return Unit{};
 }
 
