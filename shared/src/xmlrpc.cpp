@@ -1190,14 +1190,14 @@ private:
         return "the end of the document";
     }
 
-    // A structure error. Well-formedness is checked first: if the rest of the document is not XML, that is the
-    // more useful diagnosis (a truncated body often looks like a broken structure).
+    // A structure error. Well-formedness is checked first: if the rest of the document is not XML (or is a depth
+    // bomb), that is the more useful diagnosis (a truncated body often looks like a broken structure).
     bool invalid(size_t pos, const std::string& detail) {
         Token t;
         bool well_formed;
         while ((well_formed = lx_.next(t)) && t.kind != Kind::eof) {
         }
-        if (!well_formed && lx_.error().code == "xmlrpc.malformed") {
+        if (!well_formed && (lx_.error().code == "xmlrpc.malformed" || lx_.error().code == "xmlrpc.too_deep")) {
             error = lx_.error();
             return false;
         }
