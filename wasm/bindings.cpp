@@ -168,32 +168,70 @@ std::string iso8601_utc(const val& date) {
     return buf;
 }
 
-bool digits(const std::string& s, size_t pos, size_t n, int& out) {
+bool digits(const std::string& s, size_t& pos, size_t n, int& out) {
     if (pos + n > s.size()) return false;
     out = 0;
     for (size_t i = pos; i < pos + n; ++i) {
         if (s[i] < '0' || s[i] > '9') return false;
         out = out * 10 + (s[i] - '0');
     }
+    pos += n;
     return true;
 }
 
-// "19980717T14:08:55" (also "1998-07-17T14:08:55" and a trailing "Z") -> a Date at that UTC time;
-// anything else -> the string as written, so nothing the server sent is lost.
-val datetime_value(const std::string& written) {
-    std::string s;
-    for (char c : written) {
-        if (c != '-') s += c;
+bool skip(const std::string& s, size_t& pos, char c) {
+    if (pos < s.size() && s[pos] == c) {
+        ++pos;
+        return true;
     }
-    if (!s.empty() && (s.back() == 'Z' || s.back() == 'z')) s.pop_back();
-    int y, mo, d, h, mi, sec;
-    const bool ok = s.size() == 17 && digits(s, 0, 4, y) && digits(s, 4, 2, mo) && digits(s, 6, 2, d) &&
-                    s[8] == 'T' && digits(s, 9, 2, h) && s[11] == ':' && digits(s, 12, 2, mi) && s[14] == ':' &&
-                    digits(s, 15, 2, sec) && mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h <= 23 && mi <= 59 &&
-                    sec <= 60;
-    if (!ok) return val(written);
-    val ms = val::global("Date").call<val>("UTC", y, mo - 1, d, h, mi, sec);
-    return val::global("Date").new_(ms);
+    return false;
+}
+
+// The forms the decoder accepts: "19980717T14:08:55" (the spec's), "1998-07-17T14:08:55", colons optional,
+// an optional fraction, and "Z" or "+hh:mm"/"-hh:mm" -> a Date at that instant (UTC when no zone is written).
+// Anything else -> the string as written, so nothing the server sent is lost.
+val datetime_value(const std::string& s) {
+    size_t i = 0;
+    int y, mo, d, h, mi, sec, ms = 0, offset_minutes = 0;
+    bool ok = digits(s, i, 4, y);
+    const bool dashes = ok && skip(s, i, '-');
+    ok = ok && digits(s, i, 2, mo) && (!dashes || skip(s, i, '-')) && digits(s, i, 2, d) && skip(s, i, 'T') &&
+         digits(s, i, 2, h);
+    if (ok) {
+        skip(s, i, ':');
+        ok = digits(s, i, 2, mi);
+    }
+    if (ok) {
+        skip(s, i, ':');
+        ok = digits(s, i, 2, sec);
+    }
+    if (ok && (skip(s, i, '.') || skip(s, i, ','))) {
+        int scale = 100;
+        const size_t first = i;
+        while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+            ms += (s[i] - '0') * scale;
+            scale /= 10;
+            ++i;
+        }
+        ok = i > first;
+    }
+    if (ok && !skip(s, i, 'Z') && i < s.size() && (s[i] == '+' || s[i] == '-')) {
+        const int sign = s[i++] == '-' ? -1 : 1;
+        int oh, om;
+        ok = digits(s, i, 2, oh);
+        skip(s, i, ':');
+        ok = ok && digits(s, i, 2, om);
+        offset_minutes = ok ? sign * (oh * 60 + om) : 0;
+    }
+    ok = ok && i == s.size() && mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h <= 24 && mi <= 59 && sec <= 60;
+    if (!ok) return val(s);
+    // setUTCFullYear keeps years below 100 as written (Date.UTC would map 99 to 1999); setUTCHours rolls hour 24
+    // and second 60 over into the next day and minute.
+    val date = val::global("Date").new_(0);
+    date.call<double>("setUTCFullYear", y, mo - 1, d);
+    date.call<double>("setUTCHours", h, mi, sec, ms);
+    if (offset_minutes != 0) date.call<double>("setTime", date.call<double>("getTime") - offset_minutes * 60000.0);
+    return date;
 }
 
 val bytes_value(const std::string& bytes) {
@@ -285,6 +323,11 @@ bool from_js(const val& v, const std::string& where, int depth, keyrelay::xmlrpc
     if (v.instanceof(val::global("Date"))) {
         if (std::isnan(v.call<double>("getTime"))) {
             err = where + " is an invalid Date";
+            return false;
+        }
+        const int year = v.call<int>("getUTCFullYear");
+        if (year < 0 || year > 9999) {
+            err = where + " is a Date in the year " + std::to_string(year) + "; dateTime.iso8601 has 4-digit years";
             return false;
         }
         out = Value::datetime(iso8601_utc(v));
