@@ -358,7 +358,7 @@ std::string describe_body(const Body& b) {
     if (b.html) {
         std::string title = html_title(b.text);
         if (title.empty()) title = element_text(b.text, "h1");
-        return title.empty() ? std::string("an HTML page") : "an HTML page titled \"" + title + "\"";
+        return title.empty() ? std::string("an HTML page") : "an HTML page titled \"" + one_line(title, 120) + "\"";
     }
     if (b.is_json()) {
         std::string m = provider_message(b.json);
@@ -403,19 +403,18 @@ constexpr const char* kRelayHint =
 
 // ---- the classifications ---------------------------------------------------------------------------------------
 
-Diagnosis rate_limited(const HttpResponse& r, const Body& b, std::string what) {
+Diagnosis rate_limited(const HttpResponse& r, std::string what, std::string cause = {}) {
     RateLimit rl = rate_limit(r);
     Diagnosis d = make("rate_limited", std::move(what),
-                       rl.when + " Spread the calls out (keyrelay's proxy passes the rate-limit headers through so "
+                       cause + rl.when + " Spread the calls out (keyrelay's proxy passes the rate-limit headers through so "
                                  "you can pace yourself) and cache lookups you repeat.");
-    (void)b;
     d.retry_after_seconds = rl.retry_after_seconds;
     return d;
 }
 
 Diagnosis html_page(const HttpResponse& r, const Body& b, Expect expect) {
     std::string summary = explain::status_line(r.status) + " with " + describe_body(b) + " where " +
-                          expected_name(expect) + " was expected.";
+                          expected_name(expect) + " was expected" + content_type_note(b, expect) + ".";
     std::string hint;
     if (r.status == 401 || r.status == 403) {
         hint = "An HTML page with " + std::to_string(r.status) +
@@ -437,10 +436,10 @@ Diagnosis html_page(const HttpResponse& r, const Body& b, Expect expect) {
     if (expect == Expect::xmlrpc) {
         hint += " This is what XML-RPC libraries report as \"root element not methodResponse\".";
     }
-    return make("html_page", summary + content_type_note(b, expect), hint);
+    return make("html_page", summary, hint);
 }
 
-Diagnosis gateway_fault(const HttpResponse& r, const Body& b, std::string faultstring, std::string errorcode) {
+Diagnosis gateway_fault(const HttpResponse& r, std::string faultstring, std::string errorcode) {
     std::string summary = explain::status_line(r.status) + " with an API-gateway fault \"" + one_line(faultstring) +
                           "\"" + (errorcode.empty() ? std::string() : " (errorcode " + errorcode + ")") + ".";
     std::string code = lower(errorcode + " " + faultstring);
@@ -472,7 +471,6 @@ Diagnosis gateway_fault(const HttpResponse& r, const Body& b, std::string faults
                     "The gateway has no route for this path: the URL or API version is wrong or retired. Check the "
                     "base URL (https://api.infusionsoft.com/crm/rest/v1, .../v2 or .../crm/xmlrpc/v1).");
     }
-    (void)b;
     return make("gateway_fault", summary,
                 "The API gateway in front of the provider rejected the request before the API ran; its faultstring "
                 "says why. This JSON is also what XML-RPC clients choke on as \"root element not methodResponse\".");
@@ -643,7 +641,7 @@ Diagnosis diagnose_xmlrpc(const HttpResponse& r, const Body& b) {
         if (r_lower == "fault") {
             std::string fs = element_text(b.text, "faultstring");
             std::string ec = element_text(b.text, "errorcode");
-            if (!fs.empty()) return gateway_fault(r, b, fs, ec);
+            if (!fs.empty()) return gateway_fault(r, fs, ec);
         }
         if (root.empty() || root == "methodResponse") {
             return make("not_method_response", e.message + note + ".", e.hint);
@@ -970,13 +968,15 @@ Diagnosis diagnose(const HttpResponse& response, Expect expect) {
                     kLegacyKeyHint);
     }
     if (b.html && icontains(b.text, "Developer Over Qps")) {
-        return rate_limited(response, b,
+        return rate_limited(response,
                             status_line(status) + " with Keap's old gateway page \"Developer Over Qps\": too many "
-                                                  "calls per second.");
+                                                  "calls per second.",
+                            "The gateway counts calls per second (queries per second, QPS): slow down to a few calls "
+                            "a second (a Personal Access Token or Service Account Key allows 10). ");
     }
     // RFC 6585 §4.
     if (status == 429) {
-        return rate_limited(response, b, status_line(status) + " with " + describe_body(b) + ".");
+        return rate_limited(response, status_line(status) + " with " + describe_body(b) + ".");
     }
     if (status == 403 && icontains(b.text, "CORS origin denied")) {
         return make("cors_origin_denied",
@@ -1006,7 +1006,7 @@ Diagnosis diagnose(const HttpResponse& response, Expect expect) {
         std::string fs = json_util::string_or(*fault, "faultstring");
         std::string ec;
         if (const auto* detail = json_util::get_object(*fault, "detail")) ec = json_util::string_or(*detail, "errorcode");
-        return gateway_fault(response, b, fs, ec);
+        return gateway_fault(response, fs, ec);
     }
     switch (expect) {
         case Expect::token: return diagnose_token(response, b);

@@ -28,6 +28,12 @@ HttpRequest get(std::string url) {
 
 bool is_success(int status) { return status >= 200 && status < 300; }
 
+constexpr const char* kUnauthorizedHint =
+    "Jira did not accept the credentials. With an API token: Basic email:api_token, where email is the Atlassian "
+    "account's email and the token comes from id.atlassian.com (a password does not work). With OAuth: the access "
+    "token expired (they last an hour) — keyrelay refreshes it; if this persists, reconnect Jira. Data Center takes "
+    "a Personal Access Token as Bearer.";
+
 // Jira's error body: {"errorMessages":["..."],"errors":{"field":"message"}}.
 std::string jira_messages(const json& body) {
     std::string out;
@@ -54,6 +60,7 @@ Error jira_error(const HttpResponse& response) {
     json body = json_util::parse(explain::trim(response.body));
     if (body.is_discarded()) {
         Diagnosis d = diagnose(response, Expect::json);
+        if (status == 401) return make_error("jira.unauthorized", d.summary, kUnauthorizedHint);
         const char* code = status == 401   ? "jira.unauthorized"
                            : status == 403 ? "jira.forbidden"
                            : status == 404 ? "jira.not_found"
@@ -69,12 +76,7 @@ Error jira_error(const HttpResponse& response) {
                                          : ": \"" + explain::one_line(messages, 300) + "\"") +
                        ".";
     if (status == 401) {
-        return make_error("jira.unauthorized", text,
-                          "Jira did not accept the credentials. With an API token: Basic email:api_token, where email "
-                          "is the Atlassian account's email and the token comes from id.atlassian.com (a password "
-                          "does not work). With OAuth: the access token expired (they last an hour) — keyrelay "
-                          "refreshes it; if this persists, reconnect Jira. Data Center takes a Personal Access Token "
-                          "as Bearer.");
+        return make_error("jira.unauthorized", text, kUnauthorizedHint);
     }
     if (status == 403) {
         if (explain::icontains(messages, "XSRF") || explain::icontains(response.body, "XSRF")) {

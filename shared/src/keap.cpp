@@ -42,6 +42,14 @@ HttpRequest xmlrpc_post(std::string_view endpoint, std::string_view method, cons
 
 bool is_success(int status) { return status >= 200 && status < 300; }
 
+constexpr const char* kUnauthorizedHint =
+    "The access token expired or is unknown — keyrelay refreshes it for you; if this persists, reconnect Keap. With "
+    "a Personal Access Token or Service Account Key, check the X-Keap-API-Key header's value.";
+
+constexpr const char* kLimits =
+    " Keap allows an OAuth app 1,500 calls a minute and 150,000 a day; a Personal Access Token or Service Account "
+    "Key 10 a second, 240 a minute and 30,000 a day.";
+
 Error from_diagnosis(std::string code, const Diagnosis& d) {
     return make_error(std::move(code), d.summary, d.hint);
 }
@@ -57,10 +65,14 @@ Error rest_error(const HttpResponse& response) {
     // Not JSON at all (an HTML page, plain text, nothing): the diagnosis explains what came instead.
     if (body.is_discarded()) {
         Diagnosis d = diagnose(response, Expect::json);
-        if (status == 401) return from_diagnosis("keap.unauthorized", d);
+        if (status == 401 && d.code != "legacy_key_dead") {
+            return make_error("keap.unauthorized", d.summary, kUnauthorizedHint);
+        }
         if (status == 403) return from_diagnosis("keap.forbidden", d);
         if (status == 404) return from_diagnosis("keap.not_found", d);
-        if (status == 429 || d.code == "rate_limited") return from_diagnosis("keap.rate_limited", d);
+        if (status == 429 || d.code == "rate_limited") {
+            return make_error("keap.rate_limited", d.summary, d.hint + kLimits);
+        }
         if (!is_success(status) && explain::trim(response.body).empty()) return from_diagnosis("keap.http_error", d);
         return from_diagnosis("keap.not_json", d);
     }
@@ -84,10 +96,7 @@ Error rest_error(const HttpResponse& response) {
     std::string text = "Keap answered " + status_line + said + ".";
 
     if (status == 401) {
-        return make_error("keap.unauthorized", text,
-                          "The access token expired or is unknown — keyrelay refreshes it for you; if this "
-                          "persists, reconnect Keap. With a Personal Access Token or Service Account Key, check the "
-                          "X-Keap-API-Key header's value.");
+        return make_error("keap.unauthorized", text, kUnauthorizedHint);
     }
     if (status == 403) {
         Diagnosis d = diagnose(response, Expect::json);
@@ -104,9 +113,7 @@ Error rest_error(const HttpResponse& response) {
     }
     if (status == 429 || explain::icontains(errorcode, "ratelimit") || explain::icontains(errorcode, "quota")) {
         explain::RateLimit rl = explain::rate_limit(response);
-        return make_error("keap.rate_limited", text,
-                          rl.when + " Keap allows an OAuth app 1,500 calls a minute and 150,000 a day; a Personal "
-                                    "Access Token or Service Account Key 10 a second, 240 a minute and 30,000 a day.");
+        return make_error("keap.rate_limited", text, rl.when + kLimits);
     }
     if (!errorcode.empty()) {
         Diagnosis d = diagnose(response, Expect::json);

@@ -69,6 +69,7 @@ TEST_CASE("Keap's old Developer Over Qps page is a rate limit", "[diagnose]") {
     Diagnosis d = diagnose(fixture(403, "developer_over_qps.html"), Expect::xmlrpc);
     CHECK(d.code == "rate_limited");
     CHECK(contains(d.summary, "Developer Over Qps"));
+    CHECK(contains(d.hint, "QPS"));
     CHECK(contains(d.hint, "back off exponentially"));
 }
 
@@ -354,4 +355,40 @@ TEST_CASE("html_title decodes entities and collapses whitespace", "[diagnose]") 
     CHECK(html_title("<html><body>no title</body></html>").empty());
     CHECK(html_title("<title>never closed").empty());
     CHECK(html_title("<title>&bogus; &amp</title>") == "&bogus; &amp");
+}
+
+TEST_CASE("every prefix of every ugly body is classified with a code, a summary and a hint", "[diagnose]") {
+    // Truncation at every byte is what a dropped connection produces; none of it may crash or go unexplained.
+    const char* names[] = {"html_502_nginx.html", "html_login_page.html", "html_404_entities.html",
+                           "developer_inactive.html", "developer_over_qps.html", "gateway_fault_quota.json",
+                           "gateway_fault.xml", "keap_429_quota.json", "token_invalid_grant.json", "token_ok.json",
+                           "xmlrpc_ok.xml", "xmlrpc_fault.xml", "xmlrpc_bad_char.xml", "xmlrpc_doctype.xml",
+                           "xmlrpc_other_root.xml"};
+    const int statuses[] = {200, 401, 403, 429, 502};
+    for (const char* name : names) {
+        std::string body = fixtures::read(std::string("diagnose/") + name);
+        for (size_t n = 0; n <= body.size(); ++n) {
+            for (Expect e : {Expect::json, Expect::xmlrpc, Expect::token}) {
+                for (int status : statuses) {
+                    Diagnosis d = diagnose(response(status, body.substr(0, n)), e);
+                    if (d.code.empty() || d.summary.empty() || d.hint.empty()) {
+                        FAIL_CHECK(name << " cut at " << n << " (status " << status << ") gave no diagnosis");
+                    }
+                    if (status != 200 && d.code == "ok") {
+                        FAIL_CHECK(name << " cut at " << n << " (status " << status << ") called ok");
+                    }
+                }
+            }
+        }
+    }
+}
+
+TEST_CASE("a truncated methodResponse at any point after the root opens is truncated_xml", "[diagnose]") {
+    std::string body = fixtures::read("diagnose/xmlrpc_ok.xml");
+    size_t root = body.find("<methodResponse>") + std::string("<methodResponse>").size();
+    size_t end = body.find("</methodResponse>");
+    for (size_t n = root; n < end; ++n) {
+        Diagnosis d = diagnose(response(200, body.substr(0, n), "text/xml"), Expect::xmlrpc);
+        if (d.code != "truncated_xml") FAIL_CHECK("cut at " << n << ": " << d.code << " " << d.summary);
+    }
 }

@@ -198,3 +198,11 @@ TEST_CASE("a Jira answer that is not JSON is jira.not_json with the diagnosis", 
     CHECK(s.error().code == "jira.not_json");
     CHECK(contains(s.error().message, "Log in - Jira"));
 }
+
+TEST_CASE("a 401 without a JSON body still explains Jira's credentials", "[jira]") {
+    auto s = jira::parse_myself(response(401, "", ""));
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.error().code == "jira.unauthorized");
+    CHECK(contains(s.error().message, "empty body"));
+    CHECK(contains(s.error().hint, "Basic email:api_token"));
+}

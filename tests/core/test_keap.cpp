@@ -415,3 +415,19 @@ TEST_CASE("a body that is not XML-RPC gets the diagnosis as its error", "[keap]"
         CHECK(r.error().code == "keap.empty_body");
     }
 }
+
+TEST_CASE("a 401 without a JSON body still says keyrelay refreshes the token", "[keap]") {
+    auto r = keap::parse_contacts(response(401, "", ""));
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == "keap.unauthorized");
+    CHECK(contains(r.error().message, "empty body"));
+    CHECK(contains(r.error().hint, "keyrelay refreshes it for you"));
+}
+
+TEST_CASE("a 429 HTML page is keap.rate_limited with Keap's limits", "[keap]") {
+    auto r = keap::parse_contacts(response(429, "<html><title>Too Many Requests</title></html>", "text/html"));
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == "keap.rate_limited");
+    CHECK(contains(r.error().message, "Too Many Requests"));
+    CHECK(contains(r.error().hint, "1,500 calls a minute"));
+}
