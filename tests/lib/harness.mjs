@@ -298,20 +298,23 @@ export async function startTap({ sandbox, t }) {
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
+      // Identity encoding upstream, so the tap can read (and rewrite) every answer; the original headers are recorded.
       const headers = { ...req.headers, host: target.host };
+      delete headers['accept-encoding'];
       const entry = { method: req.method, path: req.url, headers: { ...req.headers }, body: body.toString('utf8') };
       seen.push(entry);
       const up = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers, agent }, (ur) => {
         const out = [];
         ur.on('data', (c) => out.push(c));
         ur.on('end', () => {
-          let text = Buffer.concat(out).toString('utf8');
+          let raw = Buffer.concat(out);
+          const text = raw.toString('utf8');
           entry.status = ur.statusCode;
           entry.responseBody = text;
           const rh = { ...ur.headers };
           if (req.url.split('?')[0] === '/sandbox/config') {
-            text = text.split(sandbox.url).join(tapUrl);
-            delete rh['content-length'];
+            raw = Buffer.from(text.split(sandbox.url).join(tapUrl));
+            rh['content-length'] = String(raw.length);
           }
           try {
             const j = JSON.parse(text);
@@ -325,7 +328,7 @@ export async function startTap({ sandbox, t }) {
             if (code) { tokens.add(code); addSecret(code, 'sandbox-issued OAuth code'); }
           }
           res.writeHead(ur.statusCode, rh);
-          res.end(text);
+          res.end(raw);
         });
         ur.on('error', () => res.destroy());
       });
