@@ -1,0 +1,45 @@
+// The keyrelay command line: serve, doctor, hash-password, rotate-key. Parsing and config assembly live here (in
+// the library) so they can be tested; main.cpp only dispatches.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config.h"
+#include "keyrelay/result.h"
+
+namespace keyrelay::relay {
+
+struct CliArgs {
+    std::string command;                       // "serve", "doctor", "hash-password", "rotate-key", "help", "version"
+    std::map<std::string, std::string> flags;  // "--port" -> "0"; boolean flags -> ""
+    bool help = false;
+};
+
+// Parses argv after the program name. Errors: "cli.unknown_command", "cli.unknown_flag", "cli.missing_value"
+// (the caller prints them and exits 2).
+Result<CliArgs> parse_cli(const std::vector<std::string>& args);
+
+// Usage text of a command ("" = the overview).
+std::string usage(const std::string& command);
+
+// GET <sandbox>/sandbox/config, retrying for up to `wait_ms` while the sandbox is still starting.
+Result<nlohmann::json> fetch_sandbox_config(const std::string& sandbox_url, int wait_ms = 5000);
+
+// Assembles the serve/doctor configuration from --config and/or --sandbox plus the overriding flags.
+// With both, the sandbox provides Keap and Jira and the config everything else (cors_origins, users, ...).
+Result<Config> build_config(const CliArgs& args, const EnvLookup& env);
+
+// Registers this relay's callback URLs at the sandbox (POST /sandbox/redirect-uris), as a developer does in the
+// provider's portal.
+Result<Unit> register_sandbox_redirects(const Config& config, int port);
+
+// `keyrelay doctor`: checks the configuration and the providers' token endpoints, prints a report to stdout.
+// Returns the exit code: 0 when everything is fine, 1 otherwise.
+int run_doctor(const Config& config, int port);
+
+}  // namespace keyrelay::relay

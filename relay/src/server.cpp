@@ -1,0 +1,1162 @@
+#include "server.h"
+
+#include <httplib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <climits>
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "crypto.h"
+#include "http_util.h"
+#include "keyrelay/diagnose.h"
+#include "keyrelay/jira.h"
+#include "keyrelay/keap.h"
+#include "keyrelay/oauth2.h"
+#include "keyrelay/proxy.h"
+#include "log.h"
+#include "metrics.h"
+#include "sessions.h"
+#include "store.h"
+#include "tokens.h"
+#include "upstream.h"
+
+#ifndef KEYRELAY_VERSION
+#define KEYRELAY_VERSION "0.0.0"
+#endif
+#ifndef KEYRELAY_SOURCE_DIR
+#define KEYRELAY_SOURCE_DIR "."
+#endif
+
+namespace keyrelay::relay {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
+
+// Per-request context: a request id, the start time and the provider label for metrics. cpp-httplib runs the
+// pre-routing handler, the route handler and the logger of one request on the same thread.
+struct RequestContext {
+    std::string id;
+    Clock::time_point started;
+    std::string provider = "relay";
+    bool passthrough = false;   // the response is an upstream answer: the error handler leaves it alone
+    bool active = false;
+};
+thread_local RequestContext t_ctx;
+
+// cpp-httplib listens with a backlog of 5; a burst of page calls needs more (re-listen widens it on Linux).
+template <class Base>
+class WideBacklog : public Base {
+public:
+    using Base::Base;
+    void widen_backlog(int backlog) { ::listen(this->svr_sock_, backlog); }
+};
+using PlainServer = WideBacklog<httplib::Server>;
+using TlsServer = WideBacklog<httplib::SSLServer>;
+
+}  // namespace
+
+struct Relay::Impl {
+    Config& config;
+    int& port;
+    std::unique_ptr<httplib::Server> server;
+    std::function<void(int)> widen;
+    std::unique_ptr<TokenStore> store;
+    std::unique_ptr<Upstream> upstream;
+    Metrics metrics;
+    std::unique_ptr<TokenManager> tokens;
+    std::unique_ptr<SessionStore> sessions;
+    LoginThrottle throttle;
+    StateStore states;
+    std::map<std::string, std::string> password_hashes;   // username -> hash
+    std::string dummy_hash;                               // equalizes timing for unknown users
+    std::string web_root;                                 // realpath of the web dir ("" when missing)
+
+    std::mutex stop_mutex;
+    std::condition_variable stop_cv;
+    bool stopping = false;
+    std::thread keepalive;
+
+    Impl(Config& c, int& p) : config(c), port(p) {}
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Small helpers
+
+    std::string session_cookie_name() const { return config.tls() ? "__Host-keyrelay_session" : "keyrelay_session"; }
+
+    std::string cookie(const std::string& name, const std::string& value, const std::string& same_site,
+                       const std::string& path, int64_t max_age) const {
+        std::string c = name + "=" + value + "; HttpOnly; SameSite=" + same_site + "; Path=" + path +
+                        "; Max-Age=" + std::to_string(max_age);
+        if (config.tls()) c += "; Secure";
+        return c;
+    }
+
+    std::optional<Session> session_of(const httplib::Request& req) {
+        auto id = cookie_value(req.get_header_value("Cookie"), session_cookie_name());
+        if (!id) return std::nullopt;
+        return sessions->find(*id, unix_now());
+    }
+
+    static bool has_csrf_header(const httplib::Request& req) {
+        return req.get_header_value("X-Requested-With") == "keyrelay";
+    }
+
+    void send_error(httplib::Response& res, int status, const Error& e) {
+        res.status = status;
+        res.set_header("Cache-Control", "no-store");
+        res.set_content(error_json(e), "application/json");
+    }
+    void send_error(httplib::Response& res, int status, const std::string& code, const std::string& message,
+                    const std::string& hint) {
+        send_error(res, status, make_error(code, message, hint));
+    }
+
+    void send_json(httplib::Response& res, int status, const json& body) {
+        res.status = status;
+        res.set_header("Cache-Control", "no-store");
+        res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+    }
+
+    // Errors met by a browser navigation (connect, callback): an HTML page that says what happened and links back.
+    void send_page(httplib::Response& res, int status, const Error& e) {
+        res.status = status;
+        res.set_header("Cache-Control", "no-store");
+        res.set_content(html_error_page(e), "text/html; charset=utf-8");
+    }
+
+    static bool wants_html(const httplib::Request& req) {
+        return req.get_header_value("Accept").find("text/html") != std::string::npos;
+    }
+
+    void send_error_for(const httplib::Request& req, httplib::Response& res, int status, const Error& e) {
+        if (wants_html(req)) {
+            send_page(res, status, e);
+        } else {
+            send_error(res, status, e);
+        }
+    }
+
+    Error no_session_error() const {
+        return make_error("auth.no_session", "You are not logged in to the relay.",
+                          "Log in on the relay's page first (POST /login), then retry.");
+    }
+    Error csrf_error() const {
+        return make_error("csrf.missing_header", "The request lacks the header X-Requested-With: keyrelay.",
+                          "Calls from the page must carry X-Requested-With: keyrelay (a cross-site form cannot add "
+                          "it, which is what protects you from request forgery). Server-to-server callers use "
+                          "Authorization: Bearer <KEYRELAY_API_KEY> instead.");
+    }
+
+    const ProviderConfig* provider_or_404(const std::string& name, const httplib::Request& req,
+                                          httplib::Response& res, bool page) {
+        const ProviderConfig* p = config.provider(name);
+        if (p == nullptr) {
+            Error e = make_error("provider.unknown", "There is no provider named \"" + name + "\".",
+                                 "Known providers: " + provider_names() + ". Others can be added in the config "
+                                 "(providers).");
+            if (page) {
+                send_error_for(req, res, 404, e);
+            } else {
+                send_error(res, 404, e);
+            }
+            return nullptr;
+        }
+        t_ctx.provider = p->name;
+        return p;
+    }
+
+    std::string provider_names() const {
+        std::string out;
+        for (const auto& p : config.providers) out += (out.empty() ? "" : ", ") + p.name;
+        return out;
+    }
+
+    std::string redirect_uri(const ProviderConfig& p) const { return config.redirect_uri(p.name, port); }
+
+    Result<HttpResponse> send_upstream(const std::string& provider, const HttpRequest& request) {
+        auto started = Clock::now();
+        auto r = upstream->send(request);
+        metrics.observe_upstream_latency(provider, std::chrono::duration<double>(Clock::now() - started).count());
+        return r;
+    }
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Host and Origin checks
+
+    // DNS rebinding: a page on evil.example resolving to 127.0.0.1 would reach a loopback relay with
+    // "Host: evil.example". Only the relay's own names are served.
+    bool host_allowed(const httplib::Request& req) const {
+        std::string host = lower_ascii(req.get_header_value("Host"));
+        if (host.empty()) return false;
+        if (!config.public_url.empty()) {
+            auto u = parse_url(config.public_url);
+            if (u) {
+                std::string h = u->host.find(':') != std::string::npos ? "[" + u->host + "]" : u->host;
+                bool default_port = (u->scheme == "https" && u->port == 443) || (u->scheme == "http" && u->port == 80);
+                if (host == h + ":" + std::to_string(u->port) || (default_port && host == h)) return true;
+            }
+        }
+        const std::string p = ":" + std::to_string(port);
+        for (const char* name : {"127.0.0.1", "localhost", "[::1]"}) {
+            if (host == std::string(name) + p) return true;
+        }
+        // Bound to a non-loopback address without public_url: the relay cannot know its names.
+        return config.public_url.empty() && !is_loopback_bind(config.bind);
+    }
+
+    std::string own_origin(const httplib::Request& req) const {
+        return std::string(config.tls() ? "https" : "http") + "://" + lower_ascii(req.get_header_value("Host"));
+    }
+
+    bool origin_allowed_cors(const std::string& origin) const {
+        for (const auto& o : config.cors_origins) {
+            if (o == origin) return true;
+        }
+        return false;
+    }
+
+    Error origin_error(const std::string& origin) const {
+        return make_error("cors.origin_not_allowed",
+                          "Requests from the origin " + origin + " are not allowed (it is not in cors_origins).",
+                          "The page served by the relay needs no CORS. To call the relay from another web app, add "
+                          "its exact origin (scheme://host[:port]) to \"cors_origins\" in the relay's config and "
+                          "restart the relay.");
+    }
+
+    void add_cors_headers(httplib::Response& res, const std::string& origin) {
+        res.set_header("Access-Control-Allow-Origin", origin);
+        res.set_header("Access-Control-Allow-Credentials", "true");
+        res.set_header("Access-Control-Expose-Headers", "Retry-After, X-Request-Id");
+    }
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Handlers
+
+    httplib::Server::HandlerResponse pre_route(const httplib::Request& req, httplib::Response& res) {
+        t_ctx = RequestContext{};
+        t_ctx.id = random_token(9);
+        t_ctx.started = Clock::now();
+        t_ctx.active = true;
+        res.set_header("X-Request-Id", t_ctx.id);
+
+        if (!host_allowed(req)) {
+            send_error(res, 400, req.path.rfind("/proxy/", 0) == 0 ? "proxy.bad_path" : "http.bad_host",
+                       "The Host header names a host this relay does not serve.",
+                       "Open the relay by the address it printed (http://127.0.0.1:<port>) or by its public_url. "
+                       "Other host names are refused to stop DNS-rebinding attacks on a local relay; behind a "
+                       "reverse proxy, set public_url and pass the original Host.");
+            return httplib::Server::HandlerResponse::Handled;
+        }
+
+        std::string origin = req.get_header_value("Origin");
+        bool has_origin = req.has_header("Origin");
+        if (has_origin) res.set_header("Vary", "Origin");
+        bool cross = has_origin && origin != own_origin(req) &&
+                     !(!config.public_url.empty() && origin == config.base_url(port));
+
+        if (req.method == "OPTIONS") {
+            if (!has_origin || !req.has_header("Access-Control-Request-Method")) {
+                res.status = 204;
+                res.set_header("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+                return httplib::Server::HandlerResponse::Handled;
+            }
+            if (cross && !origin_allowed_cors(origin)) {
+                send_error(res, 403, origin_error(origin));
+                return httplib::Server::HandlerResponse::Handled;
+            }
+            // WHATWG Fetch §4.8 (CORS-preflight fetch): 204, never a redirect, the exact origin, credentials.
+            res.status = 204;
+            add_cors_headers(res, origin);
+            res.set_header("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+            res.set_header("Access-Control-Allow-Headers",
+                           "Content-Type, X-Requested-With, Authorization, Accept, X-Request-Id");
+            res.set_header("Access-Control-Max-Age", "600");
+            return httplib::Server::HandlerResponse::Handled;
+        }
+
+        if (cross) {
+            // Navigations (the provider's redirect to /callback, links to /connect, the page's files) are not CORS.
+            bool api = req.path.rfind("/api/", 0) == 0 || req.path.rfind("/proxy/", 0) == 0;
+            bool safe = req.method == "GET" || req.method == "HEAD";
+            if ((api || !safe) && !origin_allowed_cors(origin)) {
+                send_error(res, 403, origin_error(origin));
+                return httplib::Server::HandlerResponse::Handled;
+            }
+            if (origin_allowed_cors(origin)) add_cors_headers(res, origin);
+        }
+        return httplib::Server::HandlerResponse::Unhandled;
+    }
+
+    void handle_healthz(const httplib::Request&, httplib::Response& res) {
+        send_json(res, 200, {{"status", "ok"}, {"version", KEYRELAY_VERSION}});
+    }
+
+    void handle_metrics(const httplib::Request&, httplib::Response& res) {
+        res.set_header("Cache-Control", "no-store");
+        res.set_content(metrics.render(), "text/plain; version=0.0.4; charset=utf-8");
+    }
+
+    void handle_login(const httplib::Request& req, httplib::Response& res) {
+        const std::string addr = req.remote_addr;
+        int64_t now = unix_now();
+        if (int64_t wait = throttle.retry_after(addr, now); wait > 0) {
+            res.set_header("Retry-After", std::to_string(wait));
+            send_error(res, 429, "auth.throttled", "Too many failed logins from this address.",
+                       "Wait " + std::to_string(wait) + " seconds (see Retry-After) before trying again. If you "
+                       "forgot the password, make a new hash with `keyrelay hash-password` and put it in the "
+                       "config's users.");
+            return;
+        }
+        json body = json::parse(req.body, nullptr, false);
+        if (body.is_discarded() || !body.is_object() || !body.contains("username") || !body["username"].is_string() ||
+            !body.contains("password") || !body["password"].is_string()) {
+            send_error(res, 400, "auth.bad_request", "The login request is not {\"username\": ..., \"password\": ...}.",
+                       "POST /login with a JSON body holding the username and password strings.");
+            return;
+        }
+        std::string username = body["username"].get<std::string>();
+        std::string password = body["password"].get<std::string>();
+        auto it = password_hashes.find(username);
+        bool ok;
+        if (it == password_hashes.end()) {
+            (void)verify_password(password, dummy_hash);   // same work as for a known user
+            ok = false;
+        } else {
+            ok = verify_password(password, it->second);
+        }
+        if (!ok) {
+            throttle.record_failure(addr, now);
+            log_line(LogLevel::warn, "login failed", {{"request_id", t_ctx.id}, {"remote", addr}});
+            send_error(res, 401, "auth.bad_credentials", "Wrong username or password.",
+                       config.sandbox ? "In sandbox mode the login is demo / demo."
+                                      : "Check the username and password; users and their password hashes are in "
+                                        "the config (users). After 5 failures in 5 minutes logins are paused.");
+            return;
+        }
+        throttle.record_success(addr);
+        if (auto old = cookie_value(req.get_header_value("Cookie"), session_cookie_name())) sessions->remove(*old);
+        std::string id = sessions->create(username, now);
+        res.set_header("Set-Cookie", cookie(session_cookie_name(), id, "Strict", "/", sessions->lifetime()));
+        log_line(LogLevel::info, "login", {{"request_id", t_ctx.id}, {"user", username}});
+        send_json(res, 200, {{"user", username}});
+    }
+
+    void handle_logout(const httplib::Request& req, httplib::Response& res) {
+        if (!has_csrf_header(req)) {
+            send_error(res, 403, csrf_error());
+            return;
+        }
+        if (auto id = cookie_value(req.get_header_value("Cookie"), session_cookie_name())) sessions->remove(*id);
+        res.set_header("Set-Cookie", cookie(session_cookie_name(), "", "Strict", "/", 0));
+        res.set_header("Cache-Control", "no-store");
+        res.status = 204;
+    }
+
+    void handle_session(const httplib::Request& req, httplib::Response& res) {
+        auto s = session_of(req);
+        if (!s) {
+            send_error(res, 401, no_session_error());
+            return;
+        }
+        send_json(res, 200, {{"user", s->user}});
+    }
+
+    // GET /connect/{provider}: RFC 6749 §4.1.1 with a one-time state bound to this browser (§10.12) and PKCE
+    // (RFC 7636) where the provider has it.
+    void handle_connect(const httplib::Request& req, httplib::Response& res) {
+        const ProviderConfig* p = provider_or_404(req.matches[1], req, res, true);
+        if (p == nullptr) return;
+        auto id = cookie_value(req.get_header_value("Cookie"), session_cookie_name());
+        auto s = id ? sessions->find(*id, unix_now()) : std::nullopt;
+        if (!s) {
+            send_error_for(req, res, 401, no_session_error());
+            return;
+        }
+        if (p->mode != Mode::oauth) {
+            send_error_for(req, res, 409,
+                           make_error("connection.static", p->name + " uses a static credential (" +
+                                                               mode_name(p->mode) + "); there is nothing to connect.",
+                                      "It is connected already. To use OAuth instead, remove " + p->env_prefix +
+                                          "_API_KEY / _API_TOKEN / _PAT from the relay's environment."));
+            return;
+        }
+        if (!p->oauth_configured()) {
+            send_error_for(req, res, 409,
+                           make_error("oauth.not_configured", p->name + " has no OAuth client configured.",
+                                      "Register an app at the provider with the redirect URI " + redirect_uri(*p) +
+                                          ", then set " + p->env_prefix + "_CLIENT_ID and " + p->env_prefix +
+                                          "_CLIENT_SECRET in the relay's environment and restart it."));
+            return;
+        }
+        int64_t now = unix_now();
+        std::string state = random_token(32);
+        std::string verifier = p->oauth.pkce ? random_token(48) : std::string();   // RFC 7636 §4.1: 43..128 chars
+        states.put(state, PendingAuthorization{p->name, verifier, sha256_hex(*id), now + 600}, now);
+        oauth2::Client client{p->client_id, p->client_secret, redirect_uri(*p)};
+        std::string url = oauth2::build_authorize_url(p->oauth, client, state, verifier);
+        res.set_header("Set-Cookie", cookie("keyrelay_oauth_" + p->name, state, "Lax", "/callback/" + p->name, 600));
+        res.set_header("Cache-Control", "no-store");
+        res.set_redirect(url, 302);
+    }
+
+    // GET /callback/{provider}: RFC 6749 §4.1.2 / §4.1.3.
+    void handle_callback(const httplib::Request& req, httplib::Response& res) {
+        const ProviderConfig* p = provider_or_404(req.matches[1], req, res, true);
+        if (p == nullptr) return;
+        const std::string state_cookie_name = "keyrelay_oauth_" + p->name;
+        // Whatever happens next, the state cookie has done its job.
+        res.set_header("Set-Cookie", cookie(state_cookie_name, "", "Lax", "/callback/" + p->name, 0));
+        const std::string cookies = req.get_header_value("Cookie");
+        auto browser_state = cookie_value(cookies, state_cookie_name);
+
+        auto cb = oauth2::parse_callback(req.target);
+        if (!cb) {
+            // A denial also consumes the pending authorization, when it is this browser's.
+            auto st = query_param(req.target, "state");
+            if (st && browser_state && secure_equals(*st, *browser_state)) states.take(*st, unix_now());
+            int status = 400;
+            log_line(LogLevel::info, "authorization not completed",
+                     {{"request_id", t_ctx.id}, {"provider", p->name}, {"error", cb.error().code}});
+            send_page(res, status, cb.error());
+            return;
+        }
+        auto session_id = cookie_value(cookies, session_cookie_name());
+        auto session = session_id ? sessions->find(*session_id, unix_now()) : std::nullopt;
+        if (!session) {
+            send_page(res, 401, make_error("auth.no_session", "You are not logged in to the relay.",
+                                           "Log in on the relay's page, then press Connect again."));
+            return;
+        }
+        if (!browser_state || !secure_equals(*browser_state, cb->state)) {
+            log_line(LogLevel::warn, "callback refused: state does not match this browser",
+                     {{"request_id", t_ctx.id}, {"provider", p->name}, {"state_cookie", browser_state.has_value()}});
+            send_page(res, 400,
+                      make_error("oauth.state_mismatch",
+                                 "This authorization was not started by this browser (the state does not match).",
+                                 "The link may have been sent by someone else, or the connection was started in "
+                                 "another tab or browser. Go back to the relay's page and press Connect again."));
+            return;
+        }
+        auto pending = states.take(cb->state, unix_now());
+        if (!pending || pending->provider != p->name || pending->session_hash != sha256_hex(*session_id)) {
+            log_line(LogLevel::warn, "callback refused: unknown, used or expired state",
+                     {{"request_id", t_ctx.id}, {"provider", p->name}});
+            send_page(res, 400,
+                      make_error("oauth.state_unknown",
+                                 "This authorization was already completed, has expired, or was started by another "
+                                 "session.",
+                                 "Each authorization can be completed once, within 10 minutes. Go back to the "
+                                 "relay's page and press Connect again."));
+            return;
+        }
+
+        oauth2::Client client{p->client_id, p->client_secret, redirect_uri(*p)};
+        HttpRequest exchange = oauth2::build_code_exchange(p->oauth, client, cb->code, pending->pkce_verifier);
+        auto answer = send_upstream(p->name, exchange);
+        if (!answer) {
+            log_line(LogLevel::warn, "code exchange failed: provider unreachable",
+                     {{"request_id", t_ctx.id}, {"provider", p->name}, {"error", answer.error().code}});
+            send_page(res, 502, answer.error());
+            return;
+        }
+        int64_t now = unix_now();
+        auto tokens = oauth2::parse_token_response(*answer, now, nullptr, p->oauth.account_from_scope);
+        if (!tokens) {
+            Error e = tokens.error();
+            log_line(LogLevel::warn, "code exchange refused",
+                     {{"request_id", t_ctx.id}, {"provider", p->name}, {"error", e.code}});
+            if (e.code == "oauth.invalid_grant") {
+                e.hint = "The code was already used or has expired (codes are single-use and short-lived). Go back "
+                         "to the relay's page and press Connect again. " + e.hint;
+            }
+            send_page(res, e.code == "oauth.invalid_grant" ? 400 : 502, e);
+            return;
+        }
+        Connection c;
+        c.provider = p->name;
+        c.tokens = *tokens;
+        c.account = tokens->account;
+        if (c.account.empty() && p->oauth.account_from_scope) c.account = oauth2::account_from_scope(cb->scope);
+        c.connected_at = now;
+        c.refresh_token_issued_at = now;
+        for (const auto& step : p->post_connect) {
+            if (step == "jira_accessible_resources") {
+                auto ok = jira_accessible_resources(*p, c);
+                if (!ok) {
+                    log_line(LogLevel::warn, "post-connect step failed",
+                             {{"request_id", t_ctx.id}, {"provider", p->name}, {"step", step},
+                              {"error", ok.error().code}});
+                    send_page(res, 502, ok.error());
+                    return;
+                }
+            }
+        }
+        auto saved = tokens_mgr().save(c);
+        if (!saved) {
+            log_line(LogLevel::error, "could not store the new connection",
+                     {{"request_id", t_ctx.id}, {"provider", p->name}, {"error", saved.error().code},
+                      {"detail", saved.error().message}});
+            send_page(res, 500, saved.error());
+            return;
+        }
+        log_line(LogLevel::info, "connected",
+                 {{"request_id", t_ctx.id}, {"provider", p->name}, {"account", saved->account},
+                  {"expires_at", saved->tokens.expires_at}});
+        // The only place a callback redirects to: the relay's own page (no caller-supplied target, RFC 9700 §4.11).
+        res.set_header("Cache-Control", "no-store");
+        res.set_redirect("/?connected=" + p->name, 302);
+    }
+
+    // Atlassian 3LO: the token is for api.atlassian.com; the site's cloud id comes from accessible-resources.
+    Result<Unit> jira_accessible_resources(const ProviderConfig& p, Connection& c) {
+        if (p.accessible_resources_url.empty()) {
+            return make_error("config.bad_value", "The provider " + p.name + " has no accessible_resources_url.",
+                              "Set providers." + p.name + ".accessible_resources_url in the config.");
+        }
+        HttpRequest request = jira::accessible_resources(p.accessible_resources_url, c.tokens.access_token);
+        auto answer = send_upstream(p.name, request);
+        if (!answer) return answer.error();
+        auto resources = jira::parse_accessible_resources(*answer);
+        if (!resources) return resources.error();
+        if (resources->empty()) {
+            return make_error("jira.no_site", "The authorization gives access to no Jira site.",
+                              "On the consent page, pick the Jira site to use (the app must be installed on it), "
+                              "then connect again.");
+        }
+        const jira::Resource* chosen = &resources->front();
+        if (auto site = process_env()("JIRA_SITE"); site && !site->empty()) {
+            for (const auto& r : *resources) {
+                if (r.url == *site || r.name == *site) chosen = &r;
+            }
+        }
+        c.cloud_id = chosen->id;
+        c.account = chosen->url.empty() ? chosen->name : chosen->url;
+        return Unit{};
+    }
+
+    TokenManager& tokens_mgr() { return *tokens; }
+
+    json connection_json(const ProviderConfig& p) {
+        json out = {{"provider", p.name}, {"mode", mode_name(p.mode)}};
+        if (p.mode != Mode::oauth) {
+            out["connected"] = true;
+            out["configured"] = true;
+            out["account"] = p.static_account.empty() ? json(nullptr) : json(p.static_account);
+            out["expires_at"] = nullptr;
+            out["last_refresh_at"] = nullptr;
+            out["last_refresh_result"] = nullptr;
+            out["needs_reauth"] = false;
+            return out;
+        }
+        out["configured"] = p.oauth_configured();
+        auto c = tokens->get(p.name);
+        if (!c || !c->has_value()) {
+            out["connected"] = false;
+            out["account"] = nullptr;
+            out["expires_at"] = nullptr;
+            out["last_refresh_at"] = nullptr;
+            out["last_refresh_result"] = nullptr;
+            out["needs_reauth"] = false;
+            if (!c) out["store_error"] = c.error().code;
+            return out;
+        }
+        const Connection& k = **c;
+        out["connected"] = true;
+        out["account"] = k.account.empty() ? json(nullptr) : json(k.account);
+        out["expires_at"] = k.tokens.expires_at > 0 ? json(k.tokens.expires_at) : json(nullptr);
+        out["last_refresh_at"] = k.last_refresh_at > 0 ? json(k.last_refresh_at) : json(nullptr);
+        out["last_refresh_result"] = k.last_refresh_result.empty() ? json(nullptr) : json(k.last_refresh_result);
+        out["needs_reauth"] = k.needs_reauth;
+        out["connected_at"] = k.connected_at;
+        return out;
+    }
+
+    enum class Caller { none, page, api_key };
+
+    // Page: session cookie + X-Requested-With. Server-to-server: Authorization: Bearer <KEYRELAY_API_KEY>.
+    Caller authenticate(const httplib::Request& req, httplib::Response& res, bool need_csrf_for_page) {
+        if (req.has_header("Authorization")) {
+            std::string auth = req.get_header_value("Authorization");
+            const std::string prefix = "Bearer ";
+            if (config.api_key.empty()) {
+                send_error(res, 401, "auth.bad_api_key", "This relay accepts no API key.",
+                           "Set KEYRELAY_API_KEY in the relay's environment (a long random value, e.g. `openssl "
+                           "rand -hex 32`) and send it as Authorization: Bearer <key>.");
+                return Caller::none;
+            }
+            if (auth.size() <= prefix.size() || !iequals(auth.substr(0, prefix.size()), prefix) ||
+                !secure_equals(auth.substr(prefix.size()), config.api_key)) {
+                send_error(res, 401, "auth.bad_api_key", "The relay API key is wrong.",
+                           "Send Authorization: Bearer <the value of KEYRELAY_API_KEY in the relay's environment>.");
+                return Caller::none;
+            }
+            return Caller::api_key;
+        }
+        if (need_csrf_for_page && !has_csrf_header(req)) {
+            send_error(res, 403, csrf_error());
+            return Caller::none;
+        }
+        if (!session_of(req)) {
+            send_error(res, 401, no_session_error());
+            return Caller::none;
+        }
+        return Caller::page;
+    }
+
+    void handle_connections(const httplib::Request& req, httplib::Response& res) {
+        if (authenticate(req, res, false) == Caller::none) return;
+        json list = json::array();
+        for (const auto& p : config.providers) list.push_back(connection_json(p));
+        send_json(res, 200, {{"connections", list}});
+    }
+
+    void handle_disconnect(const httplib::Request& req, httplib::Response& res) {
+        const ProviderConfig* p = provider_or_404(req.matches[1], req, res, false);
+        if (p == nullptr) return;
+        if (authenticate(req, res, true) == Caller::none) return;
+        if (p->mode != Mode::oauth) {
+            send_error(res, 409, "connection.static",
+                       p->name + " uses a static credential from the relay's environment.",
+                       "Remove " + p->env_prefix + "_API_KEY / _API_TOKEN / _PAT from the relay's environment and "
+                       "restart it to disconnect.");
+            return;
+        }
+        auto removed = tokens->remove(p->name);
+        if (!removed) {
+            send_error(res, 500, removed.error());
+            return;
+        }
+        log_line(LogLevel::info, "disconnected", {{"request_id", t_ctx.id}, {"provider", p->name}});
+        res.set_header("Cache-Control", "no-store");
+        res.status = 204;
+    }
+
+    // Headers a caller may pass to the provider. Everything else is dropped: the browser's Cookie, Authorization,
+    // Origin, Referer, User-Agent, X-Requested-With, hop-by-hop headers (RFC 9110 §7.6.1), host overrides.
+    static bool forwardable(const std::string& name, const std::string& connection_tokens) {
+        std::string n = lower_ascii(name);
+        static const char* const kAllowed[] = {"accept", "accept-language", "content-type", "if-match",
+                                               "if-none-match", "if-modified-since", "if-unmodified-since"};
+        bool ok = false;
+        for (const char* a : kAllowed) ok = ok || n == a;
+        if (!ok && n.rfind("x-", 0) == 0) {
+            static const char* const kDenied[] = {"x-requested-with", "x-forwarded-", "x-real-ip", "x-keap-api-key",
+                                                  "x-original-url", "x-rewrite-url", "x-http-method",
+                                                  "x-method-override", "x-host", "x-request-id", "x-csrf",
+                                                  "x-xsrf", "x-api-key", "x-auth", "x-amz-", "x-client-ip",
+                                                  "x-cluster-client-ip", "x-proxy"};
+            ok = true;
+            for (const char* d : kDenied) {
+                if (n.rfind(d, 0) == 0) ok = false;
+            }
+        }
+        // Connection may name more hop-by-hop headers (RFC 9110 §7.6.1).
+        if (ok && !connection_tokens.empty()) {
+            std::stringstream ss(lower_ascii(connection_tokens));
+            std::string token;
+            while (std::getline(ss, token, ',')) {
+                if (trim_ascii(token) == n) ok = false;
+            }
+        }
+        return ok;
+    }
+
+    void attach_credentials(const ProviderConfig& p, HttpRequest& up, const Connection* c) {
+        Attach how = p.attach;
+        std::string secret;
+        if (p.mode == Mode::oauth) {
+            secret = c->tokens.access_token;
+        } else {
+            secret = p.static_secret;
+            how = p.mode == Mode::api_key ? p.static_attach : p.mode == Mode::api_token ? Attach::basic : Attach::bearer;
+        }
+        switch (how) {
+            case Attach::bearer: jira::attach_bearer(up, secret); break;
+            case Attach::keap_api_key: keap::attach_api_key(up, secret); break;
+            case Attach::basic: jira::attach_basic(up, p.static_email, secret); break;
+        }
+    }
+
+    void handle_proxy(const httplib::Request& req, httplib::Response& res) {
+        const ProviderConfig* p = provider_or_404(req.matches[1], req, res, false);
+        if (p == nullptr) return;
+        if (authenticate(req, res, true) == Caller::none) return;
+
+        // The raw target after /proxy/{provider}, still percent-encoded: the core checks it byte by byte.
+        const std::string prefix = "/proxy/" + p->name;
+        std::string raw = req.target.size() > prefix.size() ? req.target.substr(prefix.size()) : std::string();
+        auto path = raw.empty() || raw[0] != '/'
+                        ? Result<std::string>(make_error("proxy.bad_path", "The proxied path is empty.",
+                                                         "Call /proxy/" + p->name + "/<api path>."))
+                        : proxy::validate_path(raw);
+        if (path) {
+            // "@host" as the first segment reads as userinfo@host to some URL parsers (RFC 3986 §3.2.1).
+            std::string first = path->substr(1, path->find_first_of("/?", 1) - 1);
+            if (first.find('@') != std::string::npos) {
+                path = make_error("proxy.bad_path", "The proxied path starts with a user@host authority.",
+                                  "Pass only the provider's API path, e.g. crm/rest/v1/contacts; the host is fixed "
+                                  "by the relay's config.");
+            }
+        }
+        for (const auto& [name, value] : req.headers) {
+            if (value.find_first_of("\r\n") != std::string::npos) {
+                path = make_error("proxy.bad_path", "A request header contains CR or LF.",
+                                  "Header values never contain line breaks; this looks like header injection.");
+            }
+        }
+        if (!path) {
+            send_error(res, 400, path.error());
+            return;
+        }
+        std::string bare = path->substr(0, path->find('?'));
+        if (!proxy::allowed(p->allow, req.method == "HEAD" ? "GET" : req.method, bare)) {
+            send_error(res, 403, "proxy.path_not_allowed",
+                       req.method + " " + bare + " is not on the relay's allowlist for " + p->name + ".",
+                       "The relay forwards only the API calls its config allows (providers." + p->name +
+                           ".allow). Add a rule such as \"" + req.method + " " + bare +
+                           "\" there if this call is really needed.");
+            return;
+        }
+
+        std::optional<Connection> conn;
+        if (p->mode == Mode::oauth) {
+            auto c = tokens->fresh(*p);
+            if (!c) {
+                send_connection_error(res, c.error());
+                return;
+            }
+            conn = *c;
+        }
+
+        HttpRequest up;
+        up.method = req.method;
+        up.url = join_url(resolve_api_base(*p, conn ? conn->cloud_id : std::string()), *path);
+        const std::string connection_tokens = req.get_header_value("Connection");
+        for (const auto& [name, value] : req.headers) {
+            if (forwardable(name, connection_tokens)) up.headers.add(name, value);
+        }
+        up.headers.set("User-Agent", std::string("keyrelay/") + KEYRELAY_VERSION);
+        // Jira Cloud's CDN refuses a GET with a body (jira.md).
+        if (req.method != "GET" && req.method != "HEAD" && req.method != "DELETE") up.body = req.body;
+        attach_credentials(*p, up, conn ? &*conn : nullptr);
+
+        auto answer = forward(*p, up);
+        // RFC 6750 §3.1: a 401 means the access token was refused: refresh once (single flight), then retry once.
+        if (answer && answer->status == 401 && p->mode == Mode::oauth) {
+            auto c = tokens->fresh(*p, RefreshReason::reactive, conn->version);
+            if (!c) {
+                send_connection_error(res, c.error());
+                return;
+            }
+            conn = *c;
+            up.headers.remove("Authorization");
+            attach_credentials(*p, up, &*conn);
+            answer = forward(*p, up);
+        }
+        if (!answer) {
+            const Error& e = answer.error();
+            send_error(res, e.code == "upstream.timeout" ? 504 : 502, e);
+            return;
+        }
+        relay_answer(*p, req.method, bare, *answer, res);
+    }
+
+    Result<HttpResponse> forward(const ProviderConfig& p, const HttpRequest& up) {
+        RetryPolicy policy;
+        return upstream->send_with_retries(up, policy, [&](const Upstream::Attempt& a) {
+            metrics.observe_upstream_latency(p.name, a.seconds);
+            if (a.retry_in_ms) {
+                metrics.count_retry(p.name);
+                log_line(LogLevel::info, "retrying upstream request",
+                         {{"request_id", t_ctx.id}, {"provider", p.name}, {"attempt", a.attempt + 1},
+                          {"outcome", a.outcome}, {"delay_ms", *a.retry_in_ms}});
+            }
+        });
+    }
+
+    void send_connection_error(httplib::Response& res, const Error& e) {
+        int status = 500;
+        if (e.code == "connection.not_connected" || e.code == "connection.needs_reauth") status = 409;
+        if (e.code == "connection.refresh_failed") status = 502;
+        send_error(res, status, e);
+    }
+
+    // Passes the provider's answer through, or wraps an answer that is not the API's (an HTML page, a gateway
+    // fault, XML-RPC that is not methodResponse) as 502 upstream.<diagnosis>.
+    void relay_answer(const ProviderConfig& p, const std::string& method, const std::string& path,
+                      const HttpResponse& answer, httplib::Response& res) {
+        bool xmlrpc = proxy::allowed(p.xmlrpc_paths, method, path);
+        Diagnosis d = diagnose(answer, xmlrpc ? Expect::xmlrpc : Expect::json);
+        for (const auto& [name, value] : answer.headers.items()) {
+            if (is_rate_limit_header(p, name)) res.set_header(name, value);
+        }
+        if (wrap_diagnosis(d, answer, xmlrpc)) {
+            log_line(LogLevel::warn, "upstream answer is not the API's",
+                     {{"request_id", t_ctx.id}, {"provider", p.name}, {"status", answer.status},
+                      {"diagnosis", d.code}});
+            send_error(res, 502, make_error("upstream." + d.code, d.summary, d.hint));
+            return;
+        }
+        t_ctx.passthrough = true;
+        res.status = answer.status;
+        for (const char* h : {"ETag", "Last-Modified", "Cache-Control"}) {
+            if (auto v = answer.headers.get(h)) res.set_header(h, *v);
+        }
+        if (!res.has_header("Cache-Control")) res.set_header("Cache-Control", "no-store");
+        if (answer.status == 204 || answer.status == 304 || method == "HEAD") return;
+        std::string type = answer.headers.get("Content-Type").value_or("application/octet-stream");
+        res.set_content(answer.body, type);
+    }
+
+    static bool wrap_diagnosis(const Diagnosis& d, const HttpResponse& answer, bool xmlrpc) {
+        if (d.code == "ok") return false;
+        static const char* const kAlways[] = {"html_page", "gateway_fault", "not_method_response", "truncated_xml",
+                                              "malformed_xml", "doctype_refused", "http_596", "legacy_key_dead",
+                                              "cors_origin_denied"};
+        for (const char* c : kAlways) {
+            if (d.code == c) return true;
+        }
+        if (xmlrpc && (d.code == "empty_body" || d.code == "wrong_content_type" || d.code == "not_json")) return true;
+        if (!xmlrpc && d.code == "not_json" && answer.status != 204 && !answer.body.empty()) return true;
+        return false;
+    }
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Static files of web/
+
+    void handle_static(const httplib::Request& req, httplib::Response& res) {
+        Error not_found = make_error("http.not_found", "Nothing is served at " + redact_target(req.path) + ".",
+                                     "The API is under /api/, /proxy/{provider}/, /connect/, /callback/, /login, "
+                                     "/logout, /healthz and /metrics; the page is at /.");
+        if (web_root.empty()) {
+            send_error(res, 404, not_found);
+            return;
+        }
+        std::string rel = req.path;   // percent-decoded by cpp-httplib
+        if (rel.empty() || rel[0] != '/' || rel.find('\0') != std::string::npos ||
+            rel.find('\\') != std::string::npos) {
+            send_error(res, 400, "http.bad_path", "The file path is not valid.", "Use a plain path such as /app.js.");
+            return;
+        }
+        // Refuse dot-segments and hidden files outright instead of normalizing them (path traversal).
+        std::stringstream ss(rel.substr(1));
+        std::string segment;
+        while (std::getline(ss, segment, '/')) {
+            if (!segment.empty() && segment[0] == '.') {
+                send_error(res, segment == ".." || segment == "." ? 400 : 404,
+                           segment == ".." || segment == "." ? "http.bad_path" : "http.not_found",
+                           segment == ".." || segment == "." ? "The file path contains a dot-segment."
+                                                             : "Nothing is served at this path.",
+                           "Use a plain path such as /app.js.");
+                return;
+            }
+        }
+        if (rel.back() == '/') rel += "index.html";
+        std::string full = web_root + rel;
+        char resolved[PATH_MAX];
+        if (::realpath(full.c_str(), resolved) == nullptr) {
+            send_error(res, 404, not_found);
+            return;
+        }
+        std::string real = resolved;
+        struct stat st {};
+        if (::stat(real.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+            real += "/index.html";
+            if (::stat(real.c_str(), &st) != 0) {
+                send_error(res, 404, not_found);
+                return;
+            }
+        }
+        // Symlinks may not lead out of the web dir.
+        if (real.rfind(web_root + "/", 0) != 0 || !S_ISREG(st.st_mode)) {
+            send_error(res, 404, not_found);
+            return;
+        }
+        std::ifstream in(real, std::ios::binary);
+        if (!in) {
+            send_error(res, 404, not_found);
+            return;
+        }
+        std::stringstream body;
+        body << in.rdbuf();
+        res.set_header("Cache-Control", "no-cache");
+        res.set_content(body.str(), content_type_for(real));
+    }
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Error handler, logger
+
+    httplib::Server::HandlerResponse on_error(const httplib::Request& req, httplib::Response& res) {
+        if (!res.body.empty() || t_ctx.passthrough || res.status == 204) {
+            return httplib::Server::HandlerResponse::Unhandled;
+        }
+        int status = res.status;
+        if (status == 404) {
+            if (auto allowed = allowed_methods(req.path); !allowed.empty()) {
+                res.set_header("Allow", allowed);
+                send_error(res, 405, "http.method_not_allowed", req.method + " is not allowed on " + req.path + ".",
+                           "Allowed: " + allowed + ". See docs/api.md.");
+                return httplib::Server::HandlerResponse::Handled;
+            }
+            send_error(res, 404, "http.not_found", "Nothing is served at " + req.path + ".",
+                       "The API is under /api/, /proxy/{provider}/, /connect/, /callback/, /login, /logout, "
+                       "/healthz and /metrics (docs/api.md); the page is at /.");
+        } else if (status == 413) {
+            send_error(res, 413, "http.payload_too_large", "The request body is too large.",
+                       "The relay accepts request bodies up to " + std::to_string(config.max_request_body) +
+                           " bytes (max_request_body in the config).");
+        } else if (status == 400) {
+            send_error(res, 400, "http.bad_request", "The request could not be parsed.",
+                       "Check the request line and headers.");
+        } else {
+            send_error(res, status, "http.error", "The request failed with HTTP " + std::to_string(status) + ".",
+                       "Retry; if it persists, look at the relay's log for this request id.");
+        }
+        return httplib::Server::HandlerResponse::Handled;
+    }
+
+    static std::string allowed_methods(const std::string& path) {
+        static const std::vector<std::pair<std::regex, std::string>> kRoutes = {
+            {std::regex("/healthz"), "GET, HEAD"},
+            {std::regex("/metrics"), "GET, HEAD"},
+            {std::regex("/login"), "POST"},
+            {std::regex("/logout"), "POST"},
+            {std::regex("/api/session"), "GET, HEAD"},
+            {std::regex("/api/connections"), "GET, HEAD"},
+            {std::regex("/api/connections/[^/]+/disconnect"), "POST"},
+            {std::regex("/connect/[^/]+"), "GET, HEAD"},
+            {std::regex("/callback/[^/]+"), "GET, HEAD"},
+        };
+        for (const auto& [re, methods] : kRoutes) {
+            if (std::regex_match(path, re)) return methods;
+        }
+        return {};
+    }
+
+    void on_log(const httplib::Request& req, const httplib::Response& res) {
+        double ms = t_ctx.active
+                        ? std::chrono::duration<double, std::milli>(Clock::now() - t_ctx.started).count()
+                        : 0.0;
+        std::string provider = t_ctx.active ? t_ctx.provider : "relay";
+        std::string id = t_ctx.active ? t_ctx.id : random_token(9);
+        metrics.count_request(provider, res.status);
+        json fields = {{"request_id", id},
+                       {"method", req.method},
+                       {"path", redact_target(req.target)},
+                       {"status", res.status},
+                       {"duration_ms", static_cast<int64_t>(ms * 1000) / 1000.0},
+                       {"remote", req.remote_addr}};
+        if (provider != "relay") fields["provider"] = provider;
+        log_line(LogLevel::info, "request", fields);
+        t_ctx = RequestContext{};
+    }
+};
+
+// -----------------------------------------------------------------------------------------------------------------
+
+Relay::Relay(Config config) : config_(std::move(config)), impl_(std::make_unique<Impl>(config_, port_)) {}
+
+Relay::~Relay() {
+    stop();
+    if (impl_->keepalive.joinable()) impl_->keepalive.join();
+}
+
+std::string Relay::url() const { return config_.base_url(port_); }
+
+Result<Unit> Relay::init() {
+    Impl& m = *impl_;
+    if (config_.data_dir.empty()) {
+        return make_error("config.bad_value", "No data directory.", "Pass --data-dir or set data_dir in the config.");
+    }
+    auto keys = load_store_keys(config_.data_dir, config_.store_key, config_.store_key_previous);
+    if (!keys) return keys.error();
+    if (keys->generated) {
+        log_line(LogLevel::warn,
+                 "NO KEYRELAY_STORE_KEY: generated a new store key file; back it up, or tokens are lost with it",
+                 {{"key_file", keys->key_file}});
+    }
+    m.store = std::make_unique<TokenStore>(config_.data_dir, keys->keys, keys->current_key_id);
+    // Fail at start, not at the first request, when the store cannot be read with this key.
+    if (auto all = m.store->load_all(); !all) return all.error();
+
+    UpstreamOptions uo;
+    uo.connect_timeout_ms = config_.upstream_connect_timeout_ms;
+    uo.read_timeout_ms = config_.upstream_read_timeout_ms;
+    uo.max_body = config_.max_upstream_body;
+    uo.ca_file = config_.ca_file;
+    m.upstream = std::make_unique<Upstream>(uo);
+    Impl* self_ = impl_.get();
+    m.tokens = std::make_unique<TokenManager>(
+        config_, *m.store,
+        [self_](const std::string& provider, const HttpRequest& r) { return self_->send_upstream(provider, r); },
+        m.metrics, [] { return unix_now(); });
+    TokenManager* tm = m.tokens.get();
+    m.metrics.set_reauth_gauge([tm] { return tm->needing_reauth(); });
+    for (const auto& p : config_.providers) m.metrics.add_provider(p.name);
+
+    m.sessions = std::make_unique<SessionStore>(config_.session_hours * 3600, config_.data_dir);
+
+    // Page users. Sandbox mode: demo / demo (a cheap hash: it protects nothing secret).
+    int iterations = config_.sandbox ? 10000 : 210000;
+    for (const auto& u : config_.users) {
+        m.password_hashes[u.username] =
+            u.password_hash.empty() && config_.sandbox && u.username == "demo" ? hash_password("demo", iterations)
+                                                                                : u.password_hash;
+    }
+    m.dummy_hash = hash_password(random_token(16), iterations);
+
+    std::string web = config_.web_dir.empty() ? std::string(KEYRELAY_SOURCE_DIR) + "/web" : config_.web_dir;
+    char resolved[PATH_MAX];
+    if (::realpath(web.c_str(), resolved) != nullptr) {
+        m.web_root = resolved;
+    } else {
+        log_line(LogLevel::warn, "web dir not found; the page is not served", {{"web_dir", web}});
+    }
+
+    if (config_.tls()) {
+        if (config_.tls_cert.empty() || config_.tls_key.empty()) {
+            return make_error("tls.bad_files", "TLS needs both a certificate and a key.",
+                              "Pass --tls-cert and --tls-key (or tls_cert and tls_key in the config).");
+        }
+        auto server = std::make_unique<TlsServer>(config_.tls_cert.c_str(), config_.tls_key.c_str());
+        if (!server->is_valid()) {
+            return make_error("tls.bad_files",
+                              "The TLS certificate " + config_.tls_cert + " or key " + config_.tls_key +
+                                  " cannot be loaded (missing, unreadable, or they do not match).",
+                              "Check both paths and that the key belongs to the certificate (`keyrelay doctor` "
+                              "checks this); for local HTTPS make them with scripts/dev-cert.");
+        }
+        TlsServer* raw = server.get();
+        m.widen = [raw](int n) { raw->widen_backlog(n); };
+        m.server = std::move(server);
+    } else {
+        auto server = std::make_unique<PlainServer>();
+        PlainServer* raw = server.get();
+        m.widen = [raw](int n) { raw->widen_backlog(n); };
+        m.server = std::move(server);
+    }
+    httplib::Server& svr = *m.server;
+    int threads = config_.server_threads;
+    svr.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+    svr.set_payload_max_length(config_.max_request_body);
+    svr.set_keep_alive_timeout(5);
+    svr.set_read_timeout(30, 0);
+    svr.set_write_timeout(30, 0);
+    svr.set_default_headers({{"X-Content-Type-Options", "nosniff"},
+                             {"X-Frame-Options", "DENY"},
+                             {"Referrer-Policy", "no-referrer"},
+                             {"Content-Security-Policy", "frame-ancestors 'none'"}});
+
+    Impl* self = impl_.get();
+    svr.set_pre_routing_handler([self](const httplib::Request& req, httplib::Response& res) {
+        return self->pre_route(req, res);
+    });
+    svr.set_error_handler(httplib::Server::HandlerWithResponse(
+        [self](const httplib::Request& req, httplib::Response& res) { return self->on_error(req, res); }));
+    svr.set_exception_handler([self](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+        std::string what = "unknown";
+        try {
+            if (ep) std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+            what = e.what();
+        } catch (...) {
+        }
+        log_line(LogLevel::error, "unhandled exception",
+                 {{"request_id", t_ctx.id}, {"path", redact_target(req.path)}, {"what", what}});
+        self->send_error(res, 500, "internal.error", "The relay hit an internal error.",
+                         "This is a bug in keyrelay; the relay's log has the details for request " + t_ctx.id + ".");
+    });
+    svr.set_logger([self](const httplib::Request& req, const httplib::Response& res) { self->on_log(req, res); });
+
+    auto bindh = [self](void (Impl::*fn)(const httplib::Request&, httplib::Response&)) {
+        return [self, fn](const httplib::Request& req, httplib::Response& res) { (self->*fn)(req, res); };
+    };
+    const std::string name = "([a-z0-9_-]{1,32})";
+    svr.Get("/healthz", bindh(&Impl::handle_healthz));
+    svr.Get("/metrics", bindh(&Impl::handle_metrics));
+    svr.Post("/login", bindh(&Impl::handle_login));
+    svr.Post("/logout", bindh(&Impl::handle_logout));
+    svr.Get("/api/session", bindh(&Impl::handle_session));
+    svr.Get("/api/connections", bindh(&Impl::handle_connections));
+    svr.Post("/api/connections/" + name + "/disconnect", bindh(&Impl::handle_disconnect));
+    svr.Get("/connect/" + name, bindh(&Impl::handle_connect));
+    svr.Get("/callback/" + name, bindh(&Impl::handle_callback));
+    // [\s\S]: cpp-httplib matches the DECODED path; a %0d%0a must still reach the handler (and be refused there).
+    const std::string proxy = "/proxy/" + name + "(|/[\\s\\S]*)";
+    svr.Get(proxy, bindh(&Impl::handle_proxy));
+    svr.Post(proxy, bindh(&Impl::handle_proxy));
+    svr.Put(proxy, bindh(&Impl::handle_proxy));
+    svr.Patch(proxy, bindh(&Impl::handle_proxy));
+    svr.Delete(proxy, bindh(&Impl::handle_proxy));
+    svr.Get("/[\\s\\S]*", bindh(&Impl::handle_static));
+    return Unit{};
+}
+
+Result<int> Relay::bind() {
+    Impl& m = *impl_;
+    int port = config_.port;
+    if (port == 0) {
+        port = m.server->bind_to_any_port(config_.bind);
+        if (port < 0) port = 0;
+    } else if (!m.server->bind_to_port(config_.bind, port)) {
+        port = 0;
+    }
+    if (port <= 0) {
+        return make_error("server.bind_failed",
+                          "Could not listen on " + config_.bind + ":" + std::to_string(config_.port) + ".",
+                          "Another program (or another keyrelay) probably uses that port: pick another with --port, "
+                          "or --port 0 to let the system choose.");
+    }
+    m.widen(512);
+    port_ = port;
+    return port;
+}
+
+bool Relay::run() {
+    Impl& m = *impl_;
+    m.keepalive = std::thread([&m] {
+        std::unique_lock<std::mutex> lock(m.stop_mutex);
+        auto interval = std::chrono::seconds(std::max<int64_t>(1, m.config.keepalive_check_seconds));
+        // A first pass soon after start, then every interval.
+        auto next = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        while (!m.stopping) {
+            if (m.stop_cv.wait_until(lock, next, [&m] { return m.stopping; })) break;
+            lock.unlock();
+            int n = m.tokens->keepalive_pass();
+            if (n > 0) log_line(LogLevel::info, "keep-alive refresh", {{"refreshed", n}});
+            lock.lock();
+            next = std::chrono::steady_clock::now() + interval;
+        }
+    });
+    bool ok = m.server->listen_after_bind();
+    {
+        std::lock_guard<std::mutex> lock(m.stop_mutex);
+        m.stopping = true;
+    }
+    m.stop_cv.notify_all();
+    if (m.keepalive.joinable()) m.keepalive.join();
+    return ok;
+}
+
+void Relay::stop() {
+    Impl& m = *impl_;
+    {
+        std::lock_guard<std::mutex> lock(m.stop_mutex);
+        m.stopping = true;
+    }
+    m.stop_cv.notify_all();
+    if (m.server) m.server->stop();
+}
+
+}  // namespace keyrelay::relay

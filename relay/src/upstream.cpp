@@ -1,0 +1,257 @@
+#include "upstream.h"
+
+#include <httplib.h>
+#include <openssl/x509.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+namespace keyrelay::relay {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string lower(std::string s) {
+    for (char& c : s) {
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    }
+    return s;
+}
+
+std::optional<int64_t> parse_non_negative(const std::string& s) {
+    if (s.empty() || s.size() > 12) return std::nullopt;
+    int64_t v = 0;
+    for (char c : s) {
+        if (c < '0' || c > '9') return std::nullopt;
+        v = v * 10 + (c - '0');
+    }
+    return v;
+}
+
+std::string trim(const std::string& s) {
+    size_t b = s.find_first_not_of(" \t");
+    if (b == std::string::npos) return {};
+    size_t e = s.find_last_not_of(" \t");
+    return s.substr(b, e - b + 1);
+}
+
+// Keap's throttle interval in milliseconds, from x-keap-product-throttle-{interval,time-unit} (keap.md).
+std::optional<int64_t> keap_throttle_interval_ms(const Headers& h) {
+    auto interval = h.get("x-keap-product-throttle-interval");
+    auto unit = h.get("x-keap-product-throttle-time-unit");
+    if (!interval || !unit) return std::nullopt;
+    auto n = parse_non_negative(trim(*interval));
+    if (!n) return std::nullopt;
+    std::string u = lower(trim(*unit));
+    if (u == "second" || u == "seconds") return *n * 1000;
+    if (u == "minute" || u == "minutes") return *n * 60000;
+    if (u == "millisecond" || u == "milliseconds") return *n;
+    return std::nullopt;
+}
+
+X509_STORE* make_ca_store(const std::string& extra_ca_file) {
+    X509_STORE* store = X509_STORE_new();
+    if (store == nullptr) return nullptr;
+    X509_STORE_set_default_paths(store);
+    if (!extra_ca_file.empty()) X509_STORE_load_file(store, extra_ca_file.c_str());
+    return store;
+}
+
+Error transport_error(httplib::Error err, const std::string& origin, double seconds, int64_t read_timeout_ms,
+                      const std::string& ca_file) {
+    switch (err) {
+        case httplib::Error::Connection:
+        case httplib::Error::ConnectionTimeout:
+        case httplib::Error::BindIPAddress:
+            return make_error("upstream.unreachable", "The relay could not connect to " + origin + ".",
+                              "Check that the provider's API base URL is right and that this machine can reach it "
+                              "(DNS, firewall, outbound proxy). Against the sandbox: is keyrelay-sandbox still "
+                              "running?");
+        case httplib::Error::Read:
+            if (seconds * 1000 >= static_cast<double>(read_timeout_ms) * 0.95) {
+                return make_error("upstream.timeout",
+                                  origin + " did not answer within " + std::to_string(read_timeout_ms / 1000) + " s.",
+                                  "The provider is slow or overloaded; retry later. Raise upstream_read_timeout_ms "
+                                  "in the config only if its answers are known to be slow.");
+            }
+            return make_error("upstream.connection_reset", origin + " closed the connection without an answer.",
+                              "A gateway or load balancer in front of the provider dropped the request; this is "
+                              "usually transient. Retry; if it keeps happening, check the provider's status page.");
+        case httplib::Error::Write:
+            return make_error("upstream.connection_reset", "The connection to " + origin + " broke while sending.",
+                              "Usually transient; retry.");
+        case httplib::Error::SSLConnection:
+        case httplib::Error::SSLLoadingCerts:
+        case httplib::Error::SSLServerVerification:
+            return make_error("upstream.tls",
+                              "The TLS connection to " + origin + " failed: " + httplib::to_string(err) + ".",
+                              ca_file.empty()
+                                  ? "The provider's certificate is not trusted by this machine's CA store. If a "
+                                    "company proxy intercepts TLS, or for a local test server, set ca_file in the "
+                                    "config (or --ca-file) to the CA certificate that issued it; never turn "
+                                    "verification off."
+                                  : "The certificate is trusted neither by the system CAs nor by the ca_file " +
+                                        ca_file + ". Check that ca_file is the CA that issued the server's "
+                                        "certificate and that the certificate names this host.");
+        case httplib::Error::Canceled:
+            return make_error("upstream.too_large", "The answer from " + origin + " is larger than the relay accepts.",
+                              "Ask for less (a smaller limit or page size); the relay caps upstream bodies "
+                              "(max_upstream_body in the config).");
+        default:
+            return make_error("upstream.error",
+                              "The request to " + origin + " failed: " + httplib::to_string(err) + ".",
+                              "Retry; if it persists, check the provider's API base URL in the config.");
+    }
+}
+
+}  // namespace
+
+bool is_idempotent(const std::string& method) {
+    return method == "GET" || method == "HEAD" || method == "PUT" || method == "DELETE" || method == "OPTIONS";
+}
+
+std::optional<int64_t> retry_after_seconds(const Headers& headers) {
+    auto v = headers.get("Retry-After");
+    if (!v) return std::nullopt;
+    return parse_non_negative(trim(*v));
+}
+
+std::optional<int64_t> retry_delay_ms(const std::string& method, int attempt, const Result<HttpResponse>& outcome,
+                                      int64_t waited_ms, const RetryPolicy& policy) {
+    if (!is_idempotent(method) || attempt >= policy.max_retries) return std::nullopt;
+    int64_t backoff = policy.base_delay_ms << std::min(attempt, 10);
+    int64_t delay = backoff;
+    if (!outcome.ok()) {
+        const std::string& code = outcome.error().code;
+        if (code != "upstream.unreachable" && code != "upstream.connection_reset" && code != "upstream.timeout") {
+            return std::nullopt;   // TLS, size and URL problems do not heal by retrying
+        }
+        if (code == "upstream.timeout") return std::nullopt;   // already waited a full read timeout
+    } else {
+        int status = outcome->status;
+        if (status != 429 && status != 502 && status != 503 && status != 504) return std::nullopt;
+        const Headers& h = outcome->headers;
+        if (auto quota = h.get("x-keap-product-quota-available"); quota && trim(*quota) == "0") {
+            return std::nullopt;   // the daily quota is gone: no point waiting seconds
+        }
+        if (auto s = retry_after_seconds(h)) {
+            delay = std::max<int64_t>(*s * 1000, backoff);
+        } else if (auto avail = h.get("x-keap-product-throttle-available"); avail && trim(*avail) == "0") {
+            if (auto interval = keap_throttle_interval_ms(h)) delay = std::max(*interval, backoff);
+        }
+    }
+    if (waited_ms + delay > policy.budget_ms) return std::nullopt;
+    return delay;
+}
+
+Upstream::Upstream(UpstreamOptions options) : options_(std::move(options)) {}
+
+Upstream::~Upstream() = default;
+
+std::unique_ptr<httplib::Client> Upstream::acquire(const std::string& origin) {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto& list = idle_[origin];
+        if (!list.empty()) {
+            auto client = std::move(list.back());
+            list.pop_back();
+            return client;
+        }
+    }
+    auto client = std::make_unique<httplib::Client>(origin);
+    client->set_keep_alive(true);
+    client->set_follow_location(false);   // a redirect is answered to the caller, never followed with credentials
+    client->set_url_encode(false);        // proxy::validate_path already produced a correctly encoded target
+    client->set_connection_timeout(options_.connect_timeout_ms / 1000, (options_.connect_timeout_ms % 1000) * 1000);
+    client->set_read_timeout(options_.read_timeout_ms / 1000, (options_.read_timeout_ms % 1000) * 1000);
+    client->set_write_timeout(options_.read_timeout_ms / 1000, (options_.read_timeout_ms % 1000) * 1000);
+    if (origin.rfind("https://", 0) == 0) {
+        client->enable_server_certificate_verification(true);
+        if (X509_STORE* store = make_ca_store(options_.ca_file)) client->set_ca_cert_store(store);
+    }
+    return client;
+}
+
+void Upstream::release(const std::string& origin, std::unique_ptr<httplib::Client> client) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto& list = idle_[origin];
+    if (list.size() < options_.max_idle_per_origin) list.push_back(std::move(client));
+}
+
+Result<HttpResponse> Upstream::send(const HttpRequest& request) {
+    auto url = parse_url(request.url);
+    if (!url || (url->scheme != "http" && url->scheme != "https")) {
+        return make_error("upstream.bad_url", "The upstream URL is not a valid http(s) URL.",
+                          "Check the provider's URLs (api_base, token_url) in the config.");
+    }
+    std::string host = url->host.find(':') != std::string::npos ? "[" + url->host + "]" : url->host;
+    std::string origin = url->scheme + "://" + host + ":" + std::to_string(url->port);
+
+    httplib::Request req;
+    req.method = request.method;
+    req.path = url->path + (url->query.empty() ? "" : "?" + url->query);
+    for (const auto& [name, value] : request.headers.items()) {
+        if (iequals(name, "Content-Length") || iequals(name, "Host")) continue;   // httplib writes both
+        req.headers.emplace(name, value);
+    }
+    if (!request.body.empty() || request.method == "POST" || request.method == "PUT" || request.method == "PATCH") {
+        req.body = request.body;
+        if (!req.has_header("Content-Type") && !req.body.empty()) {
+            req.headers.emplace("Content-Type", "application/octet-stream");
+        }
+    }
+    std::string body;
+    bool too_large = false;
+    const size_t limit = options_.max_body;
+    req.content_receiver = [&body, &too_large, limit](const char* data, size_t n, uint64_t, uint64_t) {
+        if (body.size() + n > limit) {
+            too_large = true;
+            return false;
+        }
+        body.append(data, n);
+        return true;
+    };
+
+    auto client = acquire(origin);
+    httplib::Response res;
+    httplib::Error err = httplib::Error::Success;
+    auto started = Clock::now();
+    bool ok = client->send(req, res, err);
+    double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    if (!ok) {
+        // The connection state is unknown after a failure: drop this client.
+        if (too_large) err = httplib::Error::Canceled;
+        return transport_error(err, origin, seconds, options_.read_timeout_ms, options_.ca_file);
+    }
+    bool reusable = true;
+    HttpResponse out;
+    out.status = res.status;
+    for (const auto& [name, value] : res.headers) {
+        if (iequals(name, "Connection") && lower(value).find("close") != std::string::npos) reusable = false;
+        out.headers.add(name, value);
+    }
+    out.body = std::move(body);
+    if (reusable) release(origin, std::move(client));
+    return out;
+}
+
+Result<HttpResponse> Upstream::send_with_retries(const HttpRequest& request, const RetryPolicy& policy,
+                                                 const std::function<void(const Attempt&)>& observe) {
+    int64_t waited = 0;
+    for (int attempt = 0;; ++attempt) {
+        auto started = Clock::now();
+        auto outcome = send(request);
+        Attempt info;
+        info.attempt = attempt;
+        info.seconds = std::chrono::duration<double>(Clock::now() - started).count();
+        info.outcome = outcome.ok() ? std::to_string(outcome->status) : outcome.error().code;
+        info.retry_in_ms = retry_delay_ms(request.method, attempt, outcome, waited, policy);
+        if (observe) observe(info);
+        if (!info.retry_in_ms) return outcome;
+        std::this_thread::sleep_for(std::chrono::milliseconds(*info.retry_in_ms));
+        waited += *info.retry_in_ms;
+    }
+}
+
+}  // namespace keyrelay::relay

@@ -1,0 +1,85 @@
+// The relay's HTTP client adapter: sends a core HttpRequest with cpp-httplib and returns a core HttpResponse.
+// Keep-alive connections are pooled per origin (a cpp-httplib Client serves one request at a time, so each request
+// borrows a client and gives it back). TLS is verified against the system CAs plus an optional extra CA file.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "keyrelay/http.h"
+#include "keyrelay/result.h"
+
+namespace httplib {
+class Client;
+}
+
+namespace keyrelay::relay {
+
+struct UpstreamOptions {
+    int64_t connect_timeout_ms = 5000;
+    int64_t read_timeout_ms = 30000;
+    size_t max_body = 10 << 20;   // larger answers are refused (upstream.too_large)
+    std::string ca_file;          // extra trusted CA (PEM), added to the system CAs
+    size_t max_idle_per_origin = 16;
+};
+
+// RFC 9110 §9.2.2: idempotent methods may be retried automatically; POST and PATCH never are.
+struct RetryPolicy {
+    int max_retries = 2;
+    int64_t budget_ms = 2000;     // total waiting between attempts, so callers are never stuck long
+    int64_t base_delay_ms = 100;  // exponential: 100, 200, ...
+};
+
+bool is_idempotent(const std::string& method);
+
+// Decides whether a failed attempt (attempt = 0 for the first) is retried, and after how long (ms).
+// Retried: connection errors (not TLS, not size), 502/503/504 and 429, for idempotent methods only, at most
+// max_retries times, while the total wait stays within the budget. The delay honours Retry-After (RFC 9110 §10.2.3,
+// delay-seconds) and Keap's throttle headers (x-keap-product-throttle-available: 0 waits one throttle interval);
+// an exhausted Keap daily quota is never retried.
+std::optional<int64_t> retry_delay_ms(const std::string& method, int attempt, const Result<HttpResponse>& outcome,
+                                      int64_t waited_ms, const RetryPolicy& policy);
+
+// Seconds from a Retry-After header in delay-seconds form; nullopt for an HTTP-date or garbage.
+std::optional<int64_t> retry_after_seconds(const Headers& headers);
+
+class Upstream {
+public:
+    explicit Upstream(UpstreamOptions options);
+    ~Upstream();
+    Upstream(const Upstream&) = delete;
+    Upstream& operator=(const Upstream&) = delete;
+
+    // One exchange. Errors: "upstream.bad_url", "upstream.unreachable" (cannot connect), "upstream.timeout",
+    // "upstream.connection_reset" (closed without an answer), "upstream.tls" (certificate not trusted or handshake
+    // failed), "upstream.too_large", "upstream.error".
+    Result<HttpResponse> send(const HttpRequest& request);
+
+    struct Attempt {
+        int attempt = 0;
+        double seconds = 0;
+        std::optional<int64_t> retry_in_ms;   // set when another attempt follows
+        std::string outcome;                  // "200", "503", "upstream.connection_reset", ...
+    };
+    // send() with retries per retry_delay_ms(); `observe` sees every attempt (metrics, logs).
+    Result<HttpResponse> send_with_retries(const HttpRequest& request, const RetryPolicy& policy,
+                                           const std::function<void(const Attempt&)>& observe = {});
+
+    const UpstreamOptions& options() const { return options_; }
+
+private:
+    std::unique_ptr<httplib::Client> acquire(const std::string& origin);
+    void release(const std::string& origin, std::unique_ptr<httplib::Client> client);
+
+    UpstreamOptions options_;
+    std::mutex mutex_;
+    std::map<std::string, std::vector<std::unique_ptr<httplib::Client>>> idle_;
+};
+
+}  // namespace keyrelay::relay
