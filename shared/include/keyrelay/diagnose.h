@@ -14,7 +14,9 @@ struct Diagnosis {
     // "ok" when the response is what was expected. Otherwise one of:
     //  html_page, gateway_fault, token_unauthorized, cors_origin_denied, rate_limited, empty_body,
     //  truncated_xml, wrong_content_type, not_method_response, xmlrpc_fault, oauth_error, unauthorized,
-    //  forbidden, not_found, server_error, http_596, not_json, malformed_xml, doctype_refused, legacy_key_dead ...
+    //  forbidden, not_found, server_error, http_596, not_json, malformed_xml, doctype_refused, legacy_key_dead,
+    //  bad_request (400/422), http_error (other statuses), unexpected_shape (token JSON without access_token),
+    //  invalid_xmlrpc, too_large, too_deep.
     std::string code;
     std::string summary;   // one sentence: what came back
     std::string hint;      // what most likely caused it, and what to do

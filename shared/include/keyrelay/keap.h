@@ -68,7 +68,8 @@ HttpRequest xmlrpc_get_user_info(std::string_view endpoint);
 
 // Decodes an XML-RPC answer: a fault becomes "keap.xmlrpc_fault" whose message is Keap's faultString and whose hint
 // explains it (InvalidConfig, FailedLoginAttempt, No such handler, ...). A body that is not XML-RPC at all gets the
-// diagnosis of diagnose(..., Expect::xmlrpc) as its error.
+// diagnosis of diagnose(..., Expect::xmlrpc) as its error, with code "keap." + the diagnosis code
+// (e.g. "keap.html_page", "keap.legacy_key_dead", "keap.rate_limited", "keap.truncated_xml").
 Result<xmlrpc::Value> parse_xmlrpc(const HttpResponse& response);
 
 }  // namespace keyrelay::keap
