@@ -1,0 +1,850 @@
+// scripts/bench (issue 6): what the relay costs, measured side by side with its peers in the same run, since these
+// machines are noisy and only ratios carry over. Prints a table and writes build/bench/results.json. Never asserts a
+// timing: a target that is missed is printed as MISS; the exit status is non-zero only when a measurement could not
+// run at all (a binary missing, a server that does not start, a leg whose every request failed).
+//
+//   node tests/bench/bench.mjs [--quick] [--only core,proxy,sandbox,page,stampede] [--out DIR]
+//                              [--bin-dir DIR] [--tools-dir DIR] [--wasm-dir DIR]
+//
+// scripts/bench builds what is needed and calls this. Sections:
+//   proxy     wrk (closed loop, keep-alive, 64 connections) against (a) a static nginx upstream, (b) nginx proxy_pass
+//             with an injected Authorization header, (c) keyrelay /proxy/keap/... (server-to-server API key) to the
+//             same upstream; then keyrelay_loadgen at a fixed 1,000 req/s against the same three; the relay's RSS
+//             idle and peak (/proc/<pid>/status VmRSS, VmHWM); CPU time per request of each proxy (/proc/<pid>/stat).
+//   sandbox   the same lookup against keyrelay-sandbox, directly and through a relay in sandbox mode (OAuth), at a
+//             fixed rate under the sandbox's own Keap throttle (1,500/min per OAuth client).
+//   page      the Wasm module's bytes raw and gzip; navigation → interactive page in headless Chromium, median.
+//   core      XML-RPC and JSON contact-list decode throughput: native, Wasm under node, Python, on the same bytes.
+//   stampede  500 concurrent proxied calls at the moment the access token expires: refreshes seen by the sandbox,
+//             and the latency of those calls.
+import { spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import zlib from 'node:zlib';
+
+import { lookupJson, writeCoreInputs } from './data.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '..', '..');
+const SECTIONS = ['core', 'proxy', 'sandbox', 'page', 'stampede'];
+
+// ---------------------------------------------------------------------------------------------------------------
+// Options.
+
+function usage(code) {
+  process.stdout.write(`usage: scripts/bench [--quick] [--only ${SECTIONS.join(',')}] [--out DIR]\n` +
+    '                     [--bin-dir DIR] [--tools-dir DIR] [--wasm-dir DIR]\n' +
+    '  --quick   a few seconds per leg (scripts/test runs this to prove the bench still works)\n');
+  process.exit(code);
+}
+
+function parseArgs(argv) {
+  const o = {
+    quick: false, only: new Set(SECTIONS), out: path.join(ROOT, 'build', 'bench'),
+    binDir: process.env.KEYRELAY_BIN_DIR || path.join(ROOT, 'build', 'native', 'bin'),
+    toolsDir: process.env.KEYRELAY_BENCH_TOOLS_DIR || '',
+    wasmDir: process.env.KEYRELAY_WASM_DIR || path.join(ROOT, 'build', 'wasm'),
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = () => { if (i + 1 >= argv.length) usage(2); return argv[++i]; };
+    if (a === '--quick') o.quick = true;
+    else if (a === '--only') o.only = new Set(value().split(',').filter(Boolean));
+    else if (a === '--out') o.out = path.resolve(value());
+    else if (a === '--bin-dir') o.binDir = path.resolve(value());
+    else if (a === '--tools-dir') o.toolsDir = path.resolve(value());
+    else if (a === '--wasm-dir') o.wasmDir = path.resolve(value());
+    else if (a === '--help' || a === '-h') usage(0);
+    else { process.stderr.write(`scripts/bench: unknown argument ${a}\n`); usage(2); }
+  }
+  for (const s of o.only) if (!SECTIONS.includes(s)) { process.stderr.write(`scripts/bench: unknown section ${s}\n`); usage(2); }
+  return o;
+}
+
+const OPT = parseArgs(process.argv.slice(2));
+// The shared test harness finds the binaries through this variable (tests/lib/harness.mjs).
+process.env.KEYRELAY_BIN_DIR = OPT.binDir;
+const H = await import('../lib/harness.mjs');
+
+const QUICK = OPT.quick;
+const PLAN = {
+  wrkSeconds: QUICK ? 2 : 10,
+  wrkConnections: 64,
+  wrkThreads: 2,
+  rate: 1000,
+  rateSeconds: QUICK ? 2 : 10,
+  rateWarmup: QUICK ? 0.5 : 1,
+  rateConnections: 16,
+  sandboxRate: 20,
+  sandboxSeconds: QUICK ? 3 : 10,
+  coreSeconds: QUICK ? 0.7 : 2,
+  coreRounds: QUICK ? 1 : 3,
+  pageRuns: QUICK ? 3 : 10,
+  stampede: 500,
+  stampedeTtl: 3,
+};
+
+const LOOKUP_PATH = '/crm/rest/v1/contacts?email=ada%40example.com';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Small helpers.
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const round = (x, d = 1) => (x === null || x === undefined || Number.isNaN(x) ? null : Math.round(x * 10 ** d) / 10 ** d);
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[(s.length - 1) >> 1] : null; };
+const percentile = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  if (!s.length) return null;
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+};
+const log = (...a) => process.stderr.write(`bench: ${a.join(' ')}\n`);
+
+const children = new Set();
+function killChildren() {
+  for (const c of children) { try { c.kill('SIGKILL'); } catch { /* gone */ } }
+  children.clear();
+}
+process.on('exit', killChildren);
+
+/** run(cmd, args, {env, timeoutMs}) → {code, signal, stdout, stderr}: a child process to completion. */
+function run(cmd, args, { env = {}, timeoutMs = 120_000, cwd = ROOT } = {}) {
+  return new Promise((resolve, reject) => {
+    let child;
+    try {
+      child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (err) { reject(err); return; }
+    children.add(child);
+    const out = []; const errb = [];
+    child.stdout.on('data', (d) => out.push(d));
+    child.stderr.on('data', (d) => errb.push(d));
+    const timer = setTimeout(() => { try { child.kill('SIGKILL'); } catch { /* gone */ } }, timeoutMs);
+    child.on('error', (err) => { clearTimeout(timer); children.delete(child); reject(new Error(`${cmd}: ${err.message}`)); });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      children.delete(child);
+      resolve({ code, signal, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(errb).toString() });
+    });
+  });
+}
+
+function lastJsonLine(text, prefix = '') {
+  const lines = text.split('\n').filter((l) => l.startsWith(prefix + '{'));
+  if (!lines.length) return null;
+  try { return JSON.parse(lines[lines.length - 1].slice(prefix.length)); } catch { return null; }
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  });
+}
+
+async function waitForPort(port, { timeoutMs = 10_000, alive = () => true } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!alive()) return false;
+    const ok = await new Promise((resolve) => {
+      const sock = net.connect(port, '127.0.0.1');
+      sock.once('connect', () => { sock.destroy(); resolve(true); });
+      sock.once('error', () => resolve(false));
+    });
+    if (ok) return true;
+    await sleep(50);
+  }
+  return false;
+}
+
+/** /proc/<pid>/status VmRSS and VmHWM in bytes. */
+function memoryOf(pid) {
+  const text = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) * 1024;
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+}
+
+const CLK_TCK = (() => { try { return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100; } catch { return 100; } })();
+
+/** CPU time (user + system, all threads) of the given processes, in microseconds. */
+function cpuMicros(pids) {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);   // utime, stime (fields 14 and 15 of proc(5))
+    } catch { /* exited */ }
+  }
+  return (ticks * 1e6) / CLK_TCK;
+}
+
+/** pid and its direct children (nginx: the master and its workers). */
+function withChildren(pid) {
+  const pids = [pid];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) pids.push(Number(entry));
+    } catch { /* gone */ }
+  }
+  return pids;
+}
+
+function toolVersion(cmd, args, re = /.*/) {
+  try {
+    const r = execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 });
+    return (re.exec(r.toString()) ?? [''])[0].trim();
+  } catch (err) {
+    const text = `${err.stdout ?? ''}${err.stderr ?? ''}`;
+    return (re.exec(text) ?? [''])[0].trim() || null;
+  }
+}
+
+function toolPath(name) {
+  const candidates = OPT.toolsDir ? [path.join(OPT.toolsDir, name)] : [];
+  candidates.push(path.join(ROOT, 'build', 'native', 'tests', 'bench', name), path.join(OPT.out, 'tools', name));
+  const found = candidates.find((p) => fs.existsSync(p));
+  if (!found) throw new Error(`${name} is not built (looked in ${candidates.join(', ')}); run scripts/bench, which builds it`);
+  return found;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Results.
+
+const results = {
+  generated_at: new Date().toISOString(),
+  quick: QUICK,
+  plan: PLAN,
+  machine: {
+    cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model ?? null, kernel: os.release(),
+    memory_bytes: os.totalmem(), loadavg_at_start: os.loadavg().map((x) => round(x, 2)),
+  },
+  tools: {},
+  sections: {},
+  targets: [],
+  failures: [],
+};
+
+function fail(section, err) {
+  const message = err instanceof Error ? err.message : String(err);
+  results.failures.push({ section, message });
+  log(`${section}: FAILED: ${message}`);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// nginx: the static upstream and the peer proxy, each its own unprivileged-friendly instance under OUT/nginx/NAME.
+
+async function startNginx(name, serverBlock) {
+  const dir = path.join(OPT.out, 'nginx', name);
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(path.join(dir, 'tmp'), { recursive: true });
+  const port = await freePort();
+  const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']
+    .map((t) => `  ${t}_temp_path ${path.join(dir, 'tmp', t)};`).join('\n');
+  const conf = `# generated by scripts/bench
+daemon off;
+master_process on;
+worker_processes auto;
+pid ${path.join(dir, 'nginx.pid')};
+error_log ${path.join(dir, 'error.log')} warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+${temp}
+  # Reconnects would measure wrk, not the server: keep client connections open for the whole leg.
+  keepalive_requests 1000000;
+  keepalive_timeout 60s;
+${serverBlock(port)}
+}
+`;
+  const confPath = path.join(dir, 'nginx.conf');
+  fs.writeFileSync(confPath, conf);
+  const child = spawn('nginx', ['-p', dir + '/', '-c', confPath, '-e', path.join(dir, 'error.log')],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  const err = [];
+  child.stderr.on('data', (d) => err.push(d));
+  let exited = false;
+  child.on('exit', () => { exited = true; children.delete(child); });
+  const up = await waitForPort(port, { alive: () => !exited });
+  if (!up) {
+    try { child.kill('SIGKILL'); } catch { /* gone */ }
+    const elog = fs.existsSync(path.join(dir, 'error.log')) ? fs.readFileSync(path.join(dir, 'error.log'), 'utf8') : '';
+    throw new Error(`nginx (${name}) did not start on port ${port}: ${Buffer.concat(err).toString()}${elog.slice(-1500)}`);
+  }
+  return {
+    name, port, url: `http://127.0.0.1:${port}`, pid: child.pid,
+    pids: () => withChildren(child.pid),
+    stop: async () => {
+      if (exited) return;
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await Promise.race([gone, sleep(5000)]);
+      if (!exited) child.kill('SIGKILL');
+    },
+  };
+}
+
+const nginxString = (s) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+
+function upstreamBlock(body) {
+  return (port) => `  server {
+    listen 127.0.0.1:${port} reuseport;
+    default_type application/json;
+    # The same small answer as GET /crm/rest/v1/contacts?email=ada@example.com from Keap.
+    location / { return 200 ${nginxString(body)}; }
+  }`;
+}
+
+function proxyBlock(upstreamPort, bearer) {
+  return (port) => `  upstream keap_static {
+    server 127.0.0.1:${upstreamPort};
+    keepalive 64;
+  }
+  server {
+    listen 127.0.0.1:${port} reuseport;
+    location / {
+      proxy_pass http://keap_static;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Authorization ${nginxString('Bearer ' + bearer)};
+    }
+  }`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Load: wrk (closed loop) and keyrelay_loadgen (fixed rate).
+
+async function sanity(url, headers) {
+  const h = Object.fromEntries(headers.map((x) => [x.slice(0, x.indexOf(':')), x.slice(x.indexOf(':') + 1).trim()]));
+  let res;
+  try {
+    res = await fetch(url, { headers: h, signal: AbortSignal.timeout(10_000) });
+  } catch (err) {
+    throw new Error(`GET ${url} failed: ${err.message}${err.cause ? ` (${err.cause.message})` : ''}`);
+  }
+  const body = await res.text();
+  let json;
+  try { json = JSON.parse(body); } catch { json = null; }
+  if (res.status !== 200 || !Array.isArray(json?.contacts) || json.contacts.length !== 1) {
+    throw new Error(`GET ${url} answered ${res.status} ${body.slice(0, 300)}, not the one-contact lookup`);
+  }
+}
+
+async function wrkLeg(label, url, headers, pidsOf) {
+  await sanity(url, headers);
+  const cpu0 = pidsOf ? cpuMicros(pidsOf()) : 0;
+  const args = [`-t${PLAN.wrkThreads}`, `-c${PLAN.wrkConnections}`, `-d${PLAN.wrkSeconds}s`, '--latency',
+    '--timeout', '5s', '-s', path.join(HERE, 'wrk_report.lua')];
+  for (const h of headers) args.push('-H', h);
+  args.push(url);
+  log(`wrk ${label}: ${PLAN.wrkSeconds} s, ${PLAN.wrkConnections} connections`);
+  const r = await run('wrk', args, { timeoutMs: (PLAN.wrkSeconds + 60) * 1000 });
+  const cpu1 = pidsOf ? cpuMicros(pidsOf()) : 0;
+  const w = lastJsonLine(r.stdout, 'WRK_JSON ');
+  if (r.code !== 0 || !w) throw new Error(`wrk ${label} failed (exit ${r.code}): ${r.stdout}${r.stderr}`);
+  const e = w.errors;
+  const errors = e.connect + e.read + e.write + e.status + e.timeout;
+  if (w.requests === 0 || e.status >= w.requests) {
+    throw new Error(`wrk ${label}: no successful response (${JSON.stringify(w)}); last output: ${r.stdout.slice(-500)}`);
+  }
+  return {
+    label, url, requests: w.requests, seconds: round(w.duration_us / 1e6, 2),
+    rps: round(w.requests / (w.duration_us / 1e6), 0),
+    latency_us: w.latency_us, errors: e, error_total: errors,
+    cpu_us_per_request: pidsOf ? round((cpu1 - cpu0) / w.requests, 1) : null,
+  };
+}
+
+async function rateLeg(label, url, headers, { rate = PLAN.rate, seconds = PLAN.rateSeconds, warmup = PLAN.rateWarmup, connections = PLAN.rateConnections } = {}) {
+  await sanity(url, headers);
+  const args = ['--url', url, '--rate', String(rate), '--duration', String(seconds), '--warmup', String(warmup),
+    '--connections', String(connections)];
+  for (const h of headers) args.push('--header', h);
+  log(`loadgen ${label}: ${rate} req/s for ${seconds} s`);
+  const r = await run(toolPath('keyrelay_loadgen'), args, { timeoutMs: (seconds + 60) * 1000 });
+  const j = lastJsonLine(r.stdout);
+  if (r.code !== 0 || !j) throw new Error(`keyrelay_loadgen ${label} failed (exit ${r.code}): ${r.stdout}${r.stderr}`);
+  if (j.measured === 0 || j.non_2xx >= j.completed) throw new Error(`keyrelay_loadgen ${label}: no successful response: ${r.stdout}`);
+  return { label, url, ...j };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Section: proxy throughput, latency at a fixed rate, relay memory.
+
+async function sectionProxy() {
+  const s = { legs: {}, rate: {}, memory: {}, ratios: {}, relay_setup: null };
+  results.sections.proxy = s;
+  const body = lookupJson();
+  const relayKey = H.newApiKey();
+  const keapKey = 'KeapAK-bench-static-upstream-key';
+  const upstream = await startNginx('upstream', upstreamBlock(body));
+  const peer = await startNginx('proxy', proxyBlock(upstream.port, keapKey));
+  let relay;
+  try {
+    // keyrelay pointed at the static upstream: the built-in Keap provider with its api_base overridden in a config
+    // file, in api_key mode (KEAP_API_KEY, attached as X-Keap-API-Key), called server-to-server with the relay's
+    // own API key (docs/api.md "Proxy").
+    const dir = path.join(OPT.out, 'relay-static');
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(dir, { recursive: true });
+    const config = { providers: { keap: { api_base: upstream.url } } };
+    const configPath = await H.writeConfig(dir, config);
+    s.relay_setup = { command: 'keyrelay serve --config keyrelay.json --port 0 --data-dir DIR', config,
+      env: ['KEAP_API_KEY', 'KEYRELAY_API_KEY', 'KEYRELAY_STORE_KEY'] };
+    let relayUrl = null;
+    const relayHeaders = [`Authorization: Bearer ${relayKey}`];
+    try {
+      relay = await H.startRelay({ args: ['--config', configPath], dataDir: path.join(dir, 'data'), apiKey: relayKey,
+        env: { KEAP_API_KEY: keapKey }, name: 'keyrelay (static upstream)' });
+      relayUrl = `${relay.url}/proxy/keap${LOOKUP_PATH}`;
+      await sanity(relayUrl, relayHeaders);
+      await sleep(500);
+      s.memory.idle = memoryOf(relay.child.pid);
+      s.memory.idle_note = 'after start and one proxied request';
+    } catch (err) {
+      fail('proxy c_keyrelay', err);
+      relayUrl = null;
+    }
+
+    const legs = [
+      ['a_direct', 'direct to the static upstream (nginx return 200)', `${upstream.url}${LOOKUP_PATH}`, [], upstream.pids],
+      ['b_nginx', 'nginx proxy_pass + injected Authorization', `${peer.url}${LOOKUP_PATH}`, [], peer.pids],
+      ['c_keyrelay', 'keyrelay /proxy/keap (API key)', relayUrl, relayHeaders, () => [relay.child.pid]],
+    ].filter((leg) => leg[2] !== null);
+    for (const [key, label, url, headers, pids] of legs) {
+      try { s.legs[key] = await wrkLeg(label, url, headers, pids); } catch (err) { fail(`proxy ${key}`, err); }
+      await sleep(500);
+    }
+    if (relayUrl) s.memory.after_wrk = memoryOf(relay.child.pid);
+    for (const [key, label, url, headers] of legs) {
+      try { s.rate[key] = await rateLeg(label, url, headers); } catch (err) { fail(`rate ${key}`, err); }
+      await sleep(500);
+    }
+    if (relayUrl) {
+      const end = memoryOf(relay.child.pid);
+      s.memory.peak = end.hwm;
+      s.memory.after_load = end.rss;
+    }
+    const a = s.legs.a_direct; const b = s.legs.b_nginx; const c = s.legs.c_keyrelay;
+    if (a && c) s.ratios.c_over_a = round(c.rps / a.rps, 3);
+    if (b && c) s.ratios.c_over_b = round(c.rps / b.rps, 3);
+    if (b && c && b.cpu_us_per_request && c.cpu_us_per_request) {
+      s.ratios.cpu_per_request_c_over_b = round(c.cpu_us_per_request / b.cpu_us_per_request, 2);
+    }
+    const ra = s.rate.a_direct; const rc = s.rate.c_keyrelay; const rb = s.rate.b_nginx;
+    if (ra && rc) s.ratios.p99_added_us_relay = round(rc.latency_us.p99 - ra.latency_us.p99, 1);
+    if (ra && rb) s.ratios.p99_added_us_nginx = round(rb.latency_us.p99 - ra.latency_us.p99, 1);
+    if (ra && rc) s.ratios.p50_added_us_relay = round(rc.latency_us.p50 - ra.latency_us.p50, 1);
+  } catch (err) {
+    fail('proxy', err);
+  } finally {
+    if (relay) {
+      s.relay_log_tail = relay.logs().slice(-5).map((l) => l.line);
+      await relay.stop();
+    }
+    await peer.stop();
+    await upstream.stop();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Section: through the sandbox (reference).
+
+/** An access token for the sandbox's Keap, by the code flow done directly (no relay): RFC 6749 §4.1. */
+async function sandboxAccessToken(sandbox) {
+  const k = sandbox.config.keap;
+  const redirect = k.redirect_uris?.[0] ?? 'http://127.0.0.1:8080/callback/keap';
+  const auth = new URL(k.authorize_url);
+  auth.search = new URLSearchParams({ response_type: 'code', client_id: k.client_id, redirect_uri: redirect,
+    scope: 'full', state: 'bench-state' }).toString();
+  const res = await fetch(auth, { redirect: 'manual', signal: AbortSignal.timeout(10_000) });
+  const loc = res.headers.get('location');
+  const code = loc ? new URL(loc, auth).searchParams.get('code') : null;
+  if (!code) throw new Error(`the sandbox's authorize endpoint answered ${res.status} without a code: ${(await res.text()).slice(0, 300)}`);
+  const tok = await fetch(k.token_url, {
+    method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'authorization_code', code, client_id: k.client_id,
+      client_secret: k.client_secret, redirect_uri: redirect }).toString(),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const j = await tok.json().catch(() => null);
+  if (tok.status !== 200 || !j?.access_token) throw new Error(`the sandbox's token endpoint answered ${tok.status} ${JSON.stringify(j)}`);
+  return j.access_token;
+}
+
+async function sectionSandbox() {
+  const s = { legs: {} };
+  results.sections.sandbox = s;
+  let setup;
+  try {
+    setup = await H.connectedSetup({ providers: ['keap'], relayOptions: { apiKey: true } });
+    const token = await sandboxAccessToken(setup.sandbox);
+    const opts = { rate: PLAN.sandboxRate, seconds: PLAN.sandboxSeconds, warmup: 1, connections: 4 };
+    s.note = `fixed ${PLAN.sandboxRate} req/s: the sandbox throttles Keap OAuth clients at 1,500/min like Keap`;
+    s.legs.direct = await rateLeg('direct to the sandbox (Bearer)', `${setup.sandbox.url}/keap${LOOKUP_PATH}`,
+      [`Authorization: Bearer ${token}`], opts);
+    s.legs.relay = await rateLeg('keyrelay (sandbox mode, OAuth) → sandbox', `${setup.relay.url}/proxy/keap${LOOKUP_PATH}`,
+      [`Authorization: Bearer ${setup.relay.apiKey}`], opts);
+    s.p99_added_us = round(s.legs.relay.latency_us.p99 - s.legs.direct.latency_us.p99, 1);
+    s.p50_added_us = round(s.legs.relay.latency_us.p50 - s.legs.direct.latency_us.p50, 1);
+  } catch (err) {
+    fail('sandbox', err);
+  } finally {
+    if (setup) { await setup.relay.stop(); await setup.sandbox.stop(); }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Section: refresh stampede.
+
+async function sectionStampede() {
+  const s = {};
+  results.sections.stampede = s;
+  let setup;
+  try {
+    setup = await H.connectedSetup({ providers: ['keap'], sandboxOptions: { accessTtl: PLAN.stampedeTtl },
+      relayOptions: { apiKey: true } });
+    const { sandbox, relay, browser } = setup;
+    const url = `${relay.url}/proxy/keap${LOOKUP_PATH}`;
+    const headers = { Authorization: `Bearer ${relay.apiKey}` };
+    const warm = await fetch(url, { headers });
+    if (warm.status !== 200) throw new Error(`the warm-up call answered ${warm.status} ${await warm.text()}`);
+    const conn = (await browser.connections()).keap;
+    if (typeof conn?.expires_at !== 'number') throw new Error(`/api/connections has no expires_at: ${JSON.stringify(conn)}`);
+    const wait = conn.expires_at * 1000 - Date.now() + 100;
+    s.fired_ms_after_expiry = 100;
+    if (wait > 0) await sleep(wait);
+    const before = await sandbox.tokenStats('keap');
+    // One socket per call, all opened at once: 500 callers arriving together, not a pool queueing them.
+    const t0 = performance.now();
+    const calls = Array.from({ length: PLAN.stampede }, async () => {
+      const start = performance.now();
+      try {
+        const res = await fetch(url, { headers, signal: AbortSignal.timeout(60_000) });
+        await res.arrayBuffer();
+        return { status: res.status, ms: performance.now() - start };
+      } catch (err) {
+        return { status: 0, ms: performance.now() - start, error: err.cause?.message ?? err.message };
+      }
+    });
+    const done = await Promise.all(calls);
+    s.wall_ms = round(performance.now() - t0, 1);
+    const after = await sandbox.tokenStats('keap');
+    s.calls = done.length;
+    s.ok = done.filter((d) => d.status === 200).length;
+    const statuses = {};
+    for (const d of done) statuses[d.status] = (statuses[d.status] ?? 0) + 1;
+    s.statuses = statuses;
+    const errors = done.filter((d) => d.error).map((d) => d.error);
+    if (errors.length) s.errors_sample = [...new Set(errors)].slice(0, 3);
+    s.refreshes = after.refreshes - before.refreshes;
+    s.refresh_failures = after.refresh_failures - before.refresh_failures;
+    const ms = done.map((d) => d.ms);
+    s.latency_ms = { p50: round(percentile(ms, 50), 1), p99: round(percentile(ms, 99), 1), max: round(Math.max(...ms), 1) };
+    if (s.ok === 0) throw new Error(`none of the ${s.calls} calls succeeded: ${JSON.stringify(statuses)} ${errors[0] ?? ''}`);
+  } catch (err) {
+    fail('stampede', err);
+  } finally {
+    if (setup) { await setup.relay.stop(); await setup.sandbox.stop(); }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Section: page weight and time to an interactive page.
+
+async function sectionPage() {
+  const s = { files: {} };
+  results.sections.page = s;
+  for (const name of ['keyrelay.wasm', 'keyrelay.mjs']) {
+    const file = path.join(OPT.wasmDir, name);
+    if (!fs.existsSync(file)) { fail('page', new Error(`${file} is missing: build the wasm preset`)); return; }
+    const raw = fs.readFileSync(file);
+    s.files[name] = { raw: raw.length, gzip: zlib.gzipSync(raw, { level: 9 }).length };
+  }
+  for (const name of ['index.html', 'app.js', 'style.css']) {
+    const file = path.join(ROOT, 'web', name);
+    if (!fs.existsSync(file)) continue;
+    const raw = fs.readFileSync(file);
+    s.files[`web/${name}`] = { raw: raw.length, gzip: zlib.gzipSync(raw, { level: 9 }).length };
+  }
+  s.wasm_mjs_gzip = s.files['keyrelay.wasm'].gzip + s.files['keyrelay.mjs'].gzip;
+  s.wasm_mjs_raw = s.files['keyrelay.wasm'].raw + s.files['keyrelay.mjs'].raw;
+  s.page_gzip = Object.values(s.files).reduce((t, f) => t + f.gzip, 0);
+
+  let setup;
+  let browser;
+  try {
+    const require = createRequire(path.join(ROOT, 'tests', 'package.json'));
+    let chromium;
+    try {
+      ({ chromium } = require('playwright-core'));
+    } catch (err) {
+      throw new Error(`playwright-core is not installed in tests/node_modules (scripts/setup installs it): ${err.message}`);
+    }
+    const sandbox = await H.startSandbox({ autoApprove: true });
+    const relay = await H.startRelay({ sandbox });
+    setup = { sandbox, relay };
+    browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium', headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+        '--disable-sync', '--no-first-run', '--disable-quic'],
+    });
+    s.browser = `chromium ${browser.version()}`;
+    const runs = [];
+    // One throw-away navigation to start the browser's processes; then each run in a fresh context (its own cache
+    // and cookies, like a first visit). "Interactive": the page sets <html data-ready="true"> once the Wasm module
+    // is loaded and the login form (or the lookup) is shown; the time is performance.now() at that moment, i.e. from
+    // the navigation's start (High Resolution Time, timeOrigin).
+    for (let i = 0; i <= PLAN.pageRuns; i++) {
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      await page.addInitScript(() => {
+        const mark = () => {
+          if (document.documentElement.dataset.ready === 'true' && !window.__benchReadyAt) window.__benchReadyAt = performance.now();
+        };
+        new MutationObserver(mark).observe(document.documentElement, { attributes: true, attributeFilter: ['data-ready'] });
+      });
+      await page.goto(`${relay.url}/`, { waitUntil: 'commit', timeout: 30_000 });
+      await page.waitForFunction(() => window.__benchReadyAt, null, { timeout: 30_000, polling: 50 });
+      const m = await page.evaluate(() => {
+        const nav = performance.getEntriesByType('navigation')[0];
+        const form = document.querySelector('#login-submit') ?? document.querySelector('input[type="email"], input[name="email"]');
+        return {
+          ready_ms: window.__benchReadyAt,
+          dom_content_loaded_ms: nav?.domContentLoadedEventEnd ?? null,
+          load_ms: nav?.loadEventEnd ?? null,
+          interactive_control: form ? `${form.id || form.name}${form.disabled ? ' (disabled)' : ''}` : null,
+          control_enabled: !!form && !form.disabled && form.offsetParent !== null,
+          transferred: performance.getEntriesByType('resource').reduce((t, r) => t + (r.transferSize || 0), nav?.transferSize || 0),
+        };
+      });
+      await context.close();
+      if (!m.control_enabled) throw new Error(`the page said ready but no enabled login button or lookup field is visible (${m.interactive_control})`);
+      if (i > 0) runs.push(m);
+    }
+    s.runs = runs.map((r) => round(r.ready_ms, 1));
+    s.interactive_ms = round(median(runs.map((r) => r.ready_ms)), 1);
+    s.load_event_ms = round(median(runs.map((r) => r.load_ms)), 1);
+    s.interactive_control = runs[0]?.interactive_control;
+    s.transferred_bytes = runs[0]?.transferred ?? null;
+  } catch (err) {
+    fail('page', err);
+  } finally {
+    if (browser) await browser.close().catch(() => {});
+    if (setup) { await setup.relay.stop(); await setup.sandbox.stop(); }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Section: core speed.
+
+async function sectionCore() {
+  const s = { inputs: {}, xmlrpc: {}, json: {} };
+  results.sections.core = s;
+  try {
+    const inputs = writeCoreInputs(path.join(OPT.out, 'data'), 1000);
+    s.inputs = { xmlrpc: { file: path.relative(ROOT, inputs.xml), bytes: fs.statSync(inputs.xml).size, contacts: 1000 },
+      json: { file: path.relative(ROOT, inputs.json), bytes: fs.statSync(inputs.json).size, contacts: 1000 } };
+    const cjs = path.join(OPT.wasmDir, 'keyrelay.cjs');
+    const native = toolPath('keyrelay_bench_core');
+    const secs = String(PLAN.coreSeconds);
+    const runners = {
+      xmlrpc: {
+        native: [native, ['xmlrpc', inputs.xml, secs]],
+        wasm: ['node', [path.join(HERE, 'core_node.cjs'), cjs, 'xmlrpc', inputs.xml, secs]],
+        python: ['/usr/bin/python3', [path.join(HERE, 'core_python.py'), 'xmlrpc', inputs.xml, secs]],
+      },
+      json: {
+        native: [native, ['contacts', inputs.json, secs]],
+        wasm: ['node', [path.join(HERE, 'core_node.cjs'), cjs, 'contacts', inputs.json, secs]],
+        python: ['/usr/bin/python3', [path.join(HERE, 'core_python.py'), 'json', inputs.json, secs]],
+      },
+    };
+    if (!fs.existsSync(cjs)) fail('core wasm', new Error(`${cjs} is missing: build the wasm preset`));
+    // Rounds interleave the runtimes, so a burst of load from elsewhere on the machine hits all of them alike.
+    const samples = {};
+    for (let round_ = 0; round_ < PLAN.coreRounds; round_++) {
+      for (const [what, byRuntime] of Object.entries(runners)) {
+        for (const [runtime, [cmd, args]] of Object.entries(byRuntime)) {
+          if (runtime === 'wasm' && !fs.existsSync(cjs)) continue;
+          const key = `${what}.${runtime}`;
+          if (samples[key] === null) continue;
+          log(`core ${key} (round ${round_ + 1}/${PLAN.coreRounds})`);
+          const r = await run(cmd, args, { timeoutMs: 120_000 });
+          const j = lastJsonLine(r.stdout);
+          if (r.code !== 0 || !j) {
+            fail(`core ${key}`, new Error(`${path.basename(cmd)} ${args.join(' ')} failed (exit ${r.code}): ${r.stderr.slice(-800)}`));
+            samples[key] = null;
+            continue;
+          }
+          (samples[key] ??= []).push(j);
+        }
+      }
+    }
+    for (const [key, list] of Object.entries(samples)) {
+      if (!list) continue;
+      const [what, runtime] = key.split('.');
+      const first = list[0];
+      s[what][runtime] = { runtime: first.runtime, function: first.function, bytes: first.bytes,
+        mb_per_s: round(median(list.map((x) => x.mb_per_s)), 1), rounds: list.map((x) => x.mb_per_s) };
+    }
+    for (const what of ['xmlrpc', 'json']) {
+      const py = s[what].python?.mb_per_s;
+      for (const runtime of ['native', 'wasm']) {
+        if (py && s[what][runtime]) s[what][runtime].x_python = round(s[what][runtime].mb_per_s / py, 2);
+      }
+    }
+  } catch (err) {
+    fail('core', err);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Targets and the table.
+
+function targets() {
+  const t = [];
+  const add = (name, goal, measured, pass, note = '') => t.push({ name, goal, measured, pass, note });
+  const p = results.sections.proxy;
+  if (p) {
+    add('relay throughput vs nginx', '>= 0.80 x nginx', p.ratios.c_over_b ?? null,
+      p.ratios.c_over_b === undefined ? null : p.ratios.c_over_b >= 0.8, 'req/s (c)/(b), wrk');
+    add('p99 added latency at 1,000 req/s', '<= 1000 us over direct', p.ratios.p99_added_us_relay ?? null,
+      p.ratios.p99_added_us_relay === undefined ? null : p.ratios.p99_added_us_relay <= 1000, 'us, p99(c) - p99(a)');
+    const mb = (x) => round(x / 1048576, 1);
+    add('relay RSS idle', '<= 16 MB', p.memory.idle ? mb(p.memory.idle.rss) : null,
+      p.memory.idle ? p.memory.idle.rss <= 16 * 1048576 : null, 'MB, VmRSS');
+    add('relay RSS under load', '<= 48 MB', p.memory.peak ? mb(p.memory.peak) : null,
+      p.memory.peak ? p.memory.peak <= 48 * 1048576 : null, 'MB, VmHWM after the wrk and 1,000 req/s legs');
+  }
+  const pg = results.sections.page;
+  if (pg && pg.wasm_mjs_gzip) {
+    add('.wasm + .mjs gzipped', '<= 200 KB', round(pg.wasm_mjs_gzip / 1024, 1), pg.wasm_mjs_gzip <= 200 * 1024, 'KB (gzip -9)');
+  }
+  const c = results.sections.core;
+  if (c) {
+    for (const runtime of ['native', 'wasm']) {
+      const x = c.xmlrpc?.[runtime]?.x_python;
+      add(`XML-RPC decode, ${runtime === 'native' ? 'native' : 'Wasm under node'}`, '>= 2 x Python', x ?? null,
+        x === undefined ? null : x >= 2, 'x xmlrpc.client.loads');
+    }
+  }
+  const st = results.sections.stampede;
+  if (st) add('refreshes in the stampede', 'exactly 1', st.refreshes ?? null, st.refreshes === undefined ? null : st.refreshes === 1,
+    `${st.ok ?? 0}/${st.calls ?? PLAN.stampede} calls answered 200`);
+  return t;
+}
+
+function table(rows, header) {
+  const all = [header, ...rows].map((r) => r.map((x) => (x === null || x === undefined ? '-' : String(x))));
+  const widths = header.map((_, i) => Math.max(...all.map((r) => r[i].length)));
+  const line = (r) => r.map((x, i) => (i === 0 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join('  ');
+  return [line(all[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...all.slice(1).map(line)].join('\n');
+}
+
+function report() {
+  const out = [];
+  const kb = (b) => (b === null || b === undefined ? null : round(b / 1024, 1));
+  const mb = (b) => (b === null || b === undefined ? null : round(b / 1048576, 1));
+  out.push(`keyrelay bench ${QUICK ? '(--quick: short legs, figures are only indicative)' : ''}`.trim());
+  out.push(`machine: ${results.machine.cpus} CPUs (${results.machine.cpu_model}), load average at start ${results.machine.loadavg_at_start.join(' ')}, at end ${results.machine.loadavg_at_end?.join(' ')}`);
+  const p = results.sections.proxy;
+  if (p) {
+    out.push('', `1. Proxy: wrk -t${PLAN.wrkThreads} -c${PLAN.wrkConnections} -d${PLAN.wrkSeconds}s, keep-alive, GET ${LOOKUP_PATH} (${lookupJson().length} B JSON)`);
+    const rows = [];
+    for (const [key, leg] of Object.entries(p.legs)) {
+      rows.push([key, leg.rps, round(leg.latency_us.p50 / 1000, 3), round(leg.latency_us.p99 / 1000, 3),
+        leg.cpu_us_per_request, leg.error_total, leg.label]);
+    }
+    out.push(table(rows, ['leg', 'req/s', 'p50 ms', 'p99 ms', 'server CPU us/req', 'errors', 'what']));
+    out.push(`ratios: (c)/(b) = ${p.ratios.c_over_b ?? '-'}   (c)/(a) = ${p.ratios.c_over_a ?? '-'}   CPU per request (c)/(b) = ${p.ratios.cpu_per_request_c_over_b ?? '-'}`);
+    out.push('', `   Fixed rate: keyrelay_loadgen ${PLAN.rate} req/s for ${PLAN.rateSeconds} s (first ${PLAN.rateWarmup} s dropped), ${PLAN.rateConnections} keep-alive connections, latency from the scheduled send time`);
+    const rrows = Object.entries(p.rate).map(([key, r]) => [key, r.achieved_rate, round(r.latency_us.p50 / 1000, 3),
+      round(r.latency_us.p99 / 1000, 3), round(r.latency_us.p999 / 1000, 3), round(r.latency_us.max / 1000, 3),
+      r.errors + r.timeouts + r.non_2xx]);
+    out.push(table(rrows, ['leg', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors']));
+    out.push(`p99 added over direct: keyrelay ${p.ratios.p99_added_us_relay ?? '-'} us, nginx ${p.ratios.p99_added_us_nginx ?? '-'} us`);
+    out.push('', '2. Relay memory (keyrelay of leg c)');
+    out.push(`RSS idle ${mb(p.memory.idle?.rss) ?? '-'} MB; peak (VmHWM) ${mb(p.memory.peak) ?? '-'} MB; RSS after the load ${mb(p.memory.after_load) ?? '-'} MB`);
+  }
+  const sb = results.sections.sandbox;
+  if (sb && sb.legs) {
+    out.push('', `   Through keyrelay-sandbox (reference): ${sb.note ?? ''}`);
+    const rows = Object.entries(sb.legs).map(([key, r]) => [key, r.achieved_rate, round(r.latency_us.p50 / 1000, 3),
+      round(r.latency_us.p99 / 1000, 3), round(r.latency_us.max / 1000, 3), r.errors + r.timeouts + r.non_2xx, r.label]);
+    out.push(table(rows, ['leg', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'errors', 'what']));
+  }
+  const pg = results.sections.page;
+  if (pg) {
+    out.push('', '3. Page weight and time to interactive');
+    const rows = Object.entries(pg.files).map(([name, f]) => [name, f.raw, kb(f.raw), f.gzip, kb(f.gzip)]);
+    out.push(table(rows, ['file', 'bytes', 'KB', 'gzip bytes', 'gzip KB']));
+    out.push(`keyrelay.wasm + keyrelay.mjs: ${kb(pg.wasm_mjs_raw)} KB raw, ${kb(pg.wasm_mjs_gzip)} KB gzipped; whole page ${kb(pg.page_gzip)} KB gzipped`);
+    if (pg.interactive_ms !== undefined) {
+      out.push(`navigation → interactive (html[data-ready], ${pg.interactive_control} enabled), ${pg.browser}, median of ${pg.runs.length}: ${pg.interactive_ms} ms (load event ${pg.load_event_ms} ms; runs ${pg.runs.join(', ')})`);
+    }
+  }
+  const c = results.sections.core;
+  if (c && c.inputs?.xmlrpc) {
+    out.push('', `4. Core speed, MB/s (10^6 B), median of ${PLAN.coreRounds} interleaved round(s) of 7 batches`);
+    const rows = [];
+    for (const what of ['xmlrpc', 'json']) {
+      for (const runtime of ['native', 'wasm', 'python']) {
+        const r = c[what][runtime];
+        if (r) rows.push([what === 'xmlrpc' ? `DataService.query, ${round(c.inputs.xmlrpc.bytes / 1024, 0)} KB` : `REST contacts, ${round(c.inputs.json.bytes / 1024, 0)} KB`,
+          r.function, r.runtime, r.mb_per_s, r.x_python ?? (runtime === 'python' ? 1 : null)]);
+      }
+    }
+    out.push(table(rows, ['input (1,000 contacts)', 'decoder', 'runtime', 'MB/s', 'x Python']));
+  }
+  const st = results.sections.stampede;
+  if (st && st.calls) {
+    out.push('', `5. Refresh stampede: ${st.calls} concurrent proxied calls ${st.fired_ms_after_expiry} ms after the access token expired (sandbox --access-ttl ${PLAN.stampedeTtl})`);
+    out.push(`refreshes at the sandbox: ${st.refreshes} (failures ${st.refresh_failures}); answered 200: ${st.ok}/${st.calls} ${JSON.stringify(st.statuses)}; latency p50 ${st.latency_ms.p50} ms, p99 ${st.latency_ms.p99} ms, max ${st.latency_ms.max} ms`);
+  }
+  out.push('', 'Targets');
+  out.push(table(results.targets.map((t) => [t.name, t.goal, t.measured, t.pass === null ? 'n/a' : t.pass ? 'PASS' : 'MISS', t.note]),
+    ['target', 'goal', 'measured', 'result', 'unit / how']));
+  if (results.failures.length) {
+    out.push('', 'Legs that could not run:');
+    for (const f of results.failures) out.push(`  ${f.section}: ${f.message.split('\n')[0].slice(0, 400)}`);
+  }
+  return out.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+async function main() {
+  fs.mkdirSync(OPT.out, { recursive: true });
+  results.tools = {
+    wrk: toolVersion('wrk', ['-v'], /wrk [^ ]+/),
+    nginx: toolVersion('nginx', ['-v'], /nginx\/\S+/),
+    node: process.version,
+    python: toolVersion('/usr/bin/python3', ['--version'], /Python \S+/),
+    bin_dir: OPT.binDir, wasm_dir: OPT.wasmDir,
+  };
+  const order = [['core', sectionCore], ['proxy', sectionProxy], ['sandbox', sectionSandbox], ['page', sectionPage],
+    ['stampede', sectionStampede]];
+  for (const [name, fn] of order) {
+    if (!OPT.only.has(name)) continue;
+    log(`section ${name}`);
+    try { await fn(); } catch (err) { fail(name, err); }
+  }
+  results.machine.loadavg_at_end = os.loadavg().map((x) => round(x, 2));
+  results.targets = targets();
+  const text = report();
+  fs.writeFileSync(path.join(OPT.out, 'results.json'), JSON.stringify(results, null, 2) + '\n');
+  fs.writeFileSync(path.join(OPT.out, 'results.txt'), text + '\n');
+  process.stdout.write(text + '\n');
+  process.stdout.write(`\nwrote ${path.relative(process.cwd(), path.join(OPT.out, 'results.json'))}\n`);
+  return results.failures.length ? 1 : 0;
+}
+
+main().then((code) => { killChildren(); process.exit(code); }, (err) => { log(err.stack); killChildren(); process.exit(1); });
