@@ -384,11 +384,20 @@ const char* expected_name(Expect e) {
     return "JSON";
 }
 
+// Summaries and hints quote the server's headers and bodies (Content-Type, errorcode, error_description, ...) and
+// are shown and logged as text: a control byte from the server (NUL, ESC, CR, LF) becomes a space.
+std::string printable(std::string s) {
+    for (char& c : s) {
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) c = ' ';
+    }
+    return s;
+}
+
 Diagnosis make(std::string code, std::string summary, std::string hint) {
     Diagnosis d;
     d.code = std::move(code);
-    d.summary = std::move(summary);
-    d.hint = std::move(hint);
+    d.summary = printable(std::move(summary));
+    d.hint = printable(std::move(hint));
     return d;
 }
 

@@ -392,3 +392,17 @@ TEST_CASE("a truncated methodResponse at any point after the root opens is trunc
         if (d.code != "truncated_xml") FAIL_CHECK("cut at " << n << ": " << d.code << " " << d.summary);
     }
 }
+
+TEST_CASE("summaries never carry the server's control bytes into logs", "[diagnose]") {
+    HttpResponse r = response(200, R"({"contacts":[]})");
+    r.headers.set("Content-Type", "text/plain\r\nX-Injected: yes");
+    Diagnosis d = diagnose(r, Expect::xmlrpc);
+    CHECK(d.code == "not_method_response");
+    CHECK(contains(d.summary, "x-injected: yes"));
+    CHECK(d.summary.find_first_of("\r\n") == std::string::npos);
+
+    Diagnosis f = diagnose(response(502, R"({"fault":{"faultstring":"bad\u0000\u001b[31m","detail":{"errorcode":"x\ny"}}})"),
+                           Expect::json);
+    CHECK(f.code == "gateway_fault");
+    for (char c : f.summary) CHECK(static_cast<unsigned char>(c) >= 0x20);
+}
