@@ -767,7 +767,7 @@ bool known_method(const std::string& m) {
 
 std::string parse_failure(const Error& e) {
     if (e.code == "xmlrpc.empty") return "Failed to parse XML-RPC request: Premature end of file.";
-    if (e.code == "xmlrpc.doctype_refused") {
+    if (e.code == "xmlrpc.doctype_refused" || e.message.find("DOCTYPE") != std::string::npos) {
         return "Failed to parse XML-RPC request: DOCTYPE is disallowed when the feature "
                "\"http://apache.org/xml/features/disallow-doctype-decl\" set to true.";
     }

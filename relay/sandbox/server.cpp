@@ -213,6 +213,12 @@ Result<int> Server::start() {
     // Slow failures and the relay's keep-alive connections each hold a worker: more than the default 8.
     http->new_task_queue = [] { return new httplib::ThreadPool(64); };
     http->set_keep_alive_max_count(1000);
+    // cpp-httplib's default also sets SO_REUSEPORT, which lets a second server bind a port that is in use and
+    // share its traffic. Only SO_REUSEADDR (restart without waiting for TIME_WAIT).
+    http->set_socket_options([](socket_t sock) {
+        int yes = 1;
+        setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    });
     Impl* impl = impl_.get();
     auto handler = [impl](const httplib::Request& req, httplib::Response& res) { impl->handle(req, res); };
     http->Get(".*", handler);
