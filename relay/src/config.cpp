@@ -66,9 +66,14 @@ std::optional<Error> find_literal_secret(const json& j, const std::string& where
             std::string path = where.empty() ? it.key() : where + "." + it.key();
             if (secret_key_names().count(key) && !(it.value().is_string() && it.value().get<std::string>().empty())) {
                 std::string env = upper_env_name(it.key());
-                if (env.find('_') == std::string::npos || (env.rfind("KEAP_", 0) != 0 && env.rfind("JIRA_", 0) != 0 &&
-                                                           env.rfind("KEYRELAY_", 0) != 0)) {
-                    env = "<PROVIDER>_" + env;
+                if (env.rfind("KEAP_", 0) != 0 && env.rfind("JIRA_", 0) != 0 && env.rfind("KEYRELAY_", 0) != 0) {
+                    // Inside providers.<name>: that provider's variables (KEAP_CLIENT_SECRET, ...).
+                    std::string provider = "<PROVIDER>";
+                    if (where.rfind("providers.", 0) == 0) {
+                        std::string rest = where.substr(10);
+                        provider = upper_env_name(rest.substr(0, rest.find('.')));
+                    }
+                    env = provider + "_" + env;
                 }
                 return make_error("config.secret_in_file",
                                   "The config file holds a secret under \"" + path + "\"; keyrelay refuses to start.",
@@ -548,8 +553,8 @@ Result<Config> config_from_sandbox(const std::string& sandbox_url, const json& s
         jira.mode = Mode::api_token;
         jira.static_secret = *v;
         jira.static_email = *email;
-        // Cloud paths, as on https://<site>.atlassian.net/rest/api/3/...
-        jira.static_api_base = jira_base + "/ex/jira/" + percent_encode(str(jr, "cloud_id"));
+        // The site itself, as https://<site>.atlassian.net/rest/api/3/... (Basic email:api_token).
+        jira.static_api_base = jira_base;
         jira.static_account = str(jr, "site_url");
     } else if (auto pat = env("JIRA_PAT"); pat && !pat->empty()) {
         // Data Center paths: <server>/rest/api/2/...

@@ -114,6 +114,10 @@ void check_store_key(const Config& c, Report& r) {
         }
         return;
     }
+    if (c.data_dir.empty()) {
+        r.info("No KEYRELAY_STORE_KEY: the relay makes a temporary data dir with a generated key file (sandbox).");
+        return;
+    }
     std::string file = c.data_dir + "/store.key";
     struct stat st {};
     if (::stat(file.c_str(), &st) == 0) {

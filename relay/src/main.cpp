@@ -250,7 +250,6 @@ int main(int argc, char** argv) {
     if (a.command == "doctor") {
         auto config = build_config(a, process_env());
         if (!config) return print_error(config.error(), 1);
-        if (config->data_dir.empty()) config->data_dir = "(a temporary directory)";
         config->offline_checks = a.flags.count("--offline") > 0;
         return run_doctor(*config, config->port);
     }

@@ -1051,6 +1051,7 @@ Result<Unit> Relay::init() {
     svr.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
     svr.set_payload_max_length(config_.max_request_body);
     svr.set_keep_alive_timeout(5);
+    svr.set_keep_alive_max_count(1000);
     svr.set_read_timeout(30, 0);
     svr.set_write_timeout(30, 0);
     svr.set_default_headers({{"X-Content-Type-Options", "nosniff"},
