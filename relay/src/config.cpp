@@ -671,6 +671,7 @@ Result<Config> config_from_json(const json& doc, const EnvLookup& env, const std
         if (!ps.is_object()) return bad_value("providers", "must be an object keyed by provider name");
         for (auto it = ps.begin(); it != ps.end(); ++it) {
             const std::string& name = it.key();
+            if (!name.empty() && name[0] == '_') continue;   // "_comment"
             bool valid_name = !name.empty() && name.size() <= 32;
             for (char ch : name) {
                 valid_name = valid_name && ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' ||
