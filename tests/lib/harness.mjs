@@ -218,8 +218,9 @@ function registerCleanup(t, fn) {
  *   revoke(spec) POST /sandbox/revoke with spec ({provider} or {refresh_token})
  *   registerRedirectUri(provider, uri)  POST /sandbox/redirect-uris
  *   reset()   POST /sandbox/reset
- *   stop()    SIGTERM (SIGKILL after 5 s)
+ *   stop(signal = 'SIGTERM')  (SIGKILL after 5 s; the t.after() cleanup uses SIGKILL)
  *   logs      {stdout: [...], stderr: [...]} lines so far
+ * Every harness request sends Connection: close (an idle keep-alive connection delays a server's graceful stop).
  * Options: autoApprove → --auto-approve; accessTtl/refreshTtl → --access-ttl/--refresh-ttl (seconds); args: extra
  * arguments; t: a node:test context whose after() stops the sandbox.
  */
@@ -231,13 +232,15 @@ export async function startSandbox({ autoApprove = false, accessTtl, refreshTtl,
   if (refreshTtl !== undefined) argv.push('--refresh-ttl', String(refreshTtl));
   argv.push(...args);
   const proc = await spawnServer(bin, argv, { name: 'keyrelay-sandbox' });
-  const stop = () => stopProcess(proc.child, proc.exited);
-  registerCleanup(t, stop);
+  const stop = (signal = 'SIGTERM') => stopProcess(proc.child, proc.exited, signal);
+  // At cleanup a relay may still hold idle keep-alive connections to the sandbox, which would make a graceful stop
+  // wait for them: the sandbox's own shutdown is not under test, so it is killed.
+  registerCleanup(t, () => stop('SIGKILL'));
   const url = proc.url;
   const control = async (method, p, body) => {
     const res = await fetch(url + p, {
       method,
-      headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+      headers: body === undefined ? { Connection: 'close' } : { 'Content-Type': 'application/json', Connection: 'close' },
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(TIMEOUT_MS),
     });
@@ -503,6 +506,8 @@ export function client(relayUrl, { record = true } = {}) {
     const cookies = [...jarFor(origin).values()].map((c) => `${c.name}=${c.value}`).join('; ');
     if (cookies && !Object.keys(h).some((k) => k.toLowerCase() === 'cookie')) h.Cookie = cookies;
     if (json !== undefined) { body = JSON.stringify(json); h['Content-Type'] ??= 'application/json'; }
+    // No idle keep-alive connections left behind: they would delay the servers' graceful stop.
+    if (!Object.keys(h).some((k) => k.toLowerCase() === 'connection')) h.Connection = 'close';
     let res;
     try {
       res = await fetch(url, { method, headers: h, body, redirect, signal: AbortSignal.timeout(timeout) });
@@ -623,7 +628,7 @@ function decodeEntities(s) {
  */
 export async function apiCall(relayUrl, method, p, { apiKey, headers = {}, body, json, timeout = TIMEOUT_MS } = {}) {
   const url = new URL(p, relayUrl).href;
-  const h = { ...headers };
+  const h = { Connection: 'close', ...headers };
   if (apiKey) h.Authorization = `Bearer ${apiKey}`;
   if (json !== undefined) { body = JSON.stringify(json); h['Content-Type'] = 'application/json'; }
   const res = await fetch(url, { method, headers: h, body, redirect: 'manual', signal: AbortSignal.timeout(timeout) });

@@ -96,7 +96,7 @@ test('no secret, token, code, cookie or password appears in any relay response o
   await pat.stop('SIGTERM');
 
   assert.ok(recorded.logs.length > 10, `only ${recorded.logs.length} relay log lines were captured`);
-  assert.ok(recorded.responses.length > 50, `only ${recorded.responses.length} relay responses were captured`);
+  assert.ok(recorded.responses.length >= 40, `only ${recorded.responses.length} relay responses were captured`);
   const leaks = findLeaks();
   assert.deepEqual(leaks.map((l) => `${l.label} in ${l.where}: ${l.excerpt}`), [], 'secrets leaked');
 

@@ -12,7 +12,7 @@ import {
 const KEAP_LOOKUP = '/proxy/keap/crm/rest/v1/contacts?email=ada@example.com';
 
 test('two relays on one data dir, 25 concurrent calls each at expiry: exactly one refresh at the sandbox, all succeed', async (t) => {
-  const sandbox = await startSandbox({ t, autoApprove: true, accessTtl: 2 });
+  const sandbox = await startSandbox({ t, autoApprove: true, accessTtl: 5 }); // slack for a loaded machine (see refresh.test.mjs)
   const dataDir = await tempDir(t);
   const storeKey = newStoreKey();
   const apiKey = newApiKey();
@@ -35,12 +35,15 @@ test('two relays on one data dir, 25 concurrent calls each at expiry: exactly on
   for (let i = 0; i < 25; i++) {
     for (const relay of [a, b]) calls.push(apiCall(relay.url, 'GET', KEAP_LOOKUP, { apiKey, timeout: 20_000 }));
   }
+  const started = Date.now();
   const results = await Promise.all(calls);
+  const took = Date.now() - started;
   const after = await sandbox.tokenStats('keap');
+  t.diagnostic(`50 calls on two relays took ${took} ms; refreshes ${before.refreshes} → ${after.refreshes}`);
   const bad = results.filter((r) => r.status !== 200).map((r) => `${r.url.startsWith(a.url) ? 'A' : 'B'} ${r.status} ${r.body.slice(0, 200)}`);
   assert.deepEqual(bad, [], `${bad.length} of 50 calls failed`);
   assert.equal(after.refreshes - before.refreshes, 1,
-    `refreshes went from ${before.refreshes} to ${after.refreshes}: the two processes did not share one refresh`);
+    `refreshes went from ${before.refreshes} to ${after.refreshes} in a ${took} ms burst: the two processes did not share one refresh`);
   assert.equal(after.refresh_failures, 0, 'a refresh failed: one process used a refresh token the other had rotated');
   for (const relay of [a, b]) {
     const again = await apiCall(relay.url, 'GET', KEAP_LOOKUP, { apiKey });
