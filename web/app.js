@@ -122,10 +122,10 @@ function showLogin(message) {
 async function showApp(user) {
   state.user = user;
   $('#who-user').textContent = user;
+  await refreshConnections();   // before showing the cards, so they never flash an unknown state
   show($('#login-view'), false);
   show($('#who'));
   show($('#app-view'));
-  await refreshConnections();
   clearInterval(state.timer);
   state.timer = setInterval(() => {
     if (document.visibilityState === 'visible') refreshConnections();
@@ -165,7 +165,7 @@ function renderCard(provider, c) {
   facts.replaceChildren();
   actions.replaceChildren();
 
-  const status = !c || !c.connected ? 'off' : c.needs_reauth ? 'reauth' : 'on';
+  const status = c && c.needs_reauth ? 'reauth' : c && c.connected ? 'on' : 'off';
   card.dataset.status = status;
   badge.dataset.status = status;
   badge.textContent = { off: 'Not connected', reauth: 'Needs reconnecting', on: 'Connected' }[status];
@@ -176,7 +176,9 @@ function renderCard(provider, c) {
   show(note, status === 'off');
   show(facts, status !== 'off');
   if (status !== 'off') {
-    fact('Account', c.account ? h('span', { class: 'mono' }, c.account) : h('span', { class: 'muted' }, 'not reported'));
+    // Keap names the account ("ab123.infusionsoft.com"); Jira the site ("https://example.atlassian.net").
+    const account = (c.account || '').replace(/^https:\/\//, '').replace(/\/$/, '');
+    fact('Account', account ? h('span', { class: 'mono' }, account) : h('span', { class: 'muted' }, 'not reported'));
     if (!isOAuth(c)) {
       const kind = { api_key: 'API key', api_token: 'API token', pat: 'Personal access token' }[c.mode] || c.mode;
       fact('Credential', `${kind}, configured on the relay`);
@@ -194,7 +196,7 @@ function renderCard(provider, c) {
     if (isOAuth(c) && c.last_refresh_at) {
       const ok = !c.last_refresh_result || c.last_refresh_result === 'ok';
       fact('Last renewal', `${clock(c.last_refresh_at)}`,
-        ok ? '' : h('span', { class: 'warn-text' }, ` · ${c.last_refresh_result}`));
+        ok ? '' : h('span', { class: 'warn-text' }, ` · failed (${c.last_refresh_result})`));
     }
   }
 
@@ -295,9 +297,10 @@ function relayOutcome(provider, res, seq) {
         h('a', { class: 'btn btn-secondary', href: `/connect/${provider}` }, `Connect ${name}`));
       return true;
     case 'connection.needs_reauth':
+      // The banner above carries the Reconnect button.
       setResult(provider, 'reauth', 'Needs reconnecting',
-        h('p', {}, `The relay can no longer renew ${name} access, so ${name} was not searched.`),
-        h('a', { class: 'btn btn-primary', href: `/connect/${provider}` }, `Reconnect ${name}`));
+        h('p', {}, `The relay can no longer renew ${name} access, so ${name} was not searched. `,
+          'Reconnect it from the banner above.'));
       markNeedsReauth(provider);
       return true;
     case 'auth.no_session':
@@ -385,13 +388,15 @@ function editForm(c, row) {
   const error = h('div', { class: 'form-error', role: 'alert', hidden: true });
   const save = h('button', { type: 'submit', class: 'btn btn-primary btn-small' }, 'Save');
   const cancel = h('button', { type: 'button', class: 'btn btn-quiet btn-small' }, 'Cancel');
+  const current = fullName(c.given_name, c.family_name);
   const form = h('form', { class: 'edit', novalidate: true, 'aria-label': `Edit contact ${c.id}` },
+    h('p', { class: 'edit-title' }, `Rename contact ${c.id}`,
+      current ? h('span', { class: 'muted' }, ` · now “${current}”`) : null),
     h('div', { class: 'edit-fields' },
       h('label', { class: 'field' }, h('span', {}, 'First name'), given),
       h('label', { class: 'field' }, h('span', {}, 'Last name'), family)),
     error,
-    h('div', { class: 'edit-actions' }, save, cancel,
-      h('span', { class: 'muted' }, `Contact ${c.id}`)));
+    h('div', { class: 'edit-actions' }, save, cancel));
   cancel.addEventListener('click', () => { form.replaceWith(row); $('button', row).focus(); });
   form.addEventListener('keydown', (e) => { if (e.key === 'Escape') cancel.click(); });
   form.addEventListener('submit', async (e) => {
@@ -415,8 +420,8 @@ function editForm(c, row) {
     save.textContent = 'Save';
     if (res.status >= 200 && res.status < 300) {
       state.updated.add(c.id);
-      notice(`Saved. Keap contact ${c.id} is now ${fullName(g, f)}.`);
       await refreshKeap();
+      notice(`Saved. Keap contact ${c.id} is now ${fullName(g, f)}.`);
       const again = $(`#result-keap [data-contact-id="${c.id}"] button`);
       if (again) again.focus();
       return;
