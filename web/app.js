@@ -102,6 +102,7 @@ function span(seconds) {
 
 function relative(unix) {
   const delta = unix - Date.now() / 1000;
+  if (Math.abs(delta) < 5) return delta >= 0 ? 'in a moment' : 'a moment ago';
   return delta >= 0 ? `in ${span(delta)}` : `${span(delta)} ago`;
 }
 

@@ -190,6 +190,32 @@ test('3d. an email in neither', async () => {
   await shot('10-lookup-neither');
 });
 
+test('3e. both are queried at once, with visible progress while one is slow', async () => {
+  await sandbox.fail({ path: '/keap/crm/rest/v1/contacts', count: 1, mode: 'slow', delay_ms: 2500 });
+  await page.fill('#lookup-email', 'ada@example.com');
+  await page.press('#lookup-email', 'Enter');
+  // Jira answers while Keap is still on its way: the two requests run side by side.
+  await page.waitForSelector('#result-jira[data-status=found]');
+  assert.equal(await keap().getAttribute('data-status'), 'loading');
+  assert.match(await keap().textContent(), /Searching/);
+  assert.equal(await page.locator('#lookup-submit').isDisabled(), true);
+  assert.equal(await page.locator('#lookup-submit').textContent(), 'Looking up…');
+  await shot('10b-lookup-in-progress');
+  await page.waitForSelector('#result-keap[data-status=found]', { timeout: 10000 });
+  assert.equal(await page.locator('#lookup-submit').isDisabled(), false);
+});
+
+test('3f. an HTML page where Keap JSON was expected: an error with the diagnosis, Jira unaffected', async () => {
+  // A maintenance page served with 200 OK: the relay does not retry it, and wraps it with the core's diagnosis.
+  await sandbox.fail({ path: '/keap/crm/rest/v1/contacts', count: 1, mode: 'html_502', status: 200 });
+  assert.deepEqual(await lookup('ada@example.com'), { keap: 'error', jira: 'found' });
+  const k = await keap().textContent();
+  assert.match(k, /HTML page/);
+  assert.match(k, /502 Bad Gateway/);
+  assert.match(k, /upstream\.html_page/);
+  await shot('10c-lookup-error-diagnosed');
+});
+
 test('4. rename the forum\'s contact 4393 to Joe Bobertson, and see it on a second lookup', async () => {
   assert.deepEqual(await lookup('ben.anderson@example.com'), { keap: 'found', jira: 'found' });
   const person = keap().locator('[data-contact-id="4393"]');
