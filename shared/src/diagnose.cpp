@@ -148,7 +148,7 @@ std::string seconds_text(int64_t s) {
     if (s == 1) return "1 second";
     if (s < 120) return std::to_string(s) + " seconds";
     if (s < 7200) return "about " + std::to_string((s + 59) / 60) + " minutes";
-    return "about " + std::to_string((s + 1799) / 3600) + " hours";
+    return "about " + std::to_string(s / 3600 + (s % 3600 > 1800 ? 1 : 0)) + " hours";   // no overflow near INT64_MAX
 }
 
 // ---- looking at bodies -----------------------------------------------------------------------------------------
@@ -828,7 +828,11 @@ RateLimit rate_limit(const HttpResponse& r) {
         auto limit = header_int(r, p + "limit");
         int64_t interval = header_int(r, p + "interval").value_or(1);
         std::string unit = r.headers.get(p + "time-unit").value_or("minute");
-        int64_t secs = std::max<int64_t>(1, interval) * std::max<int64_t>(1, unit_seconds(unit));
+        // Header values are the server's: saturate instead of overflowing on an absurd interval.
+        const int64_t count = std::max<int64_t>(1, interval);
+        const int64_t per = std::max<int64_t>(1, unit_seconds(unit));
+        int64_t secs = count > std::numeric_limits<int64_t>::max() / per ? std::numeric_limits<int64_t>::max()
+                                                                          : count * per;
         consider(secs, std::string("Keap's throttle for ") + t.whose + " calls" +
                            (limit ? " (" + std::to_string(*limit) + " per " + std::to_string(interval) + " " +
                                         std::string(trim(unit)) + ")"
