@@ -131,11 +131,9 @@ std::optional<Session> SessionStore::find(const std::string& id, int64_t now) {
     if (id.empty()) return std::nullopt;
     std::string hash = sha256_hex(id);
     std::lock_guard<std::mutex> lock(mutex_);
+    // Another relay process may have created or ended sessions: re-read the file when it changed (one stat).
+    load_locked();
     auto it = sessions_.find(hash);
-    if (it == sessions_.end() && !path_.empty()) {
-        load_locked();   // another process may have created it
-        it = sessions_.find(hash);
-    }
     if (it == sessions_.end()) return std::nullopt;
     if (it->second.expires_at <= now) return std::nullopt;
     return it->second;
