@@ -636,14 +636,15 @@ export async function apiCall(relayUrl, method, p, { apiKey, headers = {}, body,
 }
 
 /**
- * rawRequest(baseUrl, requestTarget, {method, headers, timeout}) → {status, statusLine, headers (lower-case
+ * rawRequest(baseUrl, requestTarget, {method, headers, host, timeout}) → {status, statusLine, headers (lower-case
  * names → value, Set-Cookie joined by \n), body, raw}. Sends the request target byte for byte over net.connect
- * (for paths fetch would normalise: `..`, %2e%2e, %2f, absolute URLs). `Connection: close` is added; the answer is
+ * (for paths fetch would normalise: `..`, %2e%2e, %2f, absolute URLs). `host` replaces the Host header (default: the
+ * base URL's host:port). `Connection: close` is added; the answer is
  * read to the end (chunked bodies are decoded). Recorded for the secrets scan.
  */
-export function rawRequest(baseUrl, target, { method = 'GET', headers = {}, timeout = TIMEOUT_MS } = {}) {
+export function rawRequest(baseUrl, target, { method = 'GET', headers = {}, host, timeout = TIMEOUT_MS } = {}) {
   const u = new URL(baseUrl);
-  const head = [`${method} ${target} HTTP/1.1`, `Host: ${u.host}`];
+  const head = [`${method} ${target} HTTP/1.1`, `Host: ${host ?? u.host}`];
   for (const [k, v] of Object.entries(headers)) head.push(`${k}: ${v}`);
   head.push('Connection: close', '', '');
   return new Promise((resolve, reject) => {

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
-  DEMO_PASSWORD, DEMO_USER, addSecret, client, connectedSetup, errorOf, metricValue, startRelay, startSandbox,
+  DEMO_PASSWORD, DEMO_USER, addSecret, client, connectedSetup, errorOf, metricValue, rawRequest, startRelay,
+  startSandbox, waitFor,
 } from '../lib/harness.mjs';
 
 test('GET /healthz answers 200 {"status":"ok","version":...}', async (t) => {
@@ -100,7 +101,13 @@ test('wrong credentials get 401 auth.bad_credentials; the 6th failure within 5 m
 });
 
 test('GET /metrics is Prometheus text with requests, latency histogram, refreshes, failures and re-auth gauge', async (t) => {
-  const { relay, browser } = await connectedSetup({ t, providers: ['keap'] });
+  const { browser } = await connectedSetup({ t, providers: ['keap'] });
+  const fresh = (await browser.get('/metrics')).body;
+  for (const provider of ['keap', 'jira']) {
+    assert.equal(metricValue(fresh, 'keyrelay_refreshes_total', { provider }), 0, `keyrelay_refreshes_total{provider="${provider}"} should exist at 0`);
+    assert.equal(metricValue(fresh, 'keyrelay_refresh_failures_total', { provider }), 0);
+  }
+  assert.ok(metricValue(fresh, 'keyrelay_requests_total', { provider: 'relay' }) >= 1, 'requests that concern no provider count as provider="relay"');
   const lookup = await browser.proxy('keap', 'crm/rest/v1/contacts?email=ada@example.com');
   assert.equal(lookup.status, 200, lookup.body);
 
@@ -130,4 +137,92 @@ test('GET / serves the page (HTML) from web/', async (t) => {
   const res = await client(relay.url).get('/');
   assert.equal(res.status, 200, res.body.slice(0, 300));
   assert.match(res.headers.get('content-type') ?? '', /text\/html/);
+});
+
+test('every response carries X-Request-Id, and the relay\'s log line for that request has the same id', async (t) => {
+  const sandbox = await startSandbox({ t });
+  const relay = await startRelay({ sandbox, t });
+  const browser = client(relay.url);
+  const ids = [];
+  for (const res of [await browser.get('/healthz'), await browser.get('/api/nope'), await browser.login()]) {
+    const id = res.headers.get('x-request-id');
+    assert.ok(id && id.length >= 8, `${res.url}: X-Request-Id ${id}`);
+    ids.push(id);
+  }
+  assert.equal(new Set(ids).size, ids.length, 'request ids repeat');
+  await waitFor(() => ids.every((id) => relay.logs().some((l) => l.stream === 'stderr' && l.line.includes(id))),
+    { timeout: 3000, what: 'a log line for each request id' });
+  for (const l of relay.logs().filter((x) => x.stream === 'stderr')) {
+    assert.doesNotThrow(() => JSON.parse(l.line), `a log line is not JSON: ${l.line}`);
+  }
+});
+
+test('a foreign Host header is refused with 400 http.bad_host (DNS rebinding), proxy.bad_path under /proxy', async (t) => {
+  const { relay, browser } = await connectedSetup({ t });
+  const cookie = `keyrelay_session=${browser.cookie('keyrelay_session').value}`;
+  const port = new URL(relay.url).port;
+  for (const host of [`127.0.0.1:${port}`, `localhost:${port}`]) {
+    const ok = await rawRequest(relay.url, '/api/session', { host, headers: { Cookie: cookie } });
+    assert.equal(ok.status, 200, `Host ${host}: ${ok.statusLine} ${ok.body}`);
+  }
+  const evil = await rawRequest(relay.url, '/api/session', { host: `evil.example:${port}`, headers: { Cookie: cookie } });
+  assert.equal(evil.status, 400, `${evil.statusLine} ${evil.body}`);
+  assert.equal(evil.json?.error?.code, 'http.bad_host', evil.body);
+  const proxied = await rawRequest(relay.url, '/proxy/keap/crm/rest/v1/contacts?email=ada@example.com',
+    { host: 'evil.example', headers: { Cookie: cookie, 'X-Requested-With': 'keyrelay' } });
+  assert.equal(proxied.status, 400, `${proxied.statusLine} ${proxied.body}`);
+  assert.equal(proxied.json?.error?.code, 'proxy.bad_path', proxied.body);
+});
+
+test('a login body that is not {username, password} strings → 400 auth.bad_request', async (t) => {
+  const sandbox = await startSandbox({ t });
+  const relay = await startRelay({ sandbox, t });
+  const browser = client(relay.url);
+  for (const body of ['not json', '[]', '{"username":"demo"}', '{"username":1,"password":"demo"}', '{"username":"demo","password":null}']) {
+    const res = await browser.post('/login', { headers: { 'Content-Type': 'application/json' }, body });
+    assert.equal(res.status, 400, `${body}: ${res.status} ${res.body}`);
+    assert.equal(errorOf(res).code, 'auth.bad_request', body);
+  }
+});
+
+test('a wrong method on a known route → 405 http.method_not_allowed with Allow', async (t) => {
+  const sandbox = await startSandbox({ t });
+  const relay = await startRelay({ sandbox, t });
+  const browser = client(relay.url);
+  for (const [method, p] of [['DELETE', '/api/connections'], ['PUT', '/login'], ['POST', '/healthz']]) {
+    const res = await browser.request(method, p, { headers: { 'X-Requested-With': 'keyrelay' } });
+    assert.equal(res.status, 405, `${method} ${p}: ${res.status} ${res.body}`);
+    assert.equal(errorOf(res).code, 'http.method_not_allowed');
+    assert.ok(res.headers.get('allow'), `${method} ${p}: no Allow header`);
+  }
+});
+
+test('a request body over 1 MiB → 413 http.payload_too_large, nothing forwarded', async (t) => {
+  const { sandbox, browser } = await connectedSetup({ t });
+  const before = (await sandbox.stats()).requests['PATCH /keap/crm/rest/v1/contacts/101'] ?? 0;
+  const res = await browser.proxy('keap', 'crm/rest/v1/contacts/101', {
+    method: 'PATCH', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ notes: 'x'.repeat((1 << 20) + 10) }),
+  });
+  assert.equal(res.status, 413, `${res.status} ${res.body.slice(0, 300)}`);
+  assert.equal(errorOf(res).code, 'http.payload_too_large');
+  assert.equal((await sandbox.stats()).requests['PATCH /keap/crm/rest/v1/contacts/101'] ?? 0, before);
+});
+
+test('the page\'s files: JavaScript as text/javascript, dot-segments → 400 http.bad_path, hidden files → 404', async (t) => {
+  const sandbox = await startSandbox({ t });
+  const relay = await startRelay({ sandbox, t });
+  const browser = client(relay.url);
+  const js = await browser.get('/app.js');
+  assert.equal(js.status, 200);
+  assert.match(js.headers.get('content-type') ?? '', /^text\/javascript/);
+  for (const target of ['/../../../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '/web/../README.md']) {
+    const res = await rawRequest(relay.url, target);
+    assert.equal(res.status, 400, `${target}: ${res.statusLine} ${res.body.slice(0, 200)}`);
+    assert.equal(res.json?.error?.code, 'http.bad_path', target);
+  }
+  for (const p of ['/.git/config', '/.env', '/.hidden']) {
+    const res = await browser.get(p);
+    assert.equal(res.status, 404, `${p}: ${res.status}`);
+    assert.equal(errorOf(res).code, 'http.not_found');
+  }
 });

@@ -101,6 +101,7 @@ for (const provider of ['keap', 'jira']) {
     assert.equal(flow.final.status, 400, flow.trace);
     assert.match(flow.final.headers.get('content-type') ?? '', /text\/html/);
     assert.match(flow.final.body, /denied|declined|refused/i, 'the page says consent was denied');
+    assert.ok(flow.final.body.includes('oauth.access_denied'), 'the page carries the error code');
     assert.match(flow.final.body, /<a\s[^>]*href=/i, 'the page links back');
     const conn = (await browser.connections())[provider];
     assert.notEqual(conn?.connected, true, JSON.stringify(conn));

@@ -14,7 +14,8 @@ async function setup(t) {
 }
 
 /** A refused callback: a 4xx HTML page that says so and links back — not a redirect, not a 500 (docs/api.md). */
-function assertRefusedPage(res, what) {
+function assertRefusedPage(res, what, code) {
+  if (code) assert.ok(res.body.includes(code), `${what}: the page should carry the error code ${code}: ${res.body.slice(0, 500)}`);
   assert.ok(res.status >= 400 && res.status < 500, `${what}: expected a 4xx page, got ${res.status} ${res.rawLocation ?? ''} ${res.body.slice(0, 300)}`);
   assert.equal(res.location, null, `${what}: a refusal must not redirect`);
   assert.match(res.headers.get('content-type') ?? '', /text\/html/, what);
@@ -35,7 +36,7 @@ test('a callback whose state does not match the browser\'s state is refused, and
   const a = await browser.authorize('keap');
   const u = new URL(a.callbackUrl);
   u.searchParams.set('state', a.state.slice(0, -2) + (a.state.endsWith('AA') ? 'BB' : 'AA'));
-  assertRefusedPage(await browser.get(u.href), 'state mismatch');
+  assertRefusedPage(await browser.get(u.href), 'state mismatch', 'oauth.state_mismatch');
   assert.equal((await sandbox.tokenStats('keap')).exchanges, 0, 'the code was exchanged despite the bad state');
   assert.notEqual((await browser.connections()).keap?.connected, true);
 });
@@ -45,7 +46,7 @@ test('replaying a callback (same code and state twice) is refused and does not e
   const flow = await browser.connect('keap');
   assert.equal(flow.final.rawLocation, '/?connected=keap', flow.trace);
   const replay = await browser.get(flow.callbackUrl, { headers: { Cookie: flow.steps[0].setCookie.map((c) => c.split(';')[0]).concat(`keyrelay_session=${browser.cookie('keyrelay_session').value}`).join('; ') } });
-  assertRefusedPage(replay, 'replayed callback');
+  assertRefusedPage(replay, 'replayed callback', 'oauth.state_unknown');
   assert.equal((await sandbox.tokenStats('keap')).exchanges, 1, 'the relay exchanged the code a second time');
   assert.equal((await browser.connections()).keap.connected, true, 'a refused replay must not break the connection');
 });
@@ -55,7 +56,7 @@ test('a callback without the state cookie is refused (a link sent by someone els
   const a = await browser.authorize('keap');
   const stateCookie = browser.jar.get(new URL(relay.url).origin);
   assert.ok(stateCookie.delete('keyrelay_oauth_keap'), 'the relay set no keyrelay_oauth_keap cookie');
-  assertRefusedPage(await browser.get(a.callbackUrl), 'missing state cookie');
+  assertRefusedPage(await browser.get(a.callbackUrl), 'missing state cookie', 'oauth.state_mismatch');
   assert.equal((await sandbox.tokenStats('keap')).exchanges, 0);
 });
 
@@ -65,7 +66,7 @@ test('another logged-in browser cannot complete someone else\'s authorization (i
   const attacker = client(relay.url);
   assert.equal((await attacker.login()).status, 200);
   await attacker.authorize('keap'); // the attacker has its own, different, state cookie
-  assertRefusedPage(await attacker.get(victimFlow.callbackUrl), 'foreign state');
+  assertRefusedPage(await attacker.get(victimFlow.callbackUrl), 'foreign state', 'oauth.state_mismatch');
   assert.equal((await sandbox.tokenStats('keap')).exchanges, 0);
 });
 
@@ -74,7 +75,9 @@ test('GET /connect without a session does not start an authorization', async (t)
   const relay = await startRelay({ sandbox, t });
   const res = await client(relay.url).get('/connect/keap');
   assertOnSite(res, relay, 'GET /connect/keap without a session');
-  assert.ok(res.status >= 300, `got ${res.status}`);
+  assert.equal(res.status, 401, `${res.status} ${res.body}`);
+  assert.ok(res.body.includes('auth.no_session'), res.body);
+  assert.equal(res.setCookie.some((c) => c.startsWith('keyrelay_oauth_')), false, 'a state cookie was set without a session');
 });
 
 test('an unknown provider is a 404 error, not a redirect', async (t) => {
@@ -82,6 +85,7 @@ test('an unknown provider is a 404 error, not a redirect', async (t) => {
   for (const p of ['/connect/evil', '/callback/evil?code=x&state=y']) {
     const res = await browser.get(p);
     assert.equal(res.status, 404, `${p}: ${res.status} ${res.body}`);
+    assert.ok(res.body.includes('provider.unknown'), `${p}: ${res.body}`);
     assertOnSite(res, relay, p);
   }
 });
@@ -115,5 +119,5 @@ test('the error callback with a foreign redirect still answers with the relay\'s
   const a = await browser.authorize('keap');
   const res = await browser.get(`/callback/keap?error=access_denied&state=${encodeURIComponent(a.state)}&redirect_uri=${encodeURIComponent('https://evil.example')}`);
   assertOnSite(res, relay, 'denied callback');
-  assertRefusedPage(res, 'denied callback');
+  assertRefusedPage(res, 'denied callback', 'oauth.access_denied');
 });

@@ -29,8 +29,11 @@ test('a proxied call with a valid session but without X-Requested-With: keyrelay
 test('a proxied call without any session or API key is refused', async (t) => {
   const { relay } = await connectedSetup({ t });
   const res = await apiCall(relay.url, 'GET', `/proxy/keap/${ADA}`, { headers: { 'X-Requested-With': 'keyrelay' } });
-  assert.ok([401, 403].includes(res.status), `got ${res.status} ${res.body}`);
-  errorOf(res);
+  assert.equal(res.status, 401, `got ${res.status} ${res.body}`);
+  assert.equal(errorOf(res).code, 'auth.no_session');
+  const stale = await apiCall(relay.url, 'GET', `/proxy/keap/${ADA}`, { headers: { 'X-Requested-With': 'keyrelay', Cookie: 'keyrelay_session=made-up-session-id-0123456789' } });
+  assert.equal(stale.status, 401, `a made-up session id: ${stale.status} ${stale.body}`);
+  assert.equal(errorOf(stale).code, 'auth.no_session');
 });
 
 test('paths and methods off the allowlist get 403 proxy.path_not_allowed and never reach the sandbox', async (t) => {
@@ -102,7 +105,12 @@ test('the browser\'s Cookie, Origin, User-Agent and X-Requested-With are strippe
   // The page is same-origin: its own Origin is accepted by the relay (and must be stripped: the sandbox, like
   // Keap, refuses any request carrying an Origin).
   const ua = 'Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0 keyrelay-test-ua';
-  const res = await browser.proxy('keap', ADA, { headers: { Origin: relay.url, 'User-Agent': ua, 'X-Custom-Browser': 'kept-or-not' } });
+  const res = await browser.proxy('keap', ADA, {
+    headers: {
+      Origin: relay.url, 'User-Agent': ua, 'X-Custom-Browser': 'kept', 'X-Keap-API-Key': 'KeapAK-from-the-browser',
+      'X-Forwarded-Host': 'evil.example', 'X-Forwarded-For': '203.0.113.9', 'Proxy-Authorization': 'Basic Zm9vOmJhcg==',
+    },
+  });
   assert.equal(res.status, 200, res.body);
   assert.equal(res.json?.contacts?.[0]?.given_name, 'Ada');
   const up = tap.seen.filter((r) => r.path.startsWith('/keap/crm/rest/v1/contacts'));
@@ -111,6 +119,11 @@ test('the browser\'s Cookie, Origin, User-Agent and X-Requested-With are strippe
   assert.equal(h.cookie, undefined, `Cookie forwarded upstream: ${h.cookie}`);
   assert.equal(h.origin, undefined, `Origin forwarded upstream: ${h.origin}`);
   assert.equal(h['x-requested-with'], undefined, 'X-Requested-With forwarded upstream');
+  assert.equal(h['x-keap-api-key'], undefined, 'a browser-sent X-Keap-API-Key was forwarded (credential override)');
+  assert.equal(h['x-forwarded-host'], undefined, 'X-Forwarded-Host forwarded upstream');
+  assert.equal(h['x-forwarded-for'], undefined, 'X-Forwarded-For forwarded upstream');
+  assert.equal(h['proxy-authorization'], undefined, 'Proxy-Authorization forwarded upstream');
+  assert.equal(h['x-custom-browser'], 'kept', 'docs/api.md: other X-* headers are forwarded');
   assert.ok(!String(h['user-agent'] ?? '').includes('keyrelay-test-ua'), `the browser's User-Agent was forwarded: ${h['user-agent']}`);
   const m = /^Bearer (.+)$/.exec(h.authorization ?? '');
   assert.ok(m, `no Bearer token upstream: ${h.authorization}`);

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import {
-  apiCall, client, connectedSetup, newApiKey, newStoreKey, sleep, startRelay, startSandbox, tempDir,
+  apiCall, client, connectedSetup, errorOf, newApiKey, newStoreKey, sleep, startRelay, startSandbox, tempDir,
 } from '../lib/harness.mjs';
 
 const KEAP_LOOKUP = '/proxy/keap/crm/rest/v1/contacts?email=ada@example.com';
@@ -23,6 +23,9 @@ test('two relays on one data dir, 25 concurrent calls each at expiry: exactly on
   const flow = await browser.connect('keap');
   assert.equal(flow.final.rawLocation, '/?connected=keap', flow.trace);
 
+  // Sessions live in the data dir too (docs/api.md): A's page session works on B.
+  const onB = await client(b.url).get('/api/session', { headers: { Cookie: `keyrelay_session=${browser.cookie('keyrelay_session').value}` } });
+  assert.equal(onB.status, 200, `a session made on relay A is unknown to relay B: ${onB.body}`);
   // B was already running when A stored the connection: it must read it from the shared store.
   const seenByB = await apiCall(b.url, 'GET', KEAP_LOOKUP, { apiKey });
   assert.equal(seenByB.status, 200, `relay B does not see the connection made through relay A: ${seenByB.body}`);
@@ -57,10 +60,16 @@ test('a server-to-server call needs the right relay API key', async (t) => {
   assert.equal((await apiCall(relay.url, 'GET', KEAP_LOOKUP, { apiKey })).status, 200);
   for (const wrong of [`${apiKey}x`, 'nope', apiKey.slice(0, -1)]) {
     const res = await apiCall(relay.url, 'GET', KEAP_LOOKUP, { apiKey: wrong });
-    assert.ok([401, 403].includes(res.status), `a wrong API key got ${res.status}: ${res.body}`);
+    assert.equal(res.status, 401, `a wrong API key got ${res.status}: ${res.body}`);
+    assert.equal(errorOf(res).code, 'auth.bad_api_key');
   }
-  const none = await apiCall(relay.url, 'GET', KEAP_LOOKUP, {});
-  assert.ok([401, 403].includes(none.status), `no credentials at all got ${none.status}: ${none.body}`);
+  // A relay without KEYRELAY_API_KEY accepts no Bearer caller at all.
+  const { relay: keyless } = await connectedSetup({ t });
+  const none = await apiCall(keyless.url, 'GET', KEAP_LOOKUP, { apiKey });
+  assert.equal(none.status, 401, `a relay without an API key accepted a Bearer caller: ${none.status} ${none.body}`);
+  assert.equal(errorOf(none).code, 'auth.bad_api_key');
+  const empty = await apiCall(relay.url, 'GET', KEAP_LOOKUP, { headers: { Authorization: 'Bearer ' } });
+  assert.equal(empty.status, 401, `an empty Bearer: ${empty.body}`);
 });
 
 async function checkRestartKeeps(t, { storeKey }) {
@@ -86,8 +95,12 @@ async function checkRestartKeeps(t, { storeKey }) {
     }
   }
 
+  const sid = browser.cookie('keyrelay_session').value;
   await relay.restart();
   browser = client(relay.url);
+  // Sessions survive a restart (docs/api.md: they live in the data dir as hashes).
+  const kept = await browser.get('/api/session', { headers: { Cookie: `keyrelay_session=${sid}` } });
+  assert.equal(kept.status, 200, `the session did not survive the restart: ${kept.body}`);
   assert.equal((await browser.login()).status, 200);
   const after = await browser.connections();
   for (const p of ['keap', 'jira']) {

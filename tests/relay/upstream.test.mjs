@@ -36,8 +36,8 @@ test('an HTML 502 that persists → 502 upstream.* with the diagnosis as message
   assert.match(errorOf(res).code, /^upstream\./);
   assert.ok(!/<html/i.test(res.body), 'the raw HTML page is wrapped, not passed through');
   const tries = await count(sandbox, `GET ${CONTACTS}`) - before;
-  assert.ok(tries >= 2 && tries <= 6, `${tries} tries: retries should be bounded`);
-  assert.ok(Date.now() - started < 20_000, 'backoff should be bounded');
+  assert.equal(tries, 3, `${tries} tries: docs/api.md says at most 2 retries of an idempotent call`);
+  assert.ok(Date.now() - started < 5_000, `${Date.now() - started} ms: at most 2 s of waiting in total`);
 });
 
 test('a Keap/Apigee gateway fault that persists → 502 upstream.* (a gateway fault is not the API\'s answer)', async (t) => {
@@ -82,18 +82,15 @@ test('an upstream 401 on a live connection causes exactly one reactive refresh, 
   assert.equal(after.refreshes - before.refreshes, 1);
 });
 
-test('a Jira 429 with Retry-After 30 is not waited out forever: the caller gets 429 with the rate-limit headers, or 200', async (t) => {
+test('a Jira 429 with Retry-After 30 is not waited out (2 s budget): the caller gets the 429 with its rate-limit headers', async (t) => {
   const { sandbox, browser } = await connectedSetup({ t, providers: ['jira'] });
   await sandbox.fail({ path: '/jira/ex/jira/', count: 1, mode: 'rate_limit' });
   const started = Date.now();
   const res = await browser.proxy('jira', 'rest/api/3/user/search?query=ada@example.com', { timeout: 30_000 });
-  assert.ok(Date.now() - started < 15_000, `took ${Date.now() - started} ms`);
-  if (res.status === 429) {
-    assert.equal(res.headers.get('retry-after'), '30');
-    assert.ok(res.headers.get('x-ratelimit-limit'), 'X-RateLimit-Limit passes through');
-  } else {
-    assert.equal(res.status, 200, res.body);
-  }
+  assert.ok(Date.now() - started < 5_000, `took ${Date.now() - started} ms`);
+  assert.equal(res.status, 429, res.body);
+  assert.equal(res.headers.get('retry-after'), '30');
+  for (const h of ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset']) assert.ok(res.headers.get(h), `${h} passes through`);
 });
 
 test('Keap\'s rate-limit headers pass through on an ordinary answer', async (t) => {
