@@ -95,12 +95,6 @@ std::optional<Error> check_segment(std::string_view raw, std::string_view segmen
                                 "A segment cannot contain '/' or '\\' through the relay: encoded separators are "
                                 "refused because some servers decode them and walk out of the allowed path.");
             }
-            if (byte == '%' && i + 4 < segment.size() && hex_value(segment[i + 3]) >= 0 &&
-                hex_value(segment[i + 4]) >= 0) {
-                return bad_path("The path \"" + shown(raw) + "\" is percent-encoded twice (%25 followed by hex).",
-                                "Encode each segment exactly once: double encoding is a classic way past path "
-                                "checks, so the relay refuses it.");
-            }
             if (is_control(byte)) {
                 return bad_path("The path \"" + shown(raw) + "\" contains an encoded control character.",
                                 "CR, LF, NUL and other control characters never belong in an API path (header "
@@ -121,6 +115,16 @@ std::optional<Error> check_segment(std::string_view raw, std::string_view segmen
             normalized += static_cast<char>(c);
         } else {
             append_pct(normalized, c);   // e.g. a raw space or non-ASCII byte: send it encoded
+        }
+    }
+    // Double encoding, however it is spelled ("%252F", "%25%32%46", "%25%32F"): decoded once, the segment must hold
+    // no escape that a second decoder (a gateway, a servlet container) would turn into '/', '.' or anything else.
+    for (size_t k = 0; k + 2 < decoded.size(); ++k) {
+        if (decoded[k] == '%' && hex_value(decoded[k + 1]) >= 0 && hex_value(decoded[k + 2]) >= 0) {
+            return bad_path("The path \"" + shown(raw) + "\" is percent-encoded twice (it decodes to \"%" +
+                                decoded.substr(k + 1, 2) + "\").",
+                            "Encode each segment exactly once: double encoding is a classic way past path "
+                            "checks, so the relay refuses it.");
         }
     }
     // RFC 3986 §5.2.4: "." and ".." are dot-segments, whatever their encoding (%2e). Servlet containers also

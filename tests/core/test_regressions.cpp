@@ -6,6 +6,7 @@
 #include <string>
 
 #include "keyrelay/diagnose.h"
+#include "keyrelay/proxy.h"
 
 using namespace keyrelay;
 
@@ -82,4 +83,23 @@ TEST_CASE("an absurd Keap throttle interval saturates instead of overflowing", "
     CHECK(d.code == "rate_limited");
     REQUIRE(d.retry_after_seconds.has_value());
     CHECK(*d.retry_after_seconds == INT_MAX);
+}
+
+// fuzz_proxy: double encoding was only refused as "%25" followed by two literal hex digits, so "%25%32%65" (and the
+// fuzzer's "a%252%99%252%652)a") passed: decoded once it is "%2e", which a second decoder turns into '.' (and
+// "%25%32%66" into '/'), walking out of the allowed path.
+TEST_CASE("double encoding spelled with encoded hex digits is refused by the proxy path check",
+          "[regression][proxy]") {
+    for (const char* raw : {"st/a%252%99%252%652)a", "crm/%25%32%65%25%32%65/admin", "crm/a%25%32%66b",
+                            "crm/a%25%32Fb", "crm/a%25%46%46"}) {
+        INFO(raw);
+        auto v = proxy::validate_path(raw);
+        REQUIRE_FALSE(v.ok());
+        CHECK(v.error().code == "proxy.bad_path");
+        CHECK(v.error().message.find("percent-encoded twice") != std::string::npos);
+    }
+    // A '%' that decodes to a literal percent sign not followed by two hex digits is still fine.
+    auto ok = proxy::validate_path("crm/100%25zz");
+    REQUIRE(ok.ok());
+    CHECK(*ok == "/crm/100%25zz");
 }
