@@ -1050,7 +1050,9 @@ Result<Unit> Relay::init() {
     int threads = config_.server_threads;
     svr.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
     svr.set_payload_max_length(config_.max_request_body);
-    svr.set_keep_alive_timeout(5);
+    // cpp-httplib waits out an idle keep-alive connection before a worker can stop: keep that wait short so
+    // SIGTERM stops the relay within ~2 s.
+    svr.set_keep_alive_timeout(2);
     svr.set_keep_alive_max_count(1000);
     svr.set_read_timeout(30, 0);
     svr.set_write_timeout(30, 0);
