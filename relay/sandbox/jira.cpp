@@ -163,6 +163,21 @@ Reply token(State& s, const Req& r) {
     if (!body || !body->is_object()) return oauth_error(400, "invalid_request", "The request body is not valid JSON");
     const std::string grant_type = jstr(*body, "grant_type");
     std::string id = jstr(*body, "client_id"), secret = jstr(*body, "client_secret");
+    // Atlassian documents the credentials in the JSON body; an RFC 6749 §2.3.1 Basic header is accepted as well.
+    if (id.empty() && secret.empty()) {
+        if (auto auth = r.header("Authorization"); auth && starts_with(lower(*auth), "basic ")) {
+            auto decoded = base64_decode(std::string_view(*auth).substr(6));
+            size_t colon = decoded ? decoded->find(':') : std::string::npos;
+            if (colon != std::string::npos) {
+                auto rid = percent_decode(std::string_view(*decoded).substr(0, colon), true);
+                auto rsecret = percent_decode(std::string_view(*decoded).substr(colon + 1), true);
+                if (rid && rsecret) {
+                    id = *rid;
+                    secret = *rsecret;
+                }
+            }
+        }
+    }
 
     std::lock_guard<std::mutex> lock(s.mu);
     App* app = s.app(id);

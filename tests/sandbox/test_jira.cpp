@@ -96,6 +96,19 @@ TEST_CASE("the Jira token endpoint takes JSON and answers with Atlassian's token
     CHECK(sb.stats()["tokens"][sb.jira_id()]["provider"] == "jira");
 }
 
+TEST_CASE("the Jira token endpoint also takes the client credentials as a Basic header", "[jira][oauth]") {
+    Sandbox sb;
+    json t = sb.jira_tokens();
+    auto res = sb.post_json("/jira/oauth/token",
+                            {{"grant_type", "refresh_token"}, {"refresh_token", t["refresh_token"]}},
+                            {{"Authorization", basic(sb.jira_id(), sb.jira_secret())}});
+    CHECK(res->status == 200);
+    auto wrong = sb.post_json("/jira/oauth/token",
+                              {{"grant_type", "refresh_token"}, {"refresh_token", t["refresh_token"]}},
+                              {{"Authorization", basic(sb.jira_id(), "nope")}});
+    CHECK(wrong->status == 401);
+}
+
 TEST_CASE("without offline_access the Jira token answer has no refresh token", "[jira][oauth]") {
     Sandbox sb;
     json t = sb.jira_tokens("read:jira-user");
