@@ -217,6 +217,7 @@ function registerCleanup(t, fn) {
  *   fail(spec)   POST /sandbox/fail with spec ({path, count, mode, status, delay_ms})
  *   revoke(spec) POST /sandbox/revoke with spec ({provider} or {refresh_token})
  *   registerRedirectUri(provider, uri)  POST /sandbox/redirect-uris
+ *   clock(seconds)  POST /sandbox/clock {advance_seconds}: moves the sandbox's clock forward (code/token expiry)
  *   reset()   POST /sandbox/reset
  *   stop(signal = 'SIGTERM')  (SIGKILL after 5 s; the t.after() cleanup uses SIGKILL)
  *   logs      {stdout: [...], stderr: [...]} lines so far
@@ -274,6 +275,7 @@ export async function startSandbox({ autoApprove = false, accessTtl, refreshTtl,
     fail: (spec) => control('POST', '/sandbox/fail', spec),
     revoke: (spec) => control('POST', '/sandbox/revoke', spec),
     registerRedirectUri: (provider, uri) => control('POST', '/sandbox/redirect-uris', { provider, redirect_uri: uri }),
+    clock: (advanceSeconds) => control('POST', '/sandbox/clock', { advance_seconds: advanceSeconds }),
     reset: () => control('POST', '/sandbox/reset'),
     stop,
     logs: proc.lines,

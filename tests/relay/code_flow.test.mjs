@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { client, errorOf, startRelay, startSandbox } from '../lib/harness.mjs';
+import { apiCall, client, errorOf, startRelay, startSandbox } from '../lib/harness.mjs';
 
 async function setup(t) {
   const sandbox = await startSandbox({ t }); // no --auto-approve: the consent page is really submitted
@@ -128,4 +128,55 @@ test('disconnect (with X-Requested-With) forgets the connection; proxied calls t
   const call = await browser.proxy('keap', 'crm/rest/v1/contacts?email=ada@example.com');
   assert.equal(call.status, 409, call.body);
   assert.equal(errorOf(call).code, 'connection.not_connected');
+});
+
+test('/api/connections before any connection lists keap and jira, not connected, with every documented field and no token', async (t) => {
+  const sandbox = await startSandbox({ t });
+  const relay = await startRelay({ sandbox, t, apiKey: true });
+  const anonymous = await client(relay.url).get('/api/connections');
+  assert.equal(anonymous.status, 401, anonymous.body);
+  assert.equal(errorOf(anonymous).code, 'auth.no_session');
+  const browser = client(relay.url);
+  assert.equal((await browser.login()).status, 200);
+  const res = await browser.get('/api/connections');
+  assert.equal(res.status, 200, res.body);
+  const byName = Object.fromEntries(res.json.connections.map((c) => [c.provider, c]));
+  for (const p of ['keap', 'jira']) {
+    const c = byName[p];
+    assert.ok(c, `${p} missing: ${res.body}`);
+    for (const k of ['provider', 'mode', 'connected', 'account', 'expires_at', 'last_refresh_at', 'last_refresh_result', 'needs_reauth']) {
+      assert.ok(k in c, `${p}: no "${k}" in ${JSON.stringify(c)}`);
+    }
+    assert.equal(c.connected, false);
+    assert.equal(c.mode, 'oauth');
+    assert.equal(c.needs_reauth, false);
+    assert.equal(c.expires_at, null);
+    for (const k of Object.keys(c)) assert.ok(!/token|secret/i.test(k), `${p}: field ${k}`);
+  }
+  // A server-to-server caller may read it with the relay API key.
+  const s2s = await apiCall(relay.url, 'GET', '/api/connections', { apiKey: relay.apiKey });
+  assert.equal(s2s.status, 200, s2s.body);
+  assert.deepEqual(s2s.json, res.json);
+});
+
+test('Keap XML-RPC through the proxy with the OAuth token: DataService.findByField finds Ada', async (t) => {
+  const sandbox = await startSandbox({ t, autoApprove: true });
+  const relay = await startRelay({ sandbox, t });
+  const browser = client(relay.url);
+  assert.equal((await browser.login()).status, 200);
+  assert.equal((await browser.connect('keap')).final.rawLocation, '/?connected=keap');
+  const res = await browser.proxy('keap', 'crm/xmlrpc/v1', {
+    method: 'POST', headers: { 'Content-Type': 'text/xml' },
+    body: '<?xml version="1.0"?><methodCall><methodName>DataService.findByField</methodName><params>' +
+      '<param><value><string>placeholder</string></value></param><param><value><string>Contact</string></value></param>' +
+      '<param><value><int>10</int></value></param><param><value><int>0</int></value></param>' +
+      '<param><value><string>Email</string></value></param><param><value><string>ada@example.com</string></value></param>' +
+      '<param><value><array><data><value><string>Id</string></value><value><string>FirstName</string></value></data></array></value></param>' +
+      '</params></methodCall>',
+  });
+  assert.equal(res.status, 200, res.body);
+  assert.match(res.body, /<methodResponse>/);
+  assert.doesNotMatch(res.body, /<fault>/, res.body);
+  assert.match(res.body, /Ada/);
+  assert.match(res.body, /101/);
 });

@@ -77,3 +77,17 @@ test('without cors_origins every foreign origin is refused, but the page\'s own 
   const call = await again.proxy('keap', 'crm/rest/v1/contacts?email=ada@example.com', { headers: { Origin: relay.url } });
   assert.equal(call.status, 200, call.body);
 });
+
+test('a cross-site form posting a JSON-looking text/plain body to /login (login CSRF) is refused by its Origin', async (t) => {
+  const { relay } = await connectedSetup({ t });
+  const victim = client(relay.url);
+  const res = await victim.request('POST', '/login', {
+    headers: { Origin: OTHER, 'Content-Type': 'text/plain' }, body: '{"username":"demo","password":"demo","x":"="}',
+  });
+  assert.equal(res.status, 403, `${res.status} ${res.body}`);
+  assert.equal(errorOf(res).code, 'cors.origin_not_allowed');
+  assert.deepEqual(res.setCookie, [], 'no session cookie for a cross-site login');
+  const dis = await victim.request('POST', '/api/connections/keap/disconnect', { headers: { Origin: OTHER, 'X-Requested-With': 'keyrelay' } });
+  assert.equal(dis.status, 403, dis.body);
+  assert.equal(errorOf(dis).code, 'cors.origin_not_allowed');
+});

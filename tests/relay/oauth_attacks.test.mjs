@@ -121,3 +121,48 @@ test('the error callback with a foreign redirect still answers with the relay\'s
   assertOnSite(res, relay, 'denied callback');
   assertRefusedPage(res, 'denied callback', 'oauth.access_denied');
 });
+
+test('a callback after the session ended → 401 page auth.no_session, and no code is exchanged', async (t) => {
+  const { sandbox, browser } = await setup(t);
+  const a = await browser.authorize('keap');
+  assert.equal((await browser.post('/logout', { headers: { 'X-Requested-With': 'keyrelay' } })).status, 204);
+  const res = await browser.get(a.callbackUrl);
+  assert.equal(res.status, 401, `${res.status} ${res.body.slice(0, 300)}`);
+  assertRefusedPage(res, 'callback without session', 'auth.no_session');
+  assert.equal((await sandbox.tokenStats('keap')).exchanges, 0);
+});
+
+test('a callback with a valid state but no code → 400 page oauth.missing_code', async (t) => {
+  const { sandbox, browser } = await setup(t);
+  const a = await browser.authorize('keap');
+  const u = new URL(a.callbackUrl);
+  u.searchParams.delete('code');
+  const res = await browser.get(u.href);
+  assert.equal(res.status, 400, res.body.slice(0, 300));
+  assertRefusedPage(res, 'missing code', 'oauth.missing_code');
+  assert.equal((await sandbox.tokenStats('keap')).exchanges, 0);
+});
+
+test('a code that expired at the provider (10 minutes) → 400 page oauth.invalid_grant, not connected', async (t) => {
+  const { sandbox, browser } = await setup(t);
+  const a = await browser.authorize('keap');
+  await sandbox.clock(11 * 60);
+  const res = await browser.get(a.callbackUrl);
+  assert.equal(res.status, 400, `${res.status} ${res.body.slice(0, 300)}`);
+  assertRefusedPage(res, 'expired code', 'oauth.invalid_grant');
+  assert.notEqual((await browser.connections()).keap?.connected, true);
+});
+
+test('a token endpoint answering an HTML 502 during the exchange → 502 page with an oauth.*/upstream.* code, never a 500', async (t) => {
+  const { sandbox, browser } = await setup(t);
+  const a = await browser.authorize('jira');
+  await sandbox.fail({ path: '/jira/oauth/token', count: 5, mode: 'html_502' });
+  const res = await browser.get(a.callbackUrl);
+  assert.equal(res.status, 502, `${res.status} ${res.body.slice(0, 300)}`);
+  assert.equal(res.location, null);
+  assert.match(res.headers.get('content-type') ?? '', /text\/html/);
+  // docs/api.md: the token endpoint's oauth.* codes (other than invalid_grant) and upstream.* are 502 pages.
+  assert.match(res.body, /\b(oauth|upstream)\.[a-z_]+/, 'the page carries the error code');
+  assert.ok(!res.body.includes('oauth.invalid_grant'));
+  assert.notEqual((await browser.connections()).jira?.connected, true);
+});

@@ -72,7 +72,7 @@ test('a server-to-server call needs the right relay API key', async (t) => {
   assert.equal(empty.status, 401, `an empty Bearer: ${empty.body}`);
 });
 
-async function checkRestartKeeps(t, { storeKey }) {
+async function checkRestartKeeps(t, { storeKey, signal }) {
   const sandbox = await startSandbox({ t, autoApprove: true });
   const relay = await startRelay({ sandbox, t, storeKey });
   let browser = client(relay.url);
@@ -80,8 +80,8 @@ async function checkRestartKeeps(t, { storeKey }) {
   for (const p of ['keap', 'jira']) assert.equal((await browser.connect(p)).final.rawLocation, `/?connected=${p}`);
   const before = await browser.connections();
 
-  const exit = await relay.stop('SIGTERM');
-  assert.equal(exit.code, 0, `SIGTERM should stop the relay cleanly, got ${JSON.stringify(exit)}`);
+  const exit = await relay.stop(signal);
+  assert.equal(exit.code, 0, `${signal} should stop the relay cleanly (exit code 0), got ${JSON.stringify(exit)}`);
   // The store is encrypted at rest: neither the account nor any sandbox token prefix is readable on disk.
   const files = await readdir(relay.dataDir);
   for (const f of files) {
@@ -117,9 +117,9 @@ async function checkRestartKeeps(t, { storeKey }) {
 }
 
 test('a restart (SIGTERM, start again on the same data dir) keeps both connections working', async (t) => {
-  await checkRestartKeeps(t, { storeKey: undefined });
+  await checkRestartKeeps(t, { storeKey: undefined, signal: 'SIGTERM' });
 });
 
-test('a restart keeps connections also when the relay generated its own store key file (no KEYRELAY_STORE_KEY)', async (t) => {
-  await checkRestartKeeps(t, { storeKey: null });
+test('a restart after SIGINT keeps connections also when the relay generated its own store key file (no KEYRELAY_STORE_KEY)', async (t) => {
+  await checkRestartKeeps(t, { storeKey: null, signal: 'SIGINT' });
 });
