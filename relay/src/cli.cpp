@@ -18,7 +18,7 @@ using nlohmann::json;
 const std::map<std::string, std::set<std::string>>& command_flags() {
     static const std::map<std::string, std::set<std::string>> kFlags{
         {"serve",
-         {"--sandbox", "--config", "--port", "--data-dir", "--web-dir", "--bind", "--tls-cert", "--tls-key",
+         {"--sandbox", "--config", "--port", "--data-dir", "--web-dir", "--wasm-dir", "--bind", "--tls-cert", "--tls-key",
           "--ca-file", "--log-level"}},
         {"doctor", {"--sandbox", "--config", "--port", "--data-dir", "--tls-cert", "--tls-key", "--ca-file",
                     "--offline"}},
@@ -114,6 +114,8 @@ std::string usage(const std::string& command) {
                "  --bind ADDR       address to listen on (default 127.0.0.1; forced to 127.0.0.1 with --sandbox)\n"
                "  --data-dir DIR    token store directory (default: a new temporary one with --sandbox)\n"
                "  --web-dir DIR     the page's files (default: web/ of the source tree)\n"
+               "  --wasm-dir DIR    the page's Wasm module (keyrelay.mjs, keyrelay.wasm), served under /wasm/\n"
+               "                    unless the web dir has its own wasm/ (default: build/wasm of the source tree)\n"
                "  --tls-cert FILE   serve HTTPS with this certificate (PEM) ...\n"
                "  --tls-key FILE    ... and this key; cookies then get Secure and the __Host- prefix\n"
                "  --ca-file FILE    extra CA to trust for upstream TLS (besides the system CAs)\n"
@@ -272,6 +274,7 @@ Result<Config> build_config(const CliArgs& args, const EnvLookup& env) {
     }
     if (auto v = flag("--data-dir")) config.data_dir = *v;
     if (auto v = flag("--web-dir")) config.web_dir = *v;
+    if (auto v = flag("--wasm-dir")) config.wasm_dir = *v;
     if (auto v = flag("--tls-cert")) config.tls_cert = *v;
     if (auto v = flag("--tls-key")) config.tls_key = *v;
     if (auto v = flag("--ca-file")) config.ca_file = *v;

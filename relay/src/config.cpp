@@ -598,7 +598,7 @@ Result<Config> config_from_json(const json& doc, const EnvLookup& env, const std
             auto n = int_value(v, k, 0, 65535);
             if (!n) return n.error();
             c.port = static_cast<int>(*n);
-        } else if (k == "bind" || k == "public_url" || k == "data_dir" || k == "web_dir" || k == "tls_cert" ||
+        } else if (k == "bind" || k == "public_url" || k == "data_dir" || k == "web_dir" || k == "wasm_dir" || k == "tls_cert" ||
                    k == "tls_key" || k == "ca_file") {
             auto s = string_value(v, k);
             if (!s) return s.error();
@@ -612,6 +612,7 @@ Result<Config> config_from_json(const json& doc, const EnvLookup& env, const std
             }
             if (k == "data_dir") c.data_dir = rel(*s);
             if (k == "web_dir") c.web_dir = rel(*s);
+            if (k == "wasm_dir") c.wasm_dir = rel(*s);
             if (k == "tls_cert") c.tls_cert = rel(*s);
             if (k == "tls_key") c.tls_key = rel(*s);
             if (k == "ca_file") c.ca_file = rel(*s);

@@ -64,6 +64,7 @@ struct Config {
     std::string public_url;           // "https://relay.example.com" (redirect URIs); default http://127.0.0.1:<port>
     std::string data_dir;
     std::string web_dir;
+    std::string wasm_dir;             // served under /wasm/ when web_dir has no wasm/ (default <source>/build/wasm)
     std::vector<User> users;
     std::vector<std::string> cors_origins;
     int64_t refresh_margin_seconds = 300;

@@ -81,6 +81,7 @@ struct Relay::Impl {
     std::map<std::string, std::string> password_hashes;   // username -> hash
     std::string dummy_hash;                               // equalizes timing for unknown users
     std::string web_root;                                 // realpath of the web dir ("" when missing)
+    std::string wasm_root;                                // realpath of the Wasm build dir ("" when missing)
 
     std::mutex stop_mutex;
     std::condition_variable stop_cv;
@@ -863,7 +864,25 @@ struct Relay::Impl {
             }
         }
         if (rel.back() == '/') rel += "index.html";
-        std::string full = web_root + rel;
+        std::string root = web_root;
+        // The page imports wasm/keyrelay.mjs: from the Wasm build dir unless the web dir has its own copy.
+        // Only the module's own files: a build dir also holds CMakeCache.txt and the like.
+        auto module_file = [](const std::string& name) {
+            auto ends = [&](const char* ext) {
+                std::string e(ext);
+                return name.size() > e.size() && name.compare(name.size() - e.size(), e.size(), e) == 0;
+            };
+            return name.rfind("keyrelay", 0) == 0 && (ends(".mjs") || ends(".wasm") || ends(".js") || ends(".cjs"));
+        };
+        if (rel.rfind("/wasm/", 0) == 0 && !wasm_root.empty() && rel.find('/', 6) == std::string::npos &&
+            module_file(rel.substr(6))) {
+            struct stat own {};
+            if (::stat((web_root + rel).c_str(), &own) != 0) {
+                root = wasm_root;
+                rel = rel.substr(5);
+            }
+        }
+        std::string full = root + rel;
         char resolved[PATH_MAX];
         if (::realpath(full.c_str(), resolved) == nullptr) {
             send_error(res, 404, not_found);
@@ -878,8 +897,8 @@ struct Relay::Impl {
                 return;
             }
         }
-        // Symlinks may not lead out of the web dir.
-        if (real.rfind(web_root + "/", 0) != 0 || !S_ISREG(st.st_mode)) {
+        // Symlinks may not lead out of the served dir.
+        if (real.rfind(root + "/", 0) != 0 || !S_ISREG(st.st_mode)) {
             send_error(res, 404, not_found);
             return;
         }
@@ -1023,6 +1042,8 @@ Result<Unit> Relay::init() {
     } else {
         log_line(LogLevel::warn, "web dir not found; the page is not served", {{"web_dir", web}});
     }
+    std::string wasm = config_.wasm_dir.empty() ? std::string(KEYRELAY_SOURCE_DIR) + "/build/wasm" : config_.wasm_dir;
+    if (::realpath(wasm.c_str(), resolved) != nullptr) m.wasm_root = resolved;
 
     if (config_.tls()) {
         if (config_.tls_cert.empty() || config_.tls_key.empty()) {
