@@ -7,7 +7,6 @@
 // bounded by Limits::max_depth.
 #include "keyrelay/xmlrpc.h"
 
-#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +15,9 @@
 #include <optional>
 
 #include "keyrelay/http.h"
+
+// The Wasm build is -Os, which leaves even one-line helpers out of line in the hot loops.
+#define KR_INLINE inline __attribute__((always_inline))
 
 namespace keyrelay::xmlrpc {
 
@@ -105,6 +107,8 @@ bool operator==(const Value& a, const Value& b) {
 
 namespace {
 
+using namespace std::string_view_literals;
+
 constexpr size_t npos = std::string_view::npos;
 
 // ------------------------------------------------------------------------------------------------- characters
@@ -116,7 +120,7 @@ bool is_xml_char(uint32_t c) {
 }
 
 // XML 1.0 §2.3: S ::= (#x20 | #x9 | #xD | #xA)+
-bool is_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+KR_INLINE bool is_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
 bool all_space(std::string_view s) {
     for (char c : s) {
@@ -152,37 +156,47 @@ bool istarts_with(std::string_view s, size_t at, std::string_view prefix) {
 }
 
 // XML 1.0 §2.3 NameStartChar / NameChar, ASCII exactly; every non-ASCII byte is accepted (UTF-8 validity is
-// checked separately for the whole document).
-constexpr std::array<bool, 256> make_name_table(bool start) {
-    std::array<bool, 256> t{};
-    for (int c = 'A'; c <= 'Z'; ++c) t[size_t(c)] = true;
-    for (int c = 'a'; c <= 'z'; ++c) t[size_t(c)] = true;
-    t[size_t('_')] = true;
-    t[size_t(':')] = true;
-    for (int c = 0x80; c < 0x100; ++c) t[size_t(c)] = true;
+// checked separately for the whole document). Plain arrays: the Wasm build is -Os, which does not inline
+// std::array::operator[] in the hot loops.
+struct ByteTable {
+    bool v[256];
+};
+
+constexpr ByteTable make_name_table(bool start) {
+    ByteTable t{};
+    for (int c = 'A'; c <= 'Z'; ++c) t.v[c] = true;
+    for (int c = 'a'; c <= 'z'; ++c) t.v[c] = true;
+    t.v[int('_')] = true;
+    t.v[int(':')] = true;
+    for (int c = 0x80; c < 0x100; ++c) t.v[c] = true;
     if (!start) {
-        for (int c = '0'; c <= '9'; ++c) t[size_t(c)] = true;
-        t[size_t('-')] = true;
-        t[size_t('.')] = true;
+        for (int c = '0'; c <= '9'; ++c) t.v[c] = true;
+        t.v[int('-')] = true;
+        t.v[int('.')] = true;
     }
     return t;
 }
-constexpr std::array<bool, 256> kNameStart = make_name_table(true);
-constexpr std::array<bool, 256> kNameChar = make_name_table(false);
+constexpr ByteTable kNameStart = make_name_table(true);
+constexpr ByteTable kNameChar = make_name_table(false);
 
-bool name_start(char c) { return kNameStart[static_cast<unsigned char>(c)]; }
-bool name_char(char c) { return kNameChar[static_cast<unsigned char>(c)]; }
+KR_INLINE bool name_start(char c) { return kNameStart.v[static_cast<unsigned char>(c)]; }
+KR_INLINE bool name_char(char c) { return kNameChar.v[static_cast<unsigned char>(c)]; }
 
 // Bytes that end a plain run of character data.
-constexpr std::array<bool, 256> make_text_specials() {
-    std::array<bool, 256> t{};
-    t[size_t('<')] = true;
-    t[size_t('&')] = true;
-    t[size_t(']')] = true;
-    t[size_t('\r')] = true;
+constexpr ByteTable make_text_specials() {
+    ByteTable t{};
+    t.v[int('<')] = true;
+    t.v[int('&')] = true;
+    t.v[int(']')] = true;
+    t.v[int('\r')] = true;
     return t;
 }
-constexpr std::array<bool, 256> kTextSpecial = make_text_specials();
+constexpr ByteTable kTextSpecial = make_text_specials();
+
+// Byte equality without libc++'s char_traits machinery (not inlined at -Os).
+KR_INLINE bool same(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size()) == 0);
+}
 
 // RFC 3629 §4: one UTF-8 sequence at s[i]; its length (1-4) and code point, or 0 when it is not valid UTF-8
 // (overlong forms, surrogates and code points above U+10FFFF are invalid).
@@ -264,6 +278,7 @@ struct BadChar {
 };
 
 BadChar find_bad_char(std::string_view s) {
+    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
     const size_t n = s.size();
     size_t i = 0;
     constexpr uint64_t ones = 0x0101010101010101ull;
@@ -271,14 +286,14 @@ BadChar find_bad_char(std::string_view s) {
     while (i < n) {
         if (n - i >= 8) {
             uint64_t w;
-            std::memcpy(&w, s.data() + i, 8);
+            std::memcpy(&w, p + i, 8);
             // Zero when every byte is in [0x20, 0x7F]: a byte below 0x20 borrows into its high bit.
             if ((((w - ones * 0x20) | w) & highs) == 0) {
                 i += 8;
                 continue;
             }
         }
-        const auto c = static_cast<unsigned char>(s[i]);
+        const unsigned char c = p[i];
         if (c < 0x80) {
             if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') return {BadChar::Kind::forbidden, i, c};
             ++i;
@@ -442,11 +457,38 @@ std::string wrong_root_hint(std::string_view root, std::string_view expected) {
 
 enum class Kind { start, end, text, eof };
 
+// Raw pointer and length rather than a string_view: the Wasm build is -Os with -fno-inline-functions, which
+// leaves libc++'s one-line accessors as calls in the per-token paths.
+struct Span {
+    const char* p = nullptr;
+    size_t n = 0;
+    std::string_view view() const { return std::string_view(p, n); }
+};
+
+KR_INLINE Span span_of(std::string_view v) { return Span{v.data(), v.size()}; }
+
+KR_INLINE bool same_span(Span a, Span b) {
+    if (a.n != b.n) return false;
+    for (size_t i = 0; i < a.n; ++i) {
+        if (a.p[i] != b.p[i]) return false;
+    }
+    return true;
+}
+
+template <size_t N>
+KR_INLINE bool is_literal(Span a, const char (&lit)[N]) {
+    if (a.n != N - 1) return false;
+    for (size_t i = 0; i + 1 < N; ++i) {
+        if (a.p[i] != lit[i]) return false;
+    }
+    return true;
+}
+
 struct Token {
     Kind kind = Kind::eof;
-    std::string_view name;   // start, end
-    std::string_view text;   // text: valid until the next text token
-    size_t pos = 0;          // byte offset of the '<' or of the first character of the text
+    Span name;     // start, end
+    Span text;     // text: valid until the next text token
+    size_t pos = 0;   // byte offset of the '<' or of the first character of the text
 };
 
 // A pull lexer for one XML 1.0 document. It decides on the root element as soon as its name is read, so an HTML
@@ -454,26 +496,25 @@ struct Token {
 class Lexer {
 public:
     Lexer(std::string_view doc, std::string_view expected_root, const char* wrong_root_code, size_t element_limit)
-        : s_(doc), n_(doc.size()), root_(expected_root), wrong_root_code_(wrong_root_code),
+        : s_(doc), d_(doc.data()), n_(doc.size()), root_(expected_root), wrong_root_code_(wrong_root_code),
           element_limit_(element_limit), bad_(find_bad_char(doc)) {
         if (starts_with(s_, 0, "\xEF\xBB\xBF")) p_ = start_ = 3;   // UTF-8 byte order mark
-        stack_.reserve(32);
+        stack_.resize(32);
     }
 
     // The next token; false with error() set when the document breaks XML 1.0 (or is refused).
     bool next(Token& t) {
         if (pending_end_) {
             pending_end_ = false;
-            t = Token{Kind::end, stack_.back(), {}, pending_pos_};
-            stack_.pop_back();
+            t = Token{Kind::end, stack_[--depth_], {}, pending_pos_};
             return true;
         }
         for (;;) {
-            if (!stack_.empty()) {
-                if (p_ >= n_) return truncated("inside <" + std::string(stack_.back()) + ">");
-                if (s_[p_] == '<' && p_ + 1 < n_) {
-                    if (s_[p_ + 1] == '/') return end_tag(t);
-                    if (name_start(s_[p_ + 1])) return start_tag(t);
+            if (depth_ != 0) {
+                if (p_ >= n_) return truncated("inside <" + std::string(stack_[depth_ - 1].view()) + ">");
+                if (d_[p_] == '<' && p_ + 1 < n_) {
+                    if (d_[p_ + 1] == '/') return end_tag(t);
+                    if (name_start(d_[p_ + 1])) return start_tag(t);
                 }
                 bool got = false;
                 if (!text(t, got)) return false;
@@ -519,15 +560,15 @@ private:
     }
 
     size_t scan_name(size_t q) const {
-        if (q < n_ && name_start(s_[q])) {
+        if (q < n_ && name_start(d_[q])) {
             ++q;
-            while (q < n_ && name_char(s_[q])) ++q;
+            while (q < n_ && name_char(d_[q])) ++q;
         }
         return q;
     }
 
     size_t skip_space(size_t q) const {
-        while (q < n_ && is_space(s_[q])) ++q;
+        while (q < n_ && is_space(d_[q])) ++q;
         return q;
     }
 
@@ -535,7 +576,7 @@ private:
     // Stops at a start tag or at the end.
     bool misc() {
         while (p_ < n_) {
-            const char c = s_[p_];
+            const char c = d_[p_];
             if (is_space(c)) {
                 ++p_;
                 continue;
@@ -547,7 +588,7 @@ private:
                 return text_before_root();
             }
             if (p_ + 1 >= n_) return truncated("after '<'");
-            if (s_[p_ + 1] == '?') {
+            if (d_[p_ + 1] == '?') {
                 if (!pi()) return false;
                 continue;
             }
@@ -561,7 +602,7 @@ private:
                                        located(s_, p_, "refused XML", "an entity declaration (<!ENTITY) is never processed"),
                                        kHintDoctype));
             }
-            if (name_start(s_[p_ + 1])) return true;
+            if (name_start(d_[p_ + 1])) return true;
             if (s_.size() - p_ < 9 && (std::string_view("<!DOCTYPE").substr(0, n_ - p_) == s_.substr(p_) ||
                                        std::string_view("<!--").substr(0, n_ - p_) == s_.substr(p_))) {
                 return truncated("inside markup");
@@ -572,7 +613,7 @@ private:
     }
 
     bool text_before_root() {
-        const char c = s_[p_];
+        const char c = d_[p_];
         if (c == '{' || c == '[') {
             return malformed(p_, std::string("the body starts with '") + c + "' and looks like JSON, not XML", kHintJson);
         }
@@ -598,7 +639,7 @@ private:
     bool comment() {   // XML 1.0 §2.5: '<!--' ((Char - '-') | ('-' (Char - '-')))* '-->'
         const size_t dashes = s_.find("--", p_ + 4);
         if (dashes == npos || dashes + 2 >= n_) return truncated("inside a comment");
-        if (s_[dashes + 2] != '>') return malformed(dashes, "'--' is not allowed inside a comment");
+        if (d_[dashes + 2] != '>') return malformed(dashes, "'--' is not allowed inside a comment");
         p_ = dashes + 3;
         return true;
     }
@@ -620,7 +661,7 @@ private:
         }
         const size_t end = s_.find("?>", target_end);
         if (end == npos) return truncated("inside the processing instruction <?" + std::string(target));
-        if (end != target_end && !is_space(s_[target_end])) {
+        if (end != target_end && !is_space(d_[target_end])) {
             return malformed(target_end, "expected whitespace after the processing instruction target");
         }
         p_ = end + 2;
@@ -635,18 +676,18 @@ private:
             const size_t before = q;
             q = skip_space(q);
             if (q + 1 >= n_) return truncated("inside the XML declaration");
-            if (s_[q] == '?' && s_[q + 1] == '>') break;
+            if (d_[q] == '?' && d_[q + 1] == '>') break;
             if (q == before) return malformed(q, "expected whitespace in the XML declaration");
             const size_t name_end = scan_name(q);
             const std::string_view name = s_.substr(q, name_end - q);
             size_t v = skip_space(name_end);
-            if (name.empty() || v >= n_ || s_[v] != '=') {
+            if (name.empty() || v >= n_ || d_[v] != '=') {
                 if (v >= n_) return truncated("inside the XML declaration");
                 return malformed(q, "expected name=\"value\" in the XML declaration");
             }
             v = skip_space(v + 1);
             if (v >= n_) return truncated("inside the XML declaration");
-            const char quote = s_[v];
+            const char quote = d_[v];
             if (quote != '"' && quote != '\'') return malformed(v, "expected a quoted value in the XML declaration");
             const size_t close = s_.find(quote, v + 1);
             if (close == npos) return truncated("inside the XML declaration");
@@ -683,15 +724,15 @@ private:
     bool reference(size_t& q, char* out, size_t& out_len) {
         const size_t amp = q;
         if (q + 1 >= n_) return truncated("inside a reference");
-        if (s_[q + 1] == '#') {
+        if (d_[q + 1] == '#') {
             size_t d = q + 2;
-            const bool hex = d < n_ && s_[d] == 'x';
+            const bool hex = d < n_ && d_[d] == 'x';
             if (hex) ++d;
             const size_t digits_start = d;
             uint32_t cp = 0;
             bool overflow = false;
             for (; d < n_; ++d) {
-                const char c = s_[d];
+                const char c = d_[d];
                 int v;
                 if (is_digit(c)) {
                     v = c - '0';
@@ -706,7 +747,7 @@ private:
                 if (cp > 0x10FFFF) overflow = true;
             }
             if (d >= n_) return truncated("inside a character reference");
-            if (d == digits_start || s_[d] != ';') return malformed(amp, "malformed character reference");
+            if (d == digits_start || d_[d] != ';') return malformed(amp, "malformed character reference");
             if (overflow || !is_xml_char(cp)) {
                 return malformed(amp, "character reference &" + std::string(s_.substr(amp + 1, d - amp)) +
                                           " is not a valid XML character" +
@@ -722,7 +763,7 @@ private:
         const size_t name_end = scan_name(q + 1);
         if (name_end >= n_) return truncated("inside an entity reference");
         const std::string_view name = s_.substr(q + 1, name_end - q - 1);
-        if (name.empty() || s_[name_end] != ';') return malformed(amp, "a bare '&' must be written &amp;");
+        if (name.empty() || d_[name_end] != ';') return malformed(amp, "a bare '&' must be written &amp;");
         char c;
         if (name == "lt") {
             c = '<';
@@ -748,49 +789,49 @@ private:
     bool start_tag(Token& t) {
         const size_t lt = p_;
         size_t q = scan_name(p_ + 1);
-        const std::string_view name = s_.substr(p_ + 1, q - p_ - 1);
+        const std::string_view name(d_ + p_ + 1, q - p_ - 1);
         if (!seen_root_) {
-            if (name != root_ && !(q >= n_ && root_.substr(0, name.size()) == name)) return wrong_root(name);
+            if (!same(name, root_) && !(q >= n_ && same(root_.substr(0, name.size()), name))) return wrong_root(name);
             seen_root_ = true;
             if (bad_.kind != BadChar::Kind::none) return fail(bad_char_error(s_, bad_));
         }
-        const std::string where = "inside the start tag <" + std::string(name) + ">";
+        auto where = [&] { return "inside the start tag <" + std::string(name) + ">"; };   // errors only
         bool empty_element = false;
         size_t attr_count = 0;
         for (;;) {
             const size_t before = q;
             q = skip_space(q);
-            if (q >= n_) return truncated(where);
-            const char c = s_[q];
+            if (q >= n_) return truncated(where());
+            const char c = d_[q];
             if (c == '>') {
                 ++q;
                 break;
             }
             if (c == '/') {
-                if (q + 1 >= n_) return truncated(where);
-                if (s_[q + 1] != '>') return malformed(q, "expected '>' after '/' " + where);
+                if (q + 1 >= n_) return truncated(where());
+                if (d_[q + 1] != '>') return malformed(q, "expected '>' after '/' " + where());
                 q += 2;
                 empty_element = true;
                 break;
             }
-            if (q == before) return malformed(q, "expected whitespace, '>' or '/>' " + where);
-            if (!name_start(c)) return malformed(q, "unexpected character '" + excerpt(s_.substr(q, 1)) + "' " + where);
+            if (q == before) return malformed(q, "expected whitespace, '>' or '/>' " + where());
+            if (!name_start(c)) return malformed(q, "unexpected character '" + excerpt(s_.substr(q, 1)) + "' " + where());
             const size_t attr_start = q;
             q = scan_name(q);
             const std::string_view attr = s_.substr(attr_start, q - attr_start);
             q = skip_space(q);
-            if (q >= n_) return truncated(where);
-            if (s_[q] != '=') return malformed(q, "expected '=' after the attribute " + std::string(attr) + " " + where);
+            if (q >= n_) return truncated(where());
+            if (d_[q] != '=') return malformed(q, "expected '=' after the attribute " + std::string(attr) + " " + where());
             q = skip_space(q + 1);
-            if (q >= n_) return truncated(where);
-            const char quote = s_[q];
-            if (quote != '"' && quote != '\'') return malformed(q, "attribute values must be quoted " + where);
+            if (q >= n_) return truncated(where());
+            const char quote = d_[q];
+            if (quote != '"' && quote != '\'') return malformed(q, "attribute values must be quoted " + where());
             ++q;
             for (;;) {   // XML 1.0 §2.3 [10] AttValue: no '<', references well-formed
-                if (q >= n_) return truncated(where);
-                const char v = s_[q];
+                if (q >= n_) return truncated(where());
+                const char v = d_[q];
                 if (v == quote) break;
-                if (v == '<') return malformed(q, "'<' is not allowed in an attribute value " + where);
+                if (v == '<') return malformed(q, "'<' is not allowed in an attribute value " + where());
                 if (v == '&') {
                     char buf[4];
                     size_t len = 0;
@@ -802,23 +843,24 @@ private:
             ++q;
             // XML 1.0 §3.1 WFC "Unique Att Spec": compare with the attributes before it (tags have few).
             if (++attr_count > 1 && !unique_attribute(lt, attr_start, attr)) {
-                return malformed(attr_start, "attribute " + std::string(attr) + " appears twice " + where);
+                return malformed(attr_start, "attribute " + std::string(attr) + " appears twice " + where());
             }
         }
-        if (stack_.size() >= element_limit_) {
+        if (depth_ >= element_limit_) {
             return fail(make_error("xmlrpc.too_deep",
                                    located(s_, lt, "refused XML",
                                            "elements nest deeper than " + std::to_string(element_limit_) + " levels"),
                                    "The document nests far deeper than any real XML-RPC answer (a \"depth bomb\"). "
                                    "Check that the URL points at the real endpoint."));
         }
-        stack_.push_back(name);
+        if (depth_ == stack_.size()) stack_.resize(depth_ * 2);
+        stack_[depth_++] = span_of(name);
         p_ = q;
         if (empty_element) {
             pending_end_ = true;
             pending_pos_ = lt;
         }
-        t = Token{Kind::start, name, {}, lt};
+        t = Token{Kind::start, span_of(name), {}, lt};
         return true;
     }
 
@@ -832,7 +874,7 @@ private:
             if (s_.substr(q, e - q) == attr) return false;
             q = skip_space(e) + 1;         // '='
             q = skip_space(q);
-            const char quote = s_[q];
+            const char quote = d_[q];
             q = s_.find(quote, q + 1) + 1;   // known to be there: the value was already scanned
         }
         return true;
@@ -841,21 +883,22 @@ private:
     bool end_tag(Token& t) {   // XML 1.0 §3.1 [42]: '</' Name S? '>'
         const size_t lt = p_;
         const size_t name_end = scan_name(p_ + 2);
-        const std::string_view name = s_.substr(p_ + 2, name_end - p_ - 2);
+        const std::string_view name(d_ + p_ + 2, name_end - p_ - 2);
         if (name.empty()) {
             if (name_end >= n_) return truncated("inside an end tag");
             return malformed(p_, "'</' is not followed by an element name");
         }
         const size_t q = skip_space(name_end);
         if (q >= n_) return truncated("inside the end tag </" + std::string(name) + ">");
-        if (s_[q] != '>') return malformed(q, "expected '>' in the end tag </" + std::string(name) + ">");
-        if (name != stack_.back()) {
+        if (d_[q] != '>') return malformed(q, "expected '>' in the end tag </" + std::string(name) + ">");
+        const Span open = stack_[depth_ - 1];
+        if (!same_span(span_of(name), open)) {
             return malformed(lt, "the end tag </" + std::string(name) + "> does not match the start tag <" +
-                                     std::string(stack_.back()) + ">");
+                                     std::string(open.view()) + ">");
         }
-        stack_.pop_back();
+        --depth_;
         p_ = q + 1;
-        t = Token{Kind::end, name, {}, lt};
+        t = Token{Kind::end, span_of(name), {}, lt};
         return true;
     }
 
@@ -900,14 +943,14 @@ private:
         mode_ = 0;
         size_t run = p_;
         while (p_ < n_) {
-            const char c = s_[p_];
-            if (!kTextSpecial[static_cast<unsigned char>(c)]) {
+            const char c = d_[p_];
+            if (!kTextSpecial.v[static_cast<unsigned char>(c)]) {
                 ++p_;
                 continue;
             }
             if (c == '<') {
                 if (p_ + 1 >= n_) return truncated("after '<'");
-                const char c1 = s_[p_ + 1];
+                const char c1 = d_[p_ + 1];
                 if (c1 == '/' || name_start(c1)) break;
                 piece(s_.substr(run, p_ - run));
                 if (starts_with(s_, p_, "<!--")) {
@@ -948,16 +991,17 @@ private:
             piece(s_.substr(run, p_ - run));
             owned("\n");
             ++p_;
-            if (p_ < n_ && s_[p_] == '\n') ++p_;
+            if (p_ < n_ && d_[p_] == '\n') ++p_;
             run = p_;
         }
         piece(s_.substr(run, p_ - run));
         got = mode_ != 0;
-        if (got) t = Token{Kind::text, {}, mode_ == 1 ? view_ : std::string_view(buf_), first};
+        if (got) t = Token{Kind::text, {}, mode_ == 1 ? span_of(view_) : Span{buf_.data(), buf_.size()}, first};
         return true;
     }
 
     std::string_view s_;
+    const char* d_;   // s_.data(): the hot loops index it directly
     size_t n_;
     size_t p_ = 0;
     size_t start_ = 0;
@@ -969,7 +1013,8 @@ private:
     bool seen_decl_ = false;
     bool pending_end_ = false;
     size_t pending_pos_ = 0;
-    std::vector<std::string_view> stack_;
+    std::vector<Span> stack_;   // open elements: stack_[0, depth_)
+    size_t depth_ = 0;
     int mode_ = 0;   // text being collected: 0 nothing, 1 view_, 2 buf_
     std::string_view view_;
     std::string buf_;
@@ -1073,7 +1118,8 @@ bool valid_datetime(std::string_view t) {
 // ------------------------------------------------------------------------------------------------- decoder
 
 // XML-RPC structure over the lexer's tokens. Recursion happens only through parse_value, and stops at
-// Limits::max_depth.
+// Limits::max_depth. Small members are marked `inline`: Emscripten's -Os adds -fno-inline-functions, which only
+// inlines functions that ask for it.
 class Decoder {
 public:
     Decoder(std::string_view doc, std::string_view root, const char* wrong_root_code, const Limits& limits)
@@ -1081,18 +1127,6 @@ public:
           max_depth_(limits.max_depth) {}
 
     std::optional<Error> error;
-
-    bool root_start() {
-        if (!peek()) return false;
-        consume();   // the lexer already checked the root element's name
-        return true;
-    }
-
-    bool root_end(std::string_view root) {
-        if (!expect_end(root)) return false;
-        if (!peek()) return false;   // the lexer checks that only comments and whitespace follow
-        return true;
-    }
 
     bool response(Response& out) {
         if (!root_start() || !skip_space("methodResponse")) return false;
@@ -1134,12 +1168,12 @@ public:
 
     bool call(Call& out) {
         if (!root_start() || !expect_start("methodName", "methodCall")) return false;
-        std::string_view name;
+        Span name;
         size_t name_pos = tok_.pos;
-        if (!read_text("methodName", name, name_pos)) return false;
+        if (!read_text(span_of("methodName"sv), name, name_pos)) return false;
         // The spec: "identifier characters, upper and lower-case A-Z, the numeric characters, 0-9, underscore,
         // dot, colon and slash".
-        const std::string_view method = trim(name);
+        const std::string_view method = trim(name.view());
         if (method.empty() || method.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                                                        "0123456789_.:/") != npos) {
             return invalid(name_pos, "\"" + excerpt(method) + "\" is not a valid methodName");
@@ -1155,36 +1189,50 @@ public:
                     break;
                 }
                 if (!expect_start("param", "params") || !expect_start("value", "param")) return false;
-                Value v;
-                if (!parse_value(v, 1) || !expect_end("param")) return false;
-                out.params.push_back(std::move(v));
+                if (!parse_value(out.params.emplace_back(), 1) || !expect_end("param")) return false;
             }
         }
         return root_end("methodCall");
     }
 
 private:
-    bool peek() {
-        if (!have_) {
-            if (!lx_.next(tok_)) {
-                error = lx_.error();
-                return false;
-            }
-            have_ = true;
-        }
+    bool root_start() {
+        if (!peek()) return false;
+        consume();   // the lexer already checked the root element's name
         return true;
     }
 
-    void consume() { have_ = false; }
+    template <size_t N>
+    bool root_end(const char (&root)[N]) {
+        return expect_end(root) && peek();   // the lexer checks that only comments and whitespace follow
+    }
 
-    bool is_start(std::string_view name) const { return tok_.kind == Kind::start && tok_.name == name; }
-    bool is_end(std::string_view name) const { return tok_.kind == Kind::end && tok_.name == name; }
+    inline bool peek() {
+        if (have_) return true;
+        if (!lx_.next(tok_)) {
+            error = lx_.error();
+            return false;
+        }
+        have_ = true;
+        return true;
+    }
+
+    inline void consume() { have_ = false; }
+
+    template <size_t N>
+    inline bool is_start(const char (&name)[N]) const {
+        return tok_.kind == Kind::start && is_literal(tok_.name, name);
+    }
+    template <size_t N>
+    inline bool is_end(const char (&name)[N]) const {
+        return tok_.kind == Kind::end && is_literal(tok_.name, name);
+    }
 
     std::string describe() const {
         switch (tok_.kind) {
-            case Kind::start: return "<" + std::string(tok_.name) + ">";
-            case Kind::end: return "</" + std::string(tok_.name) + ">";
-            case Kind::text: return "text \"" + excerpt(trim(tok_.text)) + "\"";
+            case Kind::start: return "<" + std::string(tok_.name.view()) + ">";
+            case Kind::end: return "</" + std::string(tok_.name.view()) + ">";
+            case Kind::text: return "text \"" + excerpt(trim(tok_.text.view())) + "\"";
             case Kind::eof: break;
         }
         return "the end of the document";
@@ -1205,21 +1253,27 @@ private:
         return false;
     }
 
-    // Whitespace between elements is ignored; other text there breaks the structure.
-    bool skip_space(std::string_view where) {
-        if (!peek()) return false;
-        if (tok_.kind == Kind::text) {
-            if (!all_space(tok_.text)) {
-                return invalid(tok_.pos, "unexpected text \"" + excerpt(trim(tok_.text)) + "\" inside <" +
-                                             std::string(where) + ">");
-            }
-            consume();
-            return peek();
+    static inline bool blank(Span t) {
+        for (size_t i = 0; i < t.n; ++i) {
+            if (!is_space(t.p[i])) return false;
         }
         return true;
     }
 
-    bool expect_start(std::string_view name, std::string_view where) {
+    // Whitespace between elements is ignored; other text there breaks the structure.
+    inline bool skip_space(const char* where) {
+        if (!peek()) return false;
+        if (tok_.kind != Kind::text) return true;
+        if (!blank(tok_.text)) {
+            return invalid(tok_.pos, "unexpected text \"" + excerpt(trim(tok_.text.view())) + "\" inside <" +
+                                         std::string(where) + ">");
+        }
+        consume();
+        return peek();
+    }
+
+    template <size_t N>
+    inline bool expect_start(const char (&name)[N], const char* where) {
         if (!skip_space(where)) return false;
         if (!is_start(name)) {
             return invalid(tok_.pos, "expected <" + std::string(name) + "> inside <" + std::string(where) +
@@ -1229,7 +1283,8 @@ private:
         return true;
     }
 
-    bool expect_end(std::string_view name) {
+    template <size_t N>
+    inline bool expect_end(const char (&name)[N]) {
         if (!skip_space(name)) return false;
         if (!is_end(name)) return invalid(tok_.pos, "expected </" + std::string(name) + ">, found " + describe());
         consume();
@@ -1237,8 +1292,8 @@ private:
     }
 
     // The text content of a leaf element (after its start tag) up to its end tag; elements inside are an error.
-    bool read_text(std::string_view element, std::string_view& text, size_t& pos) {
-        text = {};
+    inline bool read_text(Span element, Span& text, size_t& pos) {
+        text = Span{};
         if (!peek()) return false;
         if (tok_.kind == Kind::text) {
             text = tok_.text;
@@ -1246,14 +1301,15 @@ private:
             consume();
             if (!peek()) return false;
         }
-        if (!is_end(element)) {
-            return invalid(tok_.pos, "unexpected " + describe() + " inside <" + std::string(element) + ">");
+        if (tok_.kind != Kind::end || !same_span(tok_.name, element)) {
+            return invalid(tok_.pos, "unexpected " + describe() + " inside <" + std::string(element.view()) + ">");
         }
         consume();
         return true;
     }
 
     // After <value>: a typed element, or bare text (a string, whitespace kept), or nothing (an empty string).
+    // `out` is a fresh nil Value: it is filled in place (no temporaries to move).
     bool parse_value(Value& out, int depth) {
         if (depth > max_depth_) {
             error = make_error("xmlrpc.too_deep",
@@ -1264,105 +1320,124 @@ private:
             return false;
         }
         if (!peek()) return false;
-        if (tok_.kind == Kind::end && tok_.name == "value") {
+        if (is_end("value")) {
             consume();
-            out = Value::string({});
+            out.type = Value::Type::string;
             return true;
         }
         if (tok_.kind == Kind::text) {
-            const std::string_view text = tok_.text;
+            const Span text = tok_.text;   // stays valid: tags do not touch the lexer's text buffer
             const size_t text_pos = tok_.pos;
             consume();
             if (!peek()) return false;
             if (is_end("value")) {
-                out = Value::string(std::string(text));
+                out.type = Value::Type::string;
+                out.s.assign(text.p, text.n);
                 consume();
                 return true;
             }
             if (tok_.kind != Kind::start) return invalid(tok_.pos, "expected </value>, found " + describe());
-            if (!all_space(text)) {
-                return invalid(text_pos, "text \"" + excerpt(trim(text)) + "\" and the element " + describe() +
+            if (!blank(text)) {
+                return invalid(text_pos, "text \"" + excerpt(trim(text.view())) + "\" and the element " + describe() +
                                              " are mixed inside <value>");
             }
         }
-        if (tok_.kind != Kind::start) return invalid(tok_.pos, "expected a type element inside <value>, found " + describe());
-        const std::string_view type = tok_.name;
+        if (tok_.kind != Kind::start) {
+            return invalid(tok_.pos, "expected a type element inside <value>, found " + describe());
+        }
+        const Span type = tok_.name;
         const size_t type_pos = tok_.pos;
         consume();
         if (!typed(type, type_pos, out, depth)) return false;
         return expect_end("value");
     }
 
-    bool typed(std::string_view type, size_t type_pos, Value& out, int depth) {
-        if (type == "struct") return parse_struct(out, depth);
-        if (type == "array") return parse_array(out, depth);
+    bool typed(Span type, size_t type_pos, Value& out, int depth) {
+        if (is_literal(type, "struct")) return parse_struct(out, depth);
+        if (is_literal(type, "array")) return parse_array(out, depth);
         // Apache XML-RPC's extensions come with a namespace prefix: <ex:nil/>, <ex:i8>.
-        const size_t colon = type.find(':');
-        const std::string_view local = colon == npos ? type : type.substr(colon + 1);
-        std::string_view text;
+        Span local = type;
+        for (size_t i = 0; i < type.n; ++i) {
+            if (type.p[i] == ':') local = Span{type.p + i + 1, type.n - i - 1};
+        }
+        Span text;
         size_t text_pos = type_pos;
         if (!read_text(type, text, text_pos)) return false;
-        const std::string tag = "<" + std::string(type) + ">";
-        if (type == "string") {
-            out = Value::string(std::string(text));
-        } else if (type == "int" || type == "i4" || local == "i8") {
-            int64_t v = 0;
-            if (!parse_int(text, local == "i8", v)) {
-                std::string why = "\"" + excerpt(trim(text)) + "\" is not a valid " + tag;
-                int64_t wide = 0;
-                if (local != "i8" && parse_int(text, true, wide)) why += ": it is outside the 32-bit range (use <i8>)";
+        auto tag = [&] { return "<" + std::string(type.view()) + ">"; };   // errors only
+        if (is_literal(type, "string")) {
+            out.type = Value::Type::string;
+            out.s.assign(text.p, text.n);
+        } else if (is_literal(type, "int") || is_literal(type, "i4") || is_literal(local, "i8")) {
+            const bool wide = is_literal(local, "i8");
+            if (!parse_int(text.view(), wide, out.i)) {
+                std::string why = "\"" + excerpt(trim(text.view())) + "\" is not a valid " + tag();
+                int64_t ignored = 0;
+                if (!wide && parse_int(text.view(), true, ignored)) why += ": it is outside the 32-bit range (use <i8>)";
                 return invalid(text_pos, why);
             }
-            out = Value::integer(v);
-        } else if (type == "boolean") {
-            const std::string_view t = trim(text);
-            if (t != "0" && t != "1") return invalid(text_pos, "\"" + excerpt(t) + "\" is not a valid <boolean> (0 or 1)");
-            out = Value::boolean(t == "1");
-        } else if (type == "double") {
-            double d = 0;
-            if (!parse_double(text, d)) return invalid(text_pos, "\"" + excerpt(trim(text)) + "\" is not a valid <double>");
-            out = Value::double_(d);
-        } else if (type == "dateTime.iso8601") {
-            const std::string_view t = trim(text);
-            if (!valid_datetime(t)) {
-                return invalid(text_pos, "\"" + excerpt(t) + "\" is not a valid <dateTime.iso8601> (e.g. 20260102T03:04:05)");
+            out.type = Value::Type::integer;
+        } else if (is_literal(type, "boolean")) {
+            const std::string_view t = trim(text.view());
+            if (t != "0"sv && t != "1"sv) {
+                return invalid(text_pos, "\"" + excerpt(t) + "\" is not a valid <boolean> (0 or 1)");
             }
-            out = Value::datetime(std::string(t));
-        } else if (type == "base64") {
-            auto bytes = base64_decode(text);
+            out.type = Value::Type::boolean;
+            out.b = t[0] == '1';
+        } else if (is_literal(type, "double")) {
+            if (!parse_double(text.view(), out.d)) {
+                return invalid(text_pos, "\"" + excerpt(trim(text.view())) + "\" is not a valid <double>");
+            }
+            out.type = Value::Type::double_;
+        } else if (is_literal(type, "dateTime.iso8601")) {
+            const std::string_view t = trim(text.view());
+            if (!valid_datetime(t)) {
+                return invalid(text_pos,
+                               "\"" + excerpt(t) + "\" is not a valid <dateTime.iso8601> (e.g. 20260102T03:04:05)");
+            }
+            out.type = Value::Type::datetime;
+            out.s.assign(t.data(), t.size());
+        } else if (is_literal(type, "base64")) {
+            auto bytes = base64_decode(text.view());
             if (!bytes) return invalid(text_pos, "<base64> does not hold base64: " + bytes.error().message);
-            out = Value::base64(std::move(*bytes));
-        } else if (local == "nil") {
-            if (!all_space(text)) return invalid(text_pos, "<nil/> must be empty");
-            out = Value::nil();
+            out.type = Value::Type::base64;
+            out.s = std::move(*bytes);
+        } else if (is_literal(local, "nil")) {
+            if (!blank(text)) return invalid(text_pos, "<nil/> must be empty");
         } else {
-            return invalid(type_pos, "unknown type " + tag + " inside <value>");
+            return invalid(type_pos, "unknown type " + tag() + " inside <value>");
         }
         return true;
     }
 
     bool parse_struct(Value& out, int depth) {
-        out = Value::struct_of({});
+        out.type = Value::Type::struct_;
+        // Rows of a query answer all have the same members: size the vector like the previous struct's (capped,
+        // so one huge struct cannot make every later one allocate as much).
+        out.members.reserve(last_struct_size_ < 64 ? last_struct_size_ : 64);
         for (;;) {
             if (!skip_space("struct")) return false;
             if (is_end("struct")) {
                 consume();
+                last_struct_size_ = out.members.size();
                 return true;
             }
             if (!is_start("member")) return invalid(tok_.pos, "expected <member> or </struct>, found " + describe());
             consume();
-            std::string_view name;
+            Span name;
             size_t name_pos = tok_.pos;
-            if (!expect_start("name", "member") || !read_text("name", name, name_pos)) return false;
-            std::string key(name);
-            Value v;
-            if (!expect_start("value", "member") || !parse_value(v, depth + 1) || !expect_end("member")) return false;
-            out.members.emplace_back(std::move(key), std::move(v));
+            if (!expect_start("name", "member") || !read_text(span_of("name"sv), name, name_pos)) return false;
+            // The name is copied at once (the next text token may reuse the lexer's buffer); the value is parsed
+            // in place.
+            Member& member = out.members.emplace_back(std::string(name.p, name.n), Value{});
+            if (!expect_start("value", "member") || !parse_value(member.second, depth + 1) ||
+                !expect_end("member")) {
+                return false;
+            }
         }
     }
 
     bool parse_array(Value& out, int depth) {
-        out = Value::array_of({});
+        out.type = Value::Type::array;
         if (!skip_space("array")) return false;
         if (is_end("array")) {   // <array/>: the spec wants <data>, but an empty array is the only reading
             consume();
@@ -1377,9 +1452,7 @@ private:
             }
             if (!is_start("value")) return invalid(tok_.pos, "expected <value> or </data>, found " + describe());
             consume();
-            Value v;
-            if (!parse_value(v, depth + 1)) return false;
-            out.array.push_back(std::move(v));
+            if (!parse_value(out.array.emplace_back(), depth + 1)) return false;
         }
         return expect_end("array");
     }
@@ -1388,6 +1461,7 @@ private:
     int max_depth_;
     Token tok_;
     bool have_ = false;
+    size_t last_struct_size_ = 0;
 };
 
 // Size and emptiness first; a declared ISO-8859-1 document is transcoded to UTF-8 (every byte is one code point,
@@ -1609,7 +1683,7 @@ Result<Response> decode_response(std::string_view body, const Limits& limits) {
     Decoder d(doc, "methodResponse", "xmlrpc.not_method_response", limits);
     Response r;
     if (!d.response(r)) return *d.error;
-    return r;
+    return Result<Response>(std::move(r));   // C++17 would copy the whole tree on `return r;` (no P1825)
 }
 
 Result<Call> decode_call(std::string_view body, const Limits& limits) {
@@ -1619,7 +1693,7 @@ Result<Call> decode_call(std::string_view body, const Limits& limits) {
     Decoder d(doc, "methodCall", "xmlrpc.not_method_call", limits);
     Call c;
     if (!d.call(c)) return *d.error;
-    return c;
+    return Result<Call>(std::move(c));
 }
 
 }  // namespace keyrelay::xmlrpc
