@@ -154,7 +154,8 @@ std::optional<Reply> check_client_redirect(State& state, Provider provider, cons
 
 std::string issue_code(State& state, Provider provider, const std::string& client_id,
                        const std::string& redirect_uri, const std::string& scope) {
-    std::string code = random_token(provider == Provider::keap ? 9 : 24);
+    std::string code = (provider == Provider::keap ? "sbx_keap_code_" : "sbx_jira_code_") +
+                       random_token(provider == Provider::keap ? 9 : 24);
     AuthCode c;
     c.provider = provider;
     c.client_id = client_id;

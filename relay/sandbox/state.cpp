@@ -245,11 +245,13 @@ TokenStats& State::stats_for(const std::string& client_id, Provider p) {
 std::pair<std::string, std::string> State::issue_tokens(const Grant& grant, bool with_refresh) {
     const App* a = app(grant.client_id);
     const int64_t t = now();
-    std::string access = random_token(grant.provider == Provider::keap ? 21 : 48);
+    // Fixed prefixes (INTERFACE.md "Token formats") let leak scans recognise a sandbox token anywhere.
+    const std::string prefix = grant.provider == Provider::keap ? "sbx_keap_" : "sbx_jira_";
+    std::string access = prefix + "at_" + random_token(grant.provider == Provider::keap ? 21 : 48);
     access_tokens[access] = AccessToken{grant.id, t + (a ? a->access_ttl : 3600)};
     std::string refresh;
     if (with_refresh) {
-        refresh = random_token(grant.provider == Provider::keap ? 21 : 48);
+        refresh = prefix + "rt_" + random_token(grant.provider == Provider::keap ? 21 : 48);
         refresh_tokens[refresh] = RefreshToken{grant.id, t + (a ? a->refresh_ttl : 86400), 0};
     }
     return {access, refresh};

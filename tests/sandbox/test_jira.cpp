@@ -1,5 +1,6 @@
 // Jira: Atlassian 3LO, Cloud and Data Center user search, the three credential kinds, rate limits
 // (shared/reference/jira.md).
+#include <regex>
 #include <set>
 
 #include "sandbox_fixture.h"
@@ -92,7 +93,8 @@ TEST_CASE("the Jira token endpoint takes JSON and answers with Atlassian's token
     CHECK(t["token_type"] == "Bearer");
     CHECK(t["expires_in"] == 3600);
     CHECK(t["scope"] == "read:jira-user offline_access");
-    CHECK(t["refresh_token"].is_string());
+    CHECK(std::regex_match(t["access_token"].get<std::string>(), std::regex("sbx_jira_at_[A-Za-z0-9_-]{20,}")));
+    CHECK(std::regex_match(t["refresh_token"].get<std::string>(), std::regex("sbx_jira_rt_[A-Za-z0-9_-]{20,}")));
     CHECK(sb.stats()["tokens"][sb.jira_id()]["provider"] == "jira");
 }
 

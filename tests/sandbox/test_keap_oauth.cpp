@@ -1,5 +1,6 @@
 // Keap's OAuth2 authorization-code flow as the sandbox plays it (shared/reference/keap.md).
 #include <atomic>
+#include <regex>
 #include <thread>
 #include <vector>
 
@@ -161,8 +162,9 @@ TEST_CASE("the code exchange with urlencoded Basic credentials returns Keap's to
     CHECK(t["token_type"] == "bearer");
     CHECK(t["expires_in"] == 86400);
     CHECK(t["scope"] == "full|ab123.infusionsoft.com");
-    CHECK(t["access_token"].get<std::string>().size() >= 20);
-    CHECK(t["refresh_token"].get<std::string>().size() >= 20);
+    const std::regex at("sbx_keap_at_[A-Za-z0-9_-]{20,}"), rt("sbx_keap_rt_[A-Za-z0-9_-]{20,}");
+    CHECK(std::regex_match(t["access_token"].get<std::string>(), at));
+    CHECK(std::regex_match(t["refresh_token"].get<std::string>(), rt));
     CHECK(t["access_token"] != t["refresh_token"]);
     CHECK(res->get_header_value("Cache-Control") == "no-store");
 }
