@@ -3,7 +3,11 @@
 // First stdout line: "listening on http://127.0.0.1:<port>". SIGINT/SIGTERM stop it.
 #include <pthread.h>
 
+#include <chrono>
 #include <csignal>
+#include <cstdlib>
+#include <future>
+#include <thread>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -90,6 +94,14 @@ int main(int argc, char** argv) {
     int sig = 0;
     sigwait(&signals, &sig);
     std::fprintf(stderr, "keyrelay-sandbox: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    server.stop();
+    // A graceful stop waits for idle keep-alive connections (up to cpp-httplib's 5 s keep-alive timeout). The
+    // sandbox keeps nothing on disk, so after a short grace period it simply exits.
+    std::promise<void> stopped;
+    auto done = stopped.get_future();
+    std::thread([&server, &stopped] {
+        server.stop();
+        stopped.set_value();
+    }).detach();
+    if (done.wait_for(std::chrono::milliseconds(500)) != std::future_status::ready) std::_Exit(0);
     return 0;
 }

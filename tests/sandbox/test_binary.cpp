@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <regex>
 #include <string>
 #include <vector>
@@ -102,6 +103,20 @@ TEST_CASE("the keyrelay-sandbox program prints its URL first, serves at once and
 
     REQUIRE(kill(child.pid, SIGTERM) == 0);
     CHECK(child.wait_exit() == 0);
+}
+
+TEST_CASE("keyrelay-sandbox stops at once on SIGINT even with an idle keep-alive connection open", "[binary]") {
+    Child child({});
+    std::smatch m;
+    const std::string first = child.line();
+    REQUIRE(std::regex_match(first, m, std::regex(R"(listening on http://127\.0\.0\.1:(\d+))")));
+    httplib::Client cli("127.0.0.1", std::stoi(m[1]));
+    cli.set_keep_alive(true);
+    REQUIRE(cli.Get("/sandbox/stats"));
+    const auto t0 = std::chrono::steady_clock::now();
+    REQUIRE(kill(child.pid, SIGINT) == 0);
+    CHECK(child.wait_exit() == 0);
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(3));
 }
 
 TEST_CASE("keyrelay-sandbox refuses bad arguments with status 2 and the usage", "[binary]") {
