@@ -53,7 +53,9 @@ test('Keap: login, connect, click Allow, callback → connected as ab123.infusio
   assert.equal(keap.account, 'ab123.infusionsoft.com');
   assert.equal(keap.needs_reauth, false);
   assert.equal(typeof keap.expires_at, 'number');
-  assert.ok(keap.expires_at > Date.now() / 1000, `expires_at ${keap.expires_at} is in the past`);
+  // expires_at is unix seconds: now + the token's expires_in (the sandbox's Keap default, 86400 s).
+  assert.ok(Math.abs(keap.expires_at - (Date.now() / 1000 + sandbox.config.keap.access_ttl)) < 30,
+    `expires_at ${keap.expires_at} is not now + ${sandbox.config.keap.access_ttl} s`);
   assert.equal((await sandbox.tokenStats('keap')).exchanges, 1, 'exactly one code exchange');
 
   const res = await browser.proxy('keap', 'crm/rest/v1/contacts?email=ada@example.com');

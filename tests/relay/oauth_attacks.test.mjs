@@ -80,10 +80,12 @@ test('GET /connect without a session does not start an authorization', async (t)
   assert.equal(res.setCookie.some((c) => c.startsWith('keyrelay_oauth_')), false, 'a state cookie was set without a session');
 });
 
-test('an unknown provider is a 404 error, not a redirect', async (t) => {
+test('an unknown provider (also a wrongly cased one) on any {provider} route is 404 provider.unknown, not a redirect', async (t) => {
   const { relay, browser } = await setup(t);
-  for (const p of ['/connect/evil', '/callback/evil?code=x&state=y']) {
-    const res = await browser.get(p);
+  // docs/api.md: "An unknown provider on any {provider} route → 404 provider.unknown" (names are case-sensitive).
+  for (const [method, p] of [['GET', '/connect/evil'], ['GET', '/callback/evil?code=x&state=y'], ['GET', '/proxy/evil/x'],
+    ['POST', '/api/connections/evil/disconnect'], ['GET', '/connect/KEAP'], ['GET', '/proxy/Keap/crm/rest/v1/contacts']]) {
+    const res = await browser.request(method, p, { headers: { 'X-Requested-With': 'keyrelay' } });
     assert.equal(res.status, 404, `${p}: ${res.status} ${res.body}`);
     assert.ok(res.body.includes('provider.unknown'), `${p}: ${res.body}`);
     assertOnSite(res, relay, p);

@@ -123,3 +123,27 @@ test('a restart (SIGTERM, start again on the same data dir) keeps both connectio
 test('a restart after SIGINT keeps connections also when the relay generated its own store key file (no KEYRELAY_STORE_KEY)', async (t) => {
   await checkRestartKeeps(t, { storeKey: null, signal: 'SIGINT' });
 });
+
+test('a relay killed (SIGKILL) right after a refresh has already persisted the rotated refresh token: the next refresh works', async (t) => {
+  const sandbox = await startSandbox({ t, autoApprove: true, accessTtl: 2 });
+  const relay = await startRelay({ sandbox, t });
+  let browser = client(relay.url);
+  assert.equal((await browser.login()).status, 200);
+  assert.equal((await browser.connect('keap')).final.rawLocation, '/?connected=keap');
+  const conn = (await browser.connections()).keap;
+  await sleep(Math.max(0, conn.expires_at * 1000 - Date.now() + 300));
+  assert.equal((await browser.proxy('keap', 'crm/rest/v1/contacts?email=ada@example.com')).status, 200);
+  assert.equal((await sandbox.tokenStats('keap')).refreshes, 1, 'the call after expiry refreshed');
+  const killed = await relay.stop('SIGKILL');
+  assert.equal(killed.signal, 'SIGKILL');
+  await relay.restart();
+  browser = client(relay.url);
+  assert.equal((await browser.login()).status, 200);
+  const after = (await browser.connections()).keap;
+  await sleep(Math.max(0, after.expires_at * 1000 - Date.now() + 300));
+  const res = await browser.proxy('keap', 'crm/rest/v1/contacts?email=ada@example.com');
+  assert.equal(res.status, 200, `after a crash the relay lost the rotated refresh token: ${res.body}`);
+  const s = await sandbox.tokenStats('keap');
+  assert.equal(s.refreshes, 2);
+  assert.equal(s.refresh_failures, 0);
+});
