@@ -37,7 +37,7 @@ test('calls across several 2-second access-token lifetimes all answer 200, and t
     const s = await sandbox.tokenStats(provider);
     t.diagnostic(`${provider}: ${statuses.length / 2} calls over 5.5 s, ${s.refreshes} refreshes at the sandbox`);
     assert.ok(s.refreshes >= 2, `${provider}: 5.5 s of 2 s tokens need at least 2 refreshes, the sandbox saw ${s.refreshes}`);
-    assert.ok(s.refreshes <= 6, `${provider}: ${s.refreshes} refreshes for ~${statuses.length / 2} calls: refreshing far too often`);
+    assert.ok(s.refreshes <= 8, `${provider}: ${s.refreshes} refreshes for ~${statuses.length / 2} calls: refreshing far too often`);
     assert.equal(s.refresh_failures, 0, `${provider}: refresh failures`);
     assert.equal(s.exchanges, 1);
     assert.equal(metricValue(metrics, 'keyrelay_refreshes_total', { provider }), s.refreshes,
