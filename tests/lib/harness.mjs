@@ -1,4 +1,4 @@
-// Shared harness for the node integration tests (tests/relay, later tests/browser): it starts the real binaries
+// Shared harness for the node integration tests (tests/relay, tests/browser): it starts the real binaries
 // (keyrelay-sandbox, keyrelay) on 127.0.0.1 with OS-chosen ports, talks to them like a browser would (a small cookie
 // jar, redirects followed by hand so every hop can be asserted), and records every relay response and every relay
 // log line so a test can prove that no secret or token ever left the relay.
@@ -18,6 +18,7 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 /** Repository root (two levels above tests/lib). */
@@ -78,22 +79,13 @@ export function addSecret(value, label) {
 }
 
 /**
- * TOKEN_PATTERNS: regular expressions matching tokens issued by keyrelay-sandbox (its token format has fixed
- * prefixes, see relay/sandbox). The relay holds such tokens but must never hand one out.
- */
-export const TOKEN_PATTERNS = [];
-
-/** setTokenPatterns(list): replaces TOKEN_PATTERNS (used once the sandbox's token format is learned). */
-export function setTokenPatterns(list) {
-  TOKEN_PATTERNS.splice(0, TOKEN_PATTERNS.length, ...list);
-}
-
-/**
  * findLeaks({extraSecrets, patterns}): scans recorded.responses (headers and bodies) and recorded.logs for every
- * known secret and every token pattern. A session cookie value is allowed in the Set-Cookie header that sets it and
- * nowhere else. Returns [{where, label, excerpt}] (empty when nothing leaked).
+ * known secret (as is and percent-encoded), every [value, label] of extraSecrets and every RegExp of patterns.
+ * The sandbox's tokens are random base64url with no fixed prefix, so exact values are what works: run the relay
+ * behind startTap() and every token the sandbox issues becomes a known secret. A session cookie value is allowed in
+ * the Set-Cookie header that sets it and nowhere else. Returns [{where, label, excerpt}] (empty when nothing leaked).
  */
-export function findLeaks({ extraSecrets = [], patterns = TOKEN_PATTERNS } = {}) {
+export function findLeaks({ extraSecrets = [], patterns = [] } = {}) {
   const secrets = new Map(recorded.secrets);
   for (const [value, label] of extraSecrets) if (value && value.length >= 6) secrets.set(value, label);
   const leaks = [];
@@ -121,6 +113,21 @@ export function findLeaks({ extraSecrets = [], patterns = TOKEN_PATTERNS } = {})
   }
   for (const l of recorded.logs) scan(`${l.name} ${l.stream}`, l.line);
   return leaks;
+}
+
+/**
+ * checkLeaksAfterAll(): registers a root-level after() hook in the calling test file that fails the file (node:test
+ * reports a failed hook as a failure) if findLeaks() finds anything in what the file's tests recorded. Call it once at
+ * the top of a test file, so that every response and log line of the whole suite is scanned, not only the tour of
+ * tests/relay/secrets.test.mjs.
+ */
+export function checkLeaksAfterAll() {
+  after(() => {
+    const leaks = findLeaks();
+    if (leaks.length) {
+      throw new Error(`secrets leaked into relay responses or logs:\n${leaks.map((l) => `  ${l.label} in ${l.where}: ${l.excerpt}`).join('\n')}`);
+    }
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -368,7 +375,9 @@ export const newApiKey = () => 'test-relay-key-' + randomBytes(18).toString('bas
  *   logs()     every stdout/stderr line of the current and previous runs, as [{stream, line}]
  *   stop(signal = 'SIGTERM') → {code, signal} of the exit (SIGKILL after 5 s)
  *   restart()  stop(SIGTERM), then start again with the same arguments, data dir and port
- * Runs `keyrelay serve --sandbox <url> --port 0 --data-dir <dir> [args...]`. env is added to the environment.
+ * Runs `keyrelay serve --sandbox <url> --port 0 --data-dir <dir> [args...]`. env is added to the environment;
+ * env values whose name looks secret (…SECRET, …KEY, …TOKEN, …PASSWORD) are registered with addSecret. `name`
+ * labels its lines in recorded.logs. t: a node:test context whose after() stops it (and removes a made data dir).
  * When registerRedirects is true (default) and a sandbox handle is given, the relay's callback URLs
  * <url>/callback/{keap,jira} are registered at the sandbox (as a developer does in the provider's portal), since
  * the sandbox only knows 127.0.0.1:8080 by default.

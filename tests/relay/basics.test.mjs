@@ -3,9 +3,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
-  DEMO_PASSWORD, DEMO_USER, addSecret, client, connectedSetup, errorOf, metricValue, rawRequest, startRelay,
-  startSandbox, waitFor,
+  DEMO_PASSWORD, DEMO_USER, addSecret, checkLeaksAfterAll, client, connectedSetup, errorOf, metricValue, rawRequest,
+  startRelay, startSandbox, waitFor,
 } from '../lib/harness.mjs';
+
+checkLeaksAfterAll();
 
 test('GET /healthz answers 200 {"status":"ok","version":...}', async (t) => {
   const sandbox = await startSandbox({ t });

@@ -3,7 +3,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { apiCall, client, errorOf, startRelay, startSandbox } from '../lib/harness.mjs';
+import { apiCall, checkLeaksAfterAll, client, errorOf, startRelay, startSandbox } from '../lib/harness.mjs';
+
+checkLeaksAfterAll();
 
 async function setup(t) {
   const sandbox = await startSandbox({ t }); // no --auto-approve: the consent page is really submitted

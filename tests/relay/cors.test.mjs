@@ -4,7 +4,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { client, connectedSetup, errorOf, tempDir, writeConfig } from '../lib/harness.mjs';
+import { checkLeaksAfterAll, client, connectedSetup, errorOf, tempDir, writeConfig } from '../lib/harness.mjs';
+
+checkLeaksAfterAll();
 
 const ALLOWED = 'http://app.example:3000';
 const OTHER = 'https://evil.example';

@@ -3,7 +3,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { client, startRelay, startSandbox } from '../lib/harness.mjs';
+import { checkLeaksAfterAll, client, startRelay, startSandbox } from '../lib/harness.mjs';
+
+checkLeaksAfterAll();
 
 async function setup(t) {
   const sandbox = await startSandbox({ t, autoApprove: true });

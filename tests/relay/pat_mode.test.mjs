@@ -3,7 +3,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { client, errorOf, startRelay, startSandbox, startTap } from '../lib/harness.mjs';
+import { checkLeaksAfterAll, client, errorOf, startRelay, startSandbox, startTap } from '../lib/harness.mjs';
+
+checkLeaksAfterAll();
 
 for (const kind of ['api_key', 'pat']) {
   test(`KEAP_API_KEY=<sandbox ${kind}> → Keap connected in mode api_key with no OAuth, and a lookup finds Ada`, async (t) => {

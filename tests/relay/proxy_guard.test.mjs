@@ -4,7 +4,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { apiCall, connectedSetup, errorOf, rawRequest } from '../lib/harness.mjs';
+import { apiCall, checkLeaksAfterAll, connectedSetup, errorOf, rawRequest } from '../lib/harness.mjs';
+
+checkLeaksAfterAll();
 
 const ADA = 'crm/rest/v1/contacts?email=ada@example.com';
 

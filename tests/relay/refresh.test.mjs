@@ -3,7 +3,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { connectedSetup, metricValue, sleep } from '../lib/harness.mjs';
+import { checkLeaksAfterAll, connectedSetup, metricValue, sleep } from '../lib/harness.mjs';
+
+checkLeaksAfterAll();
 
 const LOOKUP = {
   keap: 'crm/rest/v1/contacts?email=ada@example.com',

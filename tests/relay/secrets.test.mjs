@@ -10,8 +10,11 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import {
-  addSecret, apiCall, client, findLeaks, newApiKey, rawRequest, recorded, sleep, startRelay, startSandbox, startTap,
+  addSecret, apiCall, checkLeaksAfterAll, client, findLeaks, newApiKey, rawRequest, recorded, sleep, startRelay,
+  startSandbox, startTap,
 } from '../lib/harness.mjs';
+
+checkLeaksAfterAll();
 
 const ADA = 'crm/rest/v1/contacts?email=ada@example.com';
 const JADA = 'rest/api/3/user/search?query=ada@example.com';

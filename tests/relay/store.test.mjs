@@ -6,8 +6,11 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import {
-  apiCall, client, connectedSetup, errorOf, newApiKey, newStoreKey, sleep, startRelay, startSandbox, tempDir,
+  apiCall, checkLeaksAfterAll, client, connectedSetup, errorOf, newApiKey, newStoreKey, sleep, startRelay,
+  startSandbox, tempDir,
 } from '../lib/harness.mjs';
+
+checkLeaksAfterAll();
 
 const KEAP_LOOKUP = '/proxy/keap/crm/rest/v1/contacts?email=ada@example.com';
 

@@ -9,7 +9,11 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 
-import { ROOT, parseSetCookie, recorded, startRelay, startSandbox, tempDir } from '../lib/harness.mjs';
+import {
+  ROOT, checkLeaksAfterAll, parseSetCookie, recorded, startRelay, startSandbox, tempDir,
+} from '../lib/harness.mjs';
+
+checkLeaksAfterAll();
 
 function httpsRequest(url, { method = 'GET', headers = {}, body, ca }) {
   return new Promise((resolve, reject) => {

@@ -4,7 +4,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { connectedSetup, errorOf } from '../lib/harness.mjs';
+import { checkLeaksAfterAll, connectedSetup, errorOf } from '../lib/harness.mjs';
+
+checkLeaksAfterAll();
 
 const CONTACTS = '/keap/crm/rest/v1/contacts';
 const ADA = 'crm/rest/v1/contacts?email=ada@example.com';
