@@ -45,6 +45,8 @@ inline bool operator!=(const Value& a, const Value& b) { return !(a == b); }
 
 // <?xml version="1.0"?><methodCall><methodName>..</methodName><params>..</params></methodCall>
 // Strings are escaped (& < > " '); control characters that XML 1.0 forbids are dropped.
+// Integers outside the 32-bit range are written as <i8>. Doubles are written in plain decimal with round-trip
+// precision; NaN and infinities, which XML-RPC cannot carry, are sent as the <string> "NaN", "Infinity", "-Infinity".
 std::string encode_call(std::string_view method, const Array& params);
 // A methodResponse carrying one value, or a fault (faultCode int, faultString string).
 std::string encode_response(const Value& value);
