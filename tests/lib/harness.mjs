@@ -79,13 +79,20 @@ export function addSecret(value, label) {
 }
 
 /**
- * findLeaks({extraSecrets, patterns}): scans recorded.responses (headers and bodies) and recorded.logs for every
- * known secret (as is and percent-encoded), every [value, label] of extraSecrets and every RegExp of patterns.
- * The sandbox's tokens are random base64url with no fixed prefix, so exact values are what works: run the relay
- * behind startTap() and every token the sandbox issues becomes a known secret. A session cookie value is allowed in
- * the Set-Cookie header that sets it and nowhere else. Returns [{where, label, excerpt}] (empty when nothing leaked).
+ * SANDBOX_TOKEN_PATTERNS: the sandbox's token formats (relay/sandbox/INTERFACE.md): access tokens sbx_{keap,jira}_at_…,
+ * refresh tokens sbx_{keap,jira}_rt_…, authorization codes sbx_{keap,jira}_code_…. The relay holds such values but
+ * must never show one.
  */
-export function findLeaks({ extraSecrets = [], patterns = [] } = {}) {
+export const SANDBOX_TOKEN_PATTERNS = [/sbx_(keap|jira)_(at|rt)_[A-Za-z0-9_-]{12,}/, /sbx_(keap|jira)_code_[A-Za-z0-9_-]{8,}/];
+
+/**
+ * findLeaks({extraSecrets, patterns}): scans recorded.responses (headers and bodies) and recorded.logs for every
+ * known secret (as is and percent-encoded), every [value, label] of extraSecrets and every RegExp of patterns
+ * (default SANDBOX_TOKEN_PATTERNS). Exact values matter too: behind startTap() every token the sandbox issues
+ * becomes a known secret. A session cookie value is allowed in the Set-Cookie header that sets it and nowhere else.
+ * Returns [{where, label, excerpt}] (empty when nothing leaked).
+ */
+export function findLeaks({ extraSecrets = [], patterns = SANDBOX_TOKEN_PATTERNS } = {}) {
   const secrets = new Map(recorded.secrets);
   for (const [value, label] of extraSecrets) if (value && value.length >= 6) secrets.set(value, label);
   const leaks = [];

@@ -2,16 +2,17 @@
 // bad, lookups, refreshes across expiry, upstream failures, a revoked grant, PAT mode, disconnect, logout, a restart —
 // every relay response (headers and bodies) and every relay log line is scanned for every secret and token: the
 // client secrets, API keys, PATs, API tokens, the store key, the relay API key, the session cookie value, the OAuth
-// codes, a tried password, and the exact access/refresh tokens the sandbox issued (captured by a recording tap
-// between the relay and the sandbox, since the sandbox's tokens are random with no fixed prefix). None may appear.
+// codes, a tried password, every string in the sandbox's token formats (sbx_keap_at_…, relay/sandbox/INTERFACE.md)
+// and the exact access/refresh tokens the sandbox issued (captured by a recording tap between the relay and the
+// sandbox). None may appear.
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 
 import {
-  addSecret, apiCall, checkLeaksAfterAll, client, findLeaks, newApiKey, rawRequest, recorded, sleep, startRelay,
-  startSandbox, startTap,
+  SANDBOX_TOKEN_PATTERNS, addSecret, apiCall, checkLeaksAfterAll, client, findLeaks, newApiKey, rawRequest, recorded,
+  sleep, startRelay, startSandbox, startTap,
 } from '../lib/harness.mjs';
 
 checkLeaksAfterAll();
@@ -100,6 +101,8 @@ test('no secret, token, code, cookie or password appears in any relay response o
 
   assert.ok(recorded.logs.length > 10, `only ${recorded.logs.length} relay log lines were captured`);
   assert.ok(recorded.responses.length >= 40, `only ${recorded.responses.length} relay responses were captured`);
+  assert.ok([...tap.tokens].some((v) => SANDBOX_TOKEN_PATTERNS[0].test(v)), 'the token patterns match what the sandbox issues');
+  assert.ok([...tap.tokens].some((v) => SANDBOX_TOKEN_PATTERNS[1].test(v)), 'the code pattern matches what the sandbox issues');
   const leaks = findLeaks();
   assert.deepEqual(leaks.map((l) => `${l.label} in ${l.where}: ${l.excerpt}`), [], 'secrets leaked');
 
