@@ -163,7 +163,9 @@ struct Relay::Impl {
                                           httplib::Response& res, bool page) {
         const ProviderConfig* p = config.provider(name);
         if (p == nullptr) {
-            Error e = make_error("provider.unknown", "There is no provider named \"" + name + "\".",
+            std::string shown = name.size() > 40 ? name.substr(0, 40) + "..." : name;
+            Error e = make_error("provider.unknown", "There is no provider named \"" + shown + "\" (names are "
+                                 "case-sensitive).",
                                  "Known providers: " + provider_names() + ". Others can be added in the config "
                                  "(providers).");
             if (page) {
@@ -238,7 +240,9 @@ struct Relay::Impl {
     void add_cors_headers(httplib::Response& res, const std::string& origin) {
         res.set_header("Access-Control-Allow-Origin", origin);
         res.set_header("Access-Control-Allow-Credentials", "true");
-        res.set_header("Access-Control-Expose-Headers", "Retry-After, X-Request-Id");
+        res.set_header("Access-Control-Expose-Headers",
+                       "Retry-After, X-Request-Id, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, "
+                       "x-keap-product-quota-available, x-keap-product-throttle-available, x-keap-tenant-id");
     }
 
     // ------------------------------------------------------------------------------------------------------------
@@ -811,6 +815,8 @@ struct Relay::Impl {
         }
         t_ctx.passthrough = true;
         res.status = answer.status;
+        // The provider's bytes are served from the relay's origin: whatever they are, they may not run script here.
+        res.set_header("Content-Security-Policy", "default-src 'none'; sandbox");
         for (const char* h : {"ETag", "Last-Modified", "Cache-Control"}) {
             if (auto v = answer.headers.get(h)) res.set_header(h, *v);
         }
@@ -1106,7 +1112,8 @@ Result<Unit> Relay::init() {
     auto bindh = [self](void (Impl::*fn)(const httplib::Request&, httplib::Response&)) {
         return [self, fn](const httplib::Request& req, httplib::Response& res) { (self->*fn)(req, res); };
     };
-    const std::string name = "([a-z0-9_-]{1,32})";
+    // Any segment: an unknown (or wrongly cased) provider gets 404 provider.unknown from the handler.
+    const std::string name = "([^/]+)";
     svr.Get("/healthz", bindh(&Impl::handle_healthz));
     svr.Get("/metrics", bindh(&Impl::handle_metrics));
     svr.Post("/login", bindh(&Impl::handle_login));
