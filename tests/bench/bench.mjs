@@ -589,7 +589,7 @@ async function sectionPage() {
       throw new Error(`playwright-core is not installed in tests/node_modules (scripts/setup installs it): ${err.message}`);
     }
     const sandbox = await H.startSandbox({ autoApprove: true });
-    const relay = await H.startRelay({ sandbox });
+    const relay = await H.startRelay({ sandbox, args: ['--wasm-dir', OPT.wasmDir] });
     setup = { sandbox, relay };
     browser = await chromium.launch({
       executablePath: '/usr/bin/chromium', headless: true,
@@ -609,10 +609,16 @@ async function sectionPage() {
         const mark = () => {
           if (document.documentElement.dataset.ready === 'true' && !window.__benchReadyAt) window.__benchReadyAt = performance.now();
         };
-        new MutationObserver(mark).observe(document.documentElement, { attributes: true, attributeFilter: ['data-ready'] });
+        // Init scripts run before the document's <html> exists: watch the whole document instead.
+        new MutationObserver(mark).observe(document, { attributes: true, subtree: true, attributeFilter: ['data-ready'] });
       });
       await page.goto(`${relay.url}/`, { waitUntil: 'commit', timeout: 30_000 });
-      await page.waitForFunction(() => window.__benchReadyAt, null, { timeout: 30_000, polling: 50 });
+      const outcome = await page.waitForFunction(() => {
+        if (window.__benchReadyAt) return 'ready';
+        const banner = document.querySelector('#fatal');
+        return banner && !banner.hidden && banner.textContent.trim() ? `fatal: ${banner.textContent.trim()}` : false;
+      }, null, { timeout: 30_000, polling: 50 }).then((h) => h.jsonValue());
+      if (outcome !== 'ready') throw new Error(`the page did not become interactive: ${outcome}`);
       const m = await page.evaluate(() => {
         const nav = performance.getEntriesByType('navigation')[0];
         const form = document.querySelector('#login-submit') ?? document.querySelector('input[type="email"], input[name="email"]');

@@ -6,11 +6,11 @@
 //
 // Requests are scheduled at t0 + i/rate, whatever happened before (open loop). Each latency is measured from the
 // request's SCHEDULED time to the end of its response, so a stall delays the requests queued behind it and they
-// count (no "coordinated omission", as in wrk2). Keep-alive connections (RFC 9112 §9.3); a request waits for an
-// idle one. Responses are framed by Content-Length or chunked transfer coding (RFC 9112 §6.3, §7.1), or by the
+// count (no "coordinated omission", as in wrk2). Keep-alive connections (RFC 9112 §9.3), used round robin; a request
+// waits for an idle one, and is retried once when a reused connection closes before answering it. Responses are framed by Content-Length or chunked transfer coding (RFC 9112 §6.3, §7.1), or by the
 // connection closing. Latencies of the first --warmup seconds are dropped.
 //
-// Prints one JSON object: {rate, duration_s, scheduled, completed, errors, non_2xx, timeouts, reconnects,
+// Prints one JSON object: {rate, duration_s, scheduled, completed, errors, non_2xx, timeouts, reconnects, retries,
 // achieved_rate, latency_us: {p50, p90, p99, p999, max, mean}}. Exit status 0 when it ran (the caller judges the
 // figures), 1 when it could not connect at all, 2 on bad arguments.
 #include <arpa/inet.h>
@@ -187,6 +187,8 @@ struct Conn {
     bool connected = false;
     bool busy = false;
     int64_t scheduled = 0;   // of the request in flight
+    long served = 0;         // responses completed on this connection
+    bool got_bytes = false;  // any byte of the current response
     std::string out;
     size_t out_pos = 0;
     std::string in;
@@ -201,6 +203,7 @@ struct Stats {
     long timeouts = 0;
     long reconnects = 0;
     long connect_failures = 0;
+    long retries = 0;
 };
 
 class Generator {
@@ -321,7 +324,17 @@ private:
 
     void drop_conn(size_t i, bool count_error) {
         Conn& c = conns_[i];
-        if (c.busy && count_error) stats_.errors++;
+        if (c.busy && count_error) {
+            // RFC 9112 §9.3.1 / RFC 9110 §9.2.2: a server may close an idle keep-alive connection just as a request
+            // is sent on it; a client retries such an idempotent request once on a new connection. Its latency still
+            // runs from the original scheduled time.
+            if (c.served > 0 && !c.got_bytes) {
+                stats_.retries++;
+                pending_.push_front(c.scheduled);
+            } else {
+                stats_.errors++;
+            }
+        }
         if (c.fd >= 0) {
             epoll_ctl(ep_, EPOLL_CTL_DEL, c.fd, nullptr);
             close(c.fd);
@@ -331,10 +344,14 @@ private:
         if (!open_conn(i)) stats_.connect_failures++;
     }
 
+    // Round robin over the idle connections, so that none sits idle long enough for the server's keep-alive timeout.
     void dispatch() {
-        for (size_t i = 0; i < conns_.size() && !pending_.empty(); ++i) {
+        for (size_t k = 0; k < conns_.size() && !pending_.empty(); ++k) {
+            size_t i = (next_conn_ + k) % conns_.size();
             Conn& c = conns_[i];
             if (c.fd < 0 || !c.connected || c.busy) continue;
+            next_conn_ = (i + 1) % conns_.size();
+            c.got_bytes = false;
             c.busy = true;
             c.scheduled = pending_.front();
             pending_.pop_front();
@@ -404,6 +421,7 @@ private:
                 ssize_t r = recv(c.fd, buf, sizeof buf, 0);
                 if (r > 0) {
                     c.in.append(buf, static_cast<size_t>(r));
+                    c.got_bytes = true;
                     continue;
                 }
                 if (r == 0) {
@@ -446,6 +464,7 @@ private:
         Conn& c = conns_[i];
         int64_t end = now_ns();
         c.busy = false;
+        c.served++;
         stats_.completed++;
         if (c.parser.status < 200 || c.parser.status > 299) stats_.non_2xx++;
         if (c.scheduled >= warmup_end_) stats_.latencies_ns.push_back(end - c.scheduled);
@@ -468,11 +487,11 @@ private:
         std::printf(
             "{\"rate\":%.0f,\"duration_s\":%.1f,\"warmup_s\":%.1f,\"connections\":%d,\"scheduled\":%ld,"
             "\"completed\":%ld,\"measured\":%zu,\"errors\":%ld,\"non_2xx\":%ld,\"timeouts\":%ld,\"reconnects\":%ld,"
-            "\"connect_failures\":%ld,\"achieved_rate\":%.1f,\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,"
+            "\"connect_failures\":%ld,\"retries\":%ld,\"achieved_rate\":%.1f,\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,"
             "\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f}}\n",
             o_.rate, o_.duration, o_.warmup, o_.connections, total, stats_.completed, v.size(), stats_.errors,
             stats_.non_2xx, stats_.timeouts, stats_.reconnects,
-            stats_.connect_failures, measured_s > 0 ? static_cast<double>(v.size()) / measured_s : 0.0, pct(50),
+            stats_.connect_failures, stats_.retries, measured_s > 0 ? static_cast<double>(v.size()) / measured_s : 0.0, pct(50),
             pct(90), pct(99), pct(99.9), v.empty() ? 0.0 : static_cast<double>(v.back()) / 1000.0, mean);
     }
 
@@ -486,6 +505,7 @@ private:
     int64_t warmup_end_ = 0;
     std::vector<Conn> conns_;
     std::deque<int64_t> pending_;
+    size_t next_conn_ = 0;
     Stats stats_;
 };
 
