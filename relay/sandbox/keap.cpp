@@ -140,18 +140,22 @@ Reply token(State& s, const Req& r) {
             return oauth_error(401, "invalid_grant", "Unable to authenticate username and password")
                 .with("WWW-Authenticate", "Basic realm=\"keap\"");
         }
-        auto decoded = base64_decode(std::string_view(*auth).substr(6));
-        std::string creds = decoded ? *decoded : std::string();
-        size_t colon = creds.find(':');
-        auto rid = percent_decode(std::string_view(creds).substr(0, colon), true);
-        auto rsecret = colon == std::string::npos ? Result<std::string>(make_error("x", "x"))
-                                                  : percent_decode(std::string_view(creds).substr(colon + 1), true);
-        if (!decoded || colon == std::string::npos || !rid || !rsecret) {
+        // RFC 6749 §2.3.1: base64(urlencode(id) ":" urlencode(secret)); both halves are form-urldecoded.
+        std::optional<std::pair<std::string, std::string>> creds;
+        if (auto decoded = base64_decode(std::string_view(*auth).substr(6))) {
+            const size_t colon = decoded->find(':');
+            if (colon != std::string::npos) {
+                auto rid = percent_decode(std::string_view(*decoded).substr(0, colon), true);
+                auto rsecret = percent_decode(std::string_view(*decoded).substr(colon + 1), true);
+                if (rid && rsecret) creds = std::make_pair(*rid, *rsecret);
+            }
+        }
+        if (!creds) {
             return oauth_error(401, "invalid_client", "Invalid client credentials in the Basic authorization header")
                 .with("WWW-Authenticate", "Basic realm=\"keap\"");
         }
-        id = *rid;
-        secret = *rsecret;
+        id = creds->first;
+        secret = creds->second;
     } else {
         id = param(body, "client_id").value_or("");
         secret = param(body, "client_secret").value_or("");
