@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -62,6 +63,7 @@ int serve(const CliArgs& args) {
     }
     auto config = build_config(args, process_env());
     if (!config) return print_error(config.error(), 1);
+    bool made_temp_dir = false;
     if (config->sandbox && config->data_dir.empty()) {
         char tmpl[] = "/tmp/keyrelay-sandbox-XXXXXX";
         if (::mkdtemp(tmpl) == nullptr) {
@@ -70,6 +72,7 @@ int serve(const CliArgs& args) {
                                1);
         }
         config->data_dir = tmpl;
+        made_temp_dir = true;
     }
 
     // Before any thread exists: the stop signals are delivered only to the waiter below.
@@ -116,6 +119,11 @@ int serve(const CliArgs& args) {
     pthread_kill(waiter.native_handle(), SIGUSR1);   // no-op when the waiter already returned
     waiter.join();
     log_line(LogLevel::info, "stopped", {});
+    if (made_temp_dir) {
+        // Sandbox mode without --data-dir: the throwaway store (sandbox tokens, a generated key) goes with it.
+        std::error_code ec;
+        std::filesystem::remove_all(config->data_dir, ec);
+    }
     return ok ? 0 : 1;
 }
 
