@@ -1077,6 +1077,8 @@ Result<Unit> Relay::init() {
     int threads = config_.server_threads;
     svr.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
     svr.set_payload_max_length(config_.max_request_body);
+    // cpp-httplib writes headers and body separately: without TCP_NODELAY, Nagle + delayed ACK add ~40 ms.
+    svr.set_tcp_nodelay(true);
     // cpp-httplib waits out an idle keep-alive connection before a worker can stop: keep that wait short so
     // SIGTERM stops the relay within ~2 s.
     svr.set_keep_alive_timeout(2);

@@ -161,6 +161,7 @@ std::unique_ptr<httplib::Client> Upstream::acquire(const std::string& origin) {
     }
     auto client = std::make_unique<httplib::Client>(origin);
     client->set_keep_alive(true);
+    client->set_tcp_nodelay(true);   // headers and body go out in separate writes (Nagle + delayed ACK: ~40 ms)
     client->set_follow_location(false);   // a redirect is answered to the caller, never followed with credentials
     client->set_url_encode(false);        // proxy::validate_path already produced a correctly encoded target
     client->set_connection_timeout(options_.connect_timeout_ms / 1000, (options_.connect_timeout_ms % 1000) * 1000);
