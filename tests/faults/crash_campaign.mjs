@@ -1,10 +1,11 @@
 // The crash campaign of issue 7 (Faults 1), shared by scripts/crashtest (200 kills by default) and
 // tests/faults/crash.test.mjs (a short run inside scripts/test).
 //
-// Setup: a sandbox issuing 1-second access tokens, a recording tap between the relay and the sandbox
+// Setup: a sandbox issuing 2-second access tokens (not 1: the sandbox counts whole seconds, so a 1-second token can
+// expire a few milliseconds after it was issued), a recording tap between the relay and the sandbox
 // (tests/faults/lib.mjs), a relay with a data dir and a store key, Keap and Jira connected by the OAuth dance.
 // Then, once per kill:
-//   1. drive concurrent proxied calls (Keap REST, Keap XML-RPC, Jira search) with the relay API key: with 1-second
+//   1. drive concurrent proxied calls (Keap REST, Keap XML-RPC, Jira search) with the relay API key: with 2-second
 //      tokens they keep triggering refreshes, i.e. token-endpoint calls and store writes (temp file, fsync, rename);
 //   2. SIGKILL the relay, either after a random delay (0..maxDelayMs) or — a "targeted" kill — 0..targetMs ms after
 //      the tap handed a freshly rotated token to the relay (the worst moment: the provider has rotated, the relay
@@ -64,7 +65,7 @@ export async function runCrashCampaign({
 } = {}) {
   seed ??= Math.floor(Math.random() * 2 ** 31);
   const random = rng(seed);
-  const sandbox = await startSandbox({ t, autoApprove: true, accessTtl: 1 });
+  const sandbox = await startSandbox({ t, autoApprove: true, accessTtl: 2 });
   // The crash loop makes far more OAuth calls per minute than Keap's default allowance; not what is under test.
   await plainCall(`${sandbox.url}/sandbox/limits`, {
     method: 'POST', headers: { 'Content-Type': 'application/json' },
@@ -88,7 +89,7 @@ export async function runCrashCampaign({
     window: { keap: 0, jira: 0 },              // kills that landed between the provider's rotation and the persist
     windowOnTargeted: 0,
     outcomes: { usable: 0, needs_reauth: 0, broken: 0 },
-    jiraSavedByLeeway: 0, keapLostToWindow: 0, reconnects: 0,
+    jiraSavedByLeeway: 0, keapLostToWindow: 0, reconnects: 0, secondTries: 0,
     storeAlwaysParsed: true, storeLoadFailures: 0, connectionsAnswered: 0,
     tempFilesAfterKill: 0, tempFileNames: new Set(), tempFilesRemovedByRestart: 0,
     refreshesAtProvider: 0, callsOk: 0, callsFailed: 0,
@@ -100,7 +101,6 @@ export async function runCrashCampaign({
   for (let i = 1; i <= kills; i++) {
     const runLines = relay.logs().length;
     const refreshesBefore = { keap: tap.requests.keap.refresh, jira: tap.requests.jira.refresh };
-    const answersBefore = { keap: tap.issued.keap.length, jira: tap.issued.jira.length };
 
     // 1. Load.
     let running = true;
@@ -155,18 +155,6 @@ export async function runCrashCampaign({
       if (started > done[p]) inFlight = true;
     }
     if (inFlight) s.killsDuringRefresh += 1;
-    // How long the relay took from receiving a rotated token to logging it persisted (the log follows the save).
-    for (const { line } of lines) {
-      if (!line.includes('"token refreshed"')) continue;
-      try {
-        const j = JSON.parse(line);
-        const answers = tap.issued[j.provider].slice(answersBefore[j.provider]).filter((e) => e.grant === 'refresh' && e.status === 200);
-        const ts = Date.parse(j.ts);
-        const before = answers.filter((e) => e.at <= ts + 1);
-        if (before.length) s.persistLatencyMs.push(ts - before[before.length - 1].at);
-      } catch { /* not a refresh line */ }
-    }
-
     // 3. What the dead relay left on disk.
     const store = await readStore(relay.dataDir, storeKey);
     if (!store.parses) { s.storeAlwaysParsed = false; problem(i, store.error); }
@@ -195,6 +183,7 @@ export async function runCrashCampaign({
       problem(i, `the relay did not start again: ${err.message.split('\n').slice(0, 6).join(' | ')}`);
       break;
     }
+    const restartLines = relay.logs().length;
     const after = await tempFiles(relay.dataDir);
     s.tempFilesRemovedByRestart += temps.filter((f) => !after.includes(f)).length;
     const conns = await apiCall(relay.url, 'GET', '/api/connections', { apiKey });
@@ -211,7 +200,14 @@ export async function runCrashCampaign({
         outcome = 'broken';
         detail = `not connected after the restart: ${JSON.stringify(entry)}`;
       } else {
-        const res = await apiCall(relay.url, 'GET', LOOKUP[p], { apiKey, timeout: 20_000 });
+        let res = await apiCall(relay.url, 'GET', LOOKUP[p], { apiKey, timeout: 20_000 });
+        if (res.status === 401 || (res.status === 502 && res.json?.error?.code === 'upstream.gateway_fault')) {
+          // The provider refused the token the relay had just refreshed: with 2-second tokens counted in whole
+          // seconds, a stalled machine can outlive a fresh token between the refresh and the retry. A second call
+          // tells a transient expiry from a half-broken connection (which would fail again).
+          s.secondTries += 1;
+          res = await apiCall(relay.url, 'GET', LOOKUP[p], { apiKey, timeout: 20_000 });
+        }
         if (res.status === 200) {
           outcome = 'usable';
         } else if (res.status === 409 && res.json?.error?.code === 'connection.needs_reauth') {
@@ -225,7 +221,10 @@ export async function runCrashCampaign({
         }
       }
       s.outcomes[outcome] += 1;
-      if (outcome === 'broken') problem(i, `${p}: ${detail}`);
+      if (outcome === 'broken') {
+        const trail = relay.logs().slice(restartLines).map((l) => l.line).filter((l) => /refresh|retry|upstream|re-auth/.test(l));
+        problem(i, `${p}: ${detail}; window hit: ${windowHit[p]}; stored v${store.records[p]?.version}; relay log since restart:\n    ${trail.join('\n    ')}`);
+      }
       if (outcome === 'needs_reauth') {
         if (p === 'keap' && windowHit.keap) s.keapLostToWindow += 1;
         else problem(i, `${p} needs re-authorization although the kill did not land in ${p}'s rotation window`);
@@ -253,6 +252,16 @@ export async function runCrashCampaign({
   const stats = await tap.stats();
   for (const p of PROVIDERS) s.refreshesAtProvider += stats.tokens?.[tap.config[p].client_id]?.refreshes ?? 0;
   s.tempFilesLeft = await tempFiles(relay.dataDir);
+  // How long the relay took from receiving a rotated token to logging it persisted (the log line follows the save):
+  // every "token refreshed" line against the last refresh answer the tap handed over before it.
+  for (const { line } of relay.logs()) {
+    if (!line.includes('"token refreshed"')) continue;
+    let j;
+    try { j = JSON.parse(line); } catch { continue; }
+    const ts = Date.parse(j.ts);
+    const before = (tap.issued[j.provider] ?? []).filter((e) => e.grant === 'refresh' && e.status === 200 && e.at <= ts + 1);
+    if (before.length) s.persistLatencyMs.push(Math.max(0, ts - before[before.length - 1].at));
+  }
   const [p50, p90, pmax] = quantiles(s.persistLatencyMs, [0.5, 0.9, 1]);
   s.persistLatency = { samples: s.persistLatencyMs.length, p50, p90, max: pmax };
   s.tempFileNames = [...s.tempFileNames];
@@ -279,6 +288,7 @@ export function formatSummary(s) {
     `kills in the rotation window (rotated at the provider, not persisted): keap ${s.window.keap}, jira ${s.window.jira} (${s.windowOnTargeted} of them aimed)`,
     `outcomes per connection after restart: usable ${s.outcomes.usable}, needs_reauth ${s.outcomes.needs_reauth}, broken ${s.outcomes.broken}`,
     `  keap lost to the window (needs_reauth, reconnected): ${s.keapLostToWindow}; jira saved by the 10-minute reuse leeway: ${s.jiraSavedByLeeway}; reconnects: ${s.reconnects}`,
+    `  lookups that needed a second call (a just-refreshed 2-second token already expired on a stalled machine): ${s.secondTries}`,
     `store: tokens.json always parsed and opened: ${s.storeAlwaysParsed && !s.problems.some((p) => /does not open|not JSON/.test(p))}; relay failed to start: ${s.storeLoadFailures}; /api/connections answered ${s.connectionsAnswered}/${s.kills}`,
     `temp files: at most ${s.tempFilesAfterKill} after a kill; removed by a restart: ${s.tempFilesRemovedByRestart}; left at the end: ${kinds(s.tempFilesLeft)}`,
     `relay: rotated token received → "token refreshed" logged (after the save): p50 ${s.persistLatency.p50} ms, p90 ${s.persistLatency.p90} ms, max ${s.persistLatency.max} ms over ${s.persistLatency.samples} refreshes`,
