@@ -72,15 +72,18 @@ const H = await import('../lib/harness.mjs');
 
 const QUICK = OPT.quick;
 const PLAN = {
-  wrkSeconds: QUICK ? 2 : 10,
+  wrkSeconds: QUICK ? 2 : 5,
+  wrkRounds: QUICK ? 1 : 2,
   wrkConnections: 64,
   wrkThreads: 2,
   rate: 1000,
-  rateSeconds: QUICK ? 2 : 10,
-  rateWarmup: QUICK ? 0.5 : 1,
+  rateSeconds: QUICK ? 2 : 2.5,
+  rateWarmup: 0.5,
+  rateRounds: QUICK ? 1 : 5,
   rateConnections: 16,
   sandboxRate: 20,
-  sandboxSeconds: QUICK ? 3 : 10,
+  sandboxSeconds: QUICK ? 3 : 6,
+  sandboxRounds: QUICK ? 1 : 2,
   coreSeconds: QUICK ? 0.7 : 2,
   coreRounds: QUICK ? 1 : 3,
   pageRuns: QUICK ? 3 : 10,
@@ -337,42 +340,117 @@ async function sanity(url, headers) {
   }
 }
 
-async function wrkLeg(label, url, headers, pidsOf) {
-  await sanity(url, headers);
+/** One wrk run of `seconds` against url → {requests, duration_us, latency_us, errors, cpu_us}. */
+async function wrkRun(label, url, headers, pidsOf, seconds) {
   const cpu0 = pidsOf ? cpuMicros(pidsOf()) : 0;
-  const args = [`-t${PLAN.wrkThreads}`, `-c${PLAN.wrkConnections}`, `-d${PLAN.wrkSeconds}s`, '--latency',
+  const args = [`-t${PLAN.wrkThreads}`, `-c${PLAN.wrkConnections}`, `-d${seconds}s`, '--latency',
     '--timeout', '5s', '-s', path.join(HERE, 'wrk_report.lua')];
   for (const h of headers) args.push('-H', h);
   args.push(url);
-  log(`wrk ${label}: ${PLAN.wrkSeconds} s, ${PLAN.wrkConnections} connections`);
-  const r = await run('wrk', args, { timeoutMs: (PLAN.wrkSeconds + 60) * 1000 });
+  const r = await run('wrk', args, { timeoutMs: (seconds + 60) * 1000 });
   const cpu1 = pidsOf ? cpuMicros(pidsOf()) : 0;
   const w = lastJsonLine(r.stdout, 'WRK_JSON ');
   if (r.code !== 0 || !w) throw new Error(`wrk ${label} failed (exit ${r.code}): ${r.stdout}${r.stderr}`);
-  const e = w.errors;
-  const errors = e.connect + e.read + e.write + e.status + e.timeout;
-  if (w.requests === 0 || e.status >= w.requests) {
+  if (w.requests === 0 || w.errors.status >= w.requests) {
     throw new Error(`wrk ${label}: no successful response (${JSON.stringify(w)}); last output: ${r.stdout.slice(-500)}`);
   }
-  return {
-    label, url, requests: w.requests, seconds: round(w.duration_us / 1e6, 2),
-    rps: round(w.requests / (w.duration_us / 1e6), 0),
-    latency_us: w.latency_us, errors: e, error_total: errors,
-    cpu_us_per_request: pidsOf ? round((cpu1 - cpu0) / w.requests, 1) : null,
-  };
+  return { ...w, cpu_us: cpu1 - cpu0 };
 }
 
-async function rateLeg(label, url, headers, { rate = PLAN.rate, seconds = PLAN.rateSeconds, warmup = PLAN.rateWarmup, connections = PLAN.rateConnections } = {}) {
-  await sanity(url, headers);
-  const args = ['--url', url, '--rate', String(rate), '--duration', String(seconds), '--warmup', String(warmup),
-    '--connections', String(connections)];
-  for (const h of headers) args.push('--header', h);
-  log(`loadgen ${label}: ${rate} req/s for ${seconds} s`);
-  const r = await run(toolPath('keyrelay_loadgen'), args, { timeoutMs: (seconds + 60) * 1000 });
-  const j = lastJsonLine(r.stdout);
-  if (r.code !== 0 || !j) throw new Error(`keyrelay_loadgen ${label} failed (exit ${r.code}): ${r.stdout}${r.stderr}`);
-  if (j.measured === 0 || j.non_2xx >= j.completed) throw new Error(`keyrelay_loadgen ${label}: no successful response: ${r.stdout}`);
-  return { label, url, ...j };
+/**
+ * Closed-loop legs, interleaved like rateLegs: `rounds` rounds of `seconds` per leg. req/s and CPU per request are
+ * exact over the rounds (sums); p50 and p99 are the worst of the rounds' values (wrk keeps its histogram to itself).
+ * legs: [[key, label, url, headers, pidsOf]] → {key: result}.
+ */
+async function wrkLegs(legs, { rounds = PLAN.wrkRounds, seconds = PLAN.wrkSeconds } = {}) {
+  const acc = {};
+  for (const [key, , url, headers] of legs) {
+    try { await sanity(url, headers); } catch (err) { fail(`proxy ${key}`, err); acc[key] = null; }
+  }
+  for (let r = 0; r < rounds; r++) {
+    for (const [key, label, url, headers, pidsOf] of legs) {
+      if (acc[key] === null) continue;
+      log(`wrk ${label}: ${seconds} s, ${PLAN.wrkConnections} connections (round ${r + 1}/${rounds})`);
+      let w;
+      try { w = await wrkRun(label, url, headers, pidsOf, seconds); } catch (err) { fail(`proxy ${key}`, err); acc[key] = null; continue; }
+      (acc[key] ??= { label, url, pidsOf, runs: [] }).runs.push(w);
+      await sleep(500);
+    }
+  }
+  const out = {};
+  for (const [key, a] of Object.entries(acc)) {
+    if (!a) continue;
+    const sum = (f) => a.runs.reduce((t, w) => t + f(w), 0);
+    const requests = sum((w) => w.requests);
+    const errors = {};
+    for (const k of ['connect', 'read', 'write', 'status', 'timeout']) errors[k] = sum((w) => w.errors[k]);
+    out[key] = {
+      label: a.label, url: a.url, rounds: a.runs.length, requests, seconds: round(sum((w) => w.duration_us) / 1e6, 2),
+      rps: round(requests / (sum((w) => w.duration_us) / 1e6), 0),
+      latency_us: { p50: Math.max(...a.runs.map((w) => w.latency_us.p50)), p99: Math.max(...a.runs.map((w) => w.latency_us.p99)),
+        max: Math.max(...a.runs.map((w) => w.latency_us.max)) },
+      rounds_rps: a.runs.map((w) => round(w.requests / (w.duration_us / 1e6), 0)),
+      errors, error_total: Object.values(errors).reduce((t, x) => t + x, 0),
+      cpu_us_per_request: a.pidsOf ? round(sum((w) => w.cpu_us) / requests, 1) : null,
+    };
+  }
+  return out;
+}
+
+/**
+ * Fixed-rate legs, interleaved: `rounds` rounds, each running every leg for `seconds` (the first `warmup` seconds of
+ * each run dropped), so that load from elsewhere on the machine falls on all legs alike. The latencies of a leg's runs
+ * are merged before its percentiles are taken. legs: [[key, label, url, headers]] → {key: result}.
+ */
+async function rateLegs(legs, { rate = PLAN.rate, seconds = PLAN.rateSeconds, warmup = PLAN.rateWarmup,
+  connections = PLAN.rateConnections, rounds = PLAN.rateRounds, section = 'rate' } = {}) {
+  const acc = {};
+  const dir = path.join(OPT.out, 'latencies');
+  fs.mkdirSync(dir, { recursive: true });
+  for (const [key, , url, headers] of legs) {
+    try { await sanity(url, headers); } catch (err) { fail(`${section} ${key}`, err); acc[key] = null; }
+  }
+  for (let r = 0; r < rounds; r++) {
+    for (const [key, label, url, headers] of legs) {
+      if (acc[key] === null) continue;
+      const file = path.join(dir, `${section}-${key}-${r}.txt`);
+      const args = ['--url', url, '--rate', String(rate), '--duration', String(seconds), '--warmup', String(warmup),
+        '--connections', String(connections), '--latencies', file];
+      for (const h of headers) args.push('--header', h);
+      log(`loadgen ${label}: ${rate} req/s for ${seconds} s (round ${r + 1}/${rounds})`);
+      const res = await run(toolPath('keyrelay_loadgen'), args, { timeoutMs: (seconds + 60) * 1000 });
+      const j = lastJsonLine(res.stdout);
+      if (res.code !== 0 || !j) {
+        fail(`${section} ${key}`, new Error(`keyrelay_loadgen ${label} failed (exit ${res.code}): ${res.stdout}${res.stderr}`));
+        acc[key] = null;
+        continue;
+      }
+      const lat = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map(Number);
+      fs.rmSync(file, { force: true });
+      const a = (acc[key] ??= { label, url, rate, rounds, seconds_per_round: seconds, warmup_per_round: warmup,
+        connections, scheduled: 0, completed: 0, errors: 0, non_2xx: 0, timeouts: 0, retries: 0, reconnects: 0,
+        latencies: [] });
+      for (const k of ['scheduled', 'completed', 'errors', 'non_2xx', 'timeouts', 'retries', 'reconnects']) a[k] += j[k] ?? 0;
+      a.latencies.push(...lat);
+      await sleep(200);
+    }
+  }
+  const out = {};
+  for (const [key, a] of Object.entries(acc)) {
+    if (!a) continue;
+    const { latencies, ...rest } = a;
+    if (!latencies.length || a.non_2xx >= a.completed) {
+      fail(`${section} ${key}`, new Error(`no successful response at ${rate} req/s: ${JSON.stringify(rest)}`));
+      continue;
+    }
+    const sorted = latencies.sort((x, y) => x - y);
+    const pct = (p) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+    out[key] = { ...rest, measured: sorted.length,
+      achieved_rate: round(sorted.length / (a.rounds * (a.seconds_per_round - a.warmup_per_round)), 1),
+      latency_us: { p50: pct(50), p90: pct(90), p99: pct(99), p999: pct(99.9), max: sorted[sorted.length - 1],
+        mean: round(sorted.reduce((t, x) => t + x, 0) / sorted.length, 1) } };
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -418,15 +496,9 @@ async function sectionProxy() {
       ['b_nginx', 'nginx proxy_pass + injected Authorization', `${peer.url}${LOOKUP_PATH}`, [], peer.pids],
       ['c_keyrelay', 'keyrelay /proxy/keap (API key)', relayUrl, relayHeaders, () => [relay.child.pid]],
     ].filter((leg) => leg[2] !== null);
-    for (const [key, label, url, headers, pids] of legs) {
-      try { s.legs[key] = await wrkLeg(label, url, headers, pids); } catch (err) { fail(`proxy ${key}`, err); }
-      await sleep(500);
-    }
+    s.legs = await wrkLegs(legs);
     if (relayUrl) s.memory.after_wrk = memoryOf(relay.child.pid);
-    for (const [key, label, url, headers] of legs) {
-      try { s.rate[key] = await rateLeg(label, url, headers); } catch (err) { fail(`rate ${key}`, err); }
-      await sleep(500);
-    }
+    s.rate = await rateLegs(legs);
     if (relayUrl) {
       const end = memoryOf(relay.child.pid);
       s.memory.peak = end.hwm;
@@ -486,12 +558,14 @@ async function sectionSandbox() {
   try {
     setup = await H.connectedSetup({ providers: ['keap'], relayOptions: { apiKey: true } });
     const token = await sandboxAccessToken(setup.sandbox);
-    const opts = { rate: PLAN.sandboxRate, seconds: PLAN.sandboxSeconds, warmup: 1, connections: 4 };
-    s.note = `fixed ${PLAN.sandboxRate} req/s: the sandbox throttles Keap OAuth clients at 1,500/min like Keap`;
-    s.legs.direct = await rateLeg('direct to the sandbox (Bearer)', `${setup.sandbox.url}/keap${LOOKUP_PATH}`,
-      [`Authorization: Bearer ${token}`], opts);
-    s.legs.relay = await rateLeg('keyrelay (sandbox mode, OAuth) → sandbox', `${setup.relay.url}/proxy/keap${LOOKUP_PATH}`,
-      [`Authorization: Bearer ${setup.relay.apiKey}`], opts);
+    s.note = `fixed ${PLAN.sandboxRate} req/s, ${PLAN.sandboxRounds} interleaved round(s) of ${PLAN.sandboxSeconds} s: the sandbox throttles Keap OAuth clients at 1,500/min like Keap`;
+    s.legs = await rateLegs([
+      ['direct', 'direct to the sandbox (Bearer)', `${setup.sandbox.url}/keap${LOOKUP_PATH}`, [`Authorization: Bearer ${token}`]],
+      ['relay', 'keyrelay (sandbox mode, OAuth) → sandbox', `${setup.relay.url}/proxy/keap${LOOKUP_PATH}`,
+        [`Authorization: Bearer ${setup.relay.apiKey}`]],
+    ], { rate: PLAN.sandboxRate, seconds: PLAN.sandboxSeconds, warmup: 1, connections: 4, rounds: PLAN.sandboxRounds,
+      section: 'sandbox' });
+    if (!s.legs.direct || !s.legs.relay) return;
     s.p99_added_us = round(s.legs.relay.latency_us.p99 - s.legs.direct.latency_us.p99, 1);
     s.p50_added_us = round(s.legs.relay.latency_us.p50 - s.legs.direct.latency_us.p50, 1);
   } catch (err) {
@@ -721,7 +795,8 @@ function targets() {
   const p = results.sections.proxy;
   if (p) {
     add('relay throughput vs nginx', '>= 0.80 x nginx', p.ratios.c_over_b ?? null,
-      p.ratios.c_over_b === undefined ? null : p.ratios.c_over_b >= 0.8, 'req/s (c)/(b), wrk');
+      p.ratios.c_over_b === undefined ? null : p.ratios.c_over_b >= 0.8,
+      `req/s (c)/(b), wrk; CPU per request (c)/(b) = ${p.ratios.cpu_per_request_c_over_b ?? '-'}`);
     add('p99 added latency at 1,000 req/s', '<= 1000 us over direct', p.ratios.p99_added_us_relay ?? null,
       p.ratios.p99_added_us_relay === undefined ? null : p.ratios.p99_added_us_relay <= 1000, 'us, p99(c) - p99(a)');
     const mb = (x) => round(x / 1048576, 1);
@@ -763,15 +838,16 @@ function report() {
   out.push(`machine: ${results.machine.cpus} CPUs (${results.machine.cpu_model}), load average at start ${results.machine.loadavg_at_start.join(' ')}, at end ${results.machine.loadavg_at_end?.join(' ')}`);
   const p = results.sections.proxy;
   if (p) {
-    out.push('', `1. Proxy: wrk -t${PLAN.wrkThreads} -c${PLAN.wrkConnections} -d${PLAN.wrkSeconds}s, keep-alive, GET ${LOOKUP_PATH} (${lookupJson().length} B JSON)`);
+    out.push('', `1. Proxy: wrk -t${PLAN.wrkThreads} -c${PLAN.wrkConnections} -d${PLAN.wrkSeconds}s, keep-alive, GET ${LOOKUP_PATH} (${lookupJson().length} B JSON); ${PLAN.wrkRounds} interleaved round(s) per leg: req/s over all rounds, p50/p99 the worst round's`);
     const rows = [];
     for (const [key, leg] of Object.entries(p.legs)) {
       rows.push([key, leg.rps, round(leg.latency_us.p50 / 1000, 3), round(leg.latency_us.p99 / 1000, 3),
         leg.cpu_us_per_request, leg.error_total, leg.label]);
     }
     out.push(table(rows, ['leg', 'req/s', 'p50 ms', 'p99 ms', 'server CPU us/req', 'errors', 'what']));
+    out.push('(c) is `keyrelay serve --config` with providers.keap.api_base = the static upstream, KEAP_API_KEY set (api_key mode: X-Keap-API-Key upstream) and KEYRELAY_API_KEY (Authorization: Bearer from the caller)');
     out.push(`ratios: (c)/(b) = ${p.ratios.c_over_b ?? '-'}   (c)/(a) = ${p.ratios.c_over_a ?? '-'}   CPU per request (c)/(b) = ${p.ratios.cpu_per_request_c_over_b ?? '-'}`);
-    out.push('', `   Fixed rate: keyrelay_loadgen ${PLAN.rate} req/s for ${PLAN.rateSeconds} s (first ${PLAN.rateWarmup} s dropped), ${PLAN.rateConnections} keep-alive connections, latency from the scheduled send time`);
+    out.push('', `   Fixed rate: keyrelay_loadgen ${PLAN.rate} req/s, ${PLAN.rateConnections} keep-alive connections, latency from the scheduled send time; ${PLAN.rateRounds} interleaved round(s) of ${PLAN.rateSeconds} s per leg (first ${PLAN.rateWarmup} s of each dropped), latencies merged`);
     const rrows = Object.entries(p.rate).map(([key, r]) => [key, r.achieved_rate, round(r.latency_us.p50 / 1000, 3),
       round(r.latency_us.p99 / 1000, 3), round(r.latency_us.p999 / 1000, 3), round(r.latency_us.max / 1000, 3),
       r.errors + r.timeouts + r.non_2xx]);

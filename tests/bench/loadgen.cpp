@@ -2,7 +2,7 @@
 // wrk only runs closed-loop (as fast as it can) and Debian has no wrk2, so this is the small part of wrk2 we need:
 //
 //   keyrelay_loadgen --url http://127.0.0.1:PORT/path?query --rate 1000 --duration 10 [--warmup 1]
-//                    [--connections 16] [--header "Name: value"]... [--timeout 5]
+//                    [--connections 16] [--header "Name: value"]... [--timeout 5] [--latencies FILE]
 //
 // Requests are scheduled at t0 + i/rate, whatever happened before (open loop). Each latency is measured from the
 // request's SCHEDULED time to the end of its response, so a stall delays the requests queued behind it and they
@@ -11,7 +11,8 @@
 // connection closing. Latencies of the first --warmup seconds are dropped.
 //
 // Prints one JSON object: {rate, duration_s, scheduled, completed, errors, non_2xx, timeouts, reconnects, retries,
-// achieved_rate, latency_us: {p50, p90, p99, p999, max, mean}}. Exit status 0 when it ran (the caller judges the
+// achieved_rate, latency_us: {p50, p90, p99, p999, max, mean}}; --latencies FILE also writes every measured latency
+// (microseconds, one per line) so that runs can be merged. Exit status 0 when it ran (the caller judges the
 // figures), 1 when it could not connect at all, 2 on bad arguments.
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -52,6 +53,7 @@ struct Options {
     double warmup = 1;
     double timeout = 5;
     int connections = 16;
+    std::string latencies_file;   // --latencies: every measured latency (us), one per line
 };
 
 bool parse_url(const std::string& url, Options& o) {
@@ -473,6 +475,12 @@ private:
     void report(long total) {
         auto& v = stats_.latencies_ns;
         std::sort(v.begin(), v.end());
+        if (!o_.latencies_file.empty()) {
+            if (FILE* f = std::fopen(o_.latencies_file.c_str(), "w")) {
+                for (auto x : v) std::fprintf(f, "%.1f\n", static_cast<double>(x) / 1000.0);
+                std::fclose(f);
+            }
+        }
         auto pct = [&v](double p) -> double {
             if (v.empty()) return 0;
             size_t idx = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size()))) ;
@@ -512,7 +520,8 @@ private:
 int usage() {
     std::fprintf(stderr,
                  "usage: keyrelay_loadgen --url http://HOST:PORT/PATH --rate R --duration S [--warmup S]\n"
-                 "                        [--connections N] [--header \"Name: value\"]... [--timeout S]\n");
+                 "                        [--connections N] [--header \"Name: value\"]... [--timeout S]\n"
+                 "                        [--latencies FILE]\n");
     return 2;
 }
 
@@ -540,6 +549,8 @@ int main(int argc, char** argv) {
             o.headers.emplace_back(v);
         } else if (a == "--timeout" && (v = next())) {
             o.timeout = std::atof(v);
+        } else if (a == "--latencies" && (v = next())) {
+            o.latencies_file = v;
         } else {
             return usage();
         }
