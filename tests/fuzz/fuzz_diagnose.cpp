@@ -2,7 +2,7 @@
 // see fuzz_common.h). Properties:
 //  - a diagnosis always has a code and a one-line summary, and anything but "ok" a hint for a person; neither
 //    holds a control character (they are shown as text: header values and bodies must not bring any in);
-//  - retry_after_seconds is only set for a rate limit, and is never negative;
+//  - retry_after_seconds is only set for a rate limit (rate_limited, or a gateway's quota fault), never negative;
 //  - html_title() is trimmed and has no line breaks.
 #include "fuzz_common.h"
 #include "keyrelay/diagnose.h"
@@ -19,7 +19,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         FUZZ_CHECK(d.code == "ok" || !d.hint.empty(), "a diagnosis without a hint: " + d.code);
         FUZZ_CHECK(!fuzz::has_control(d.hint), "a control character in the hint: " + d.hint);
         if (d.retry_after_seconds) {
-            FUZZ_CHECK(d.code == "rate_limited", "retry_after_seconds set for " + d.code);
+            // A gateway fault that is a quota or spike-arrest fault is a rate limit too (gateway_fault()).
+            FUZZ_CHECK(d.code == "rate_limited" || d.code == "gateway_fault", "retry_after_seconds set for " + d.code);
             FUZZ_CHECK(*d.retry_after_seconds >= 0, "negative retry_after_seconds");
         }
     }
