@@ -514,6 +514,7 @@ async function sectionProxy() {
     if (ra && rc) s.ratios.p99_added_us_relay = round(rc.latency_us.p99 - ra.latency_us.p99, 1);
     if (ra && rb) s.ratios.p99_added_us_nginx = round(rb.latency_us.p99 - ra.latency_us.p99, 1);
     if (ra && rc) s.ratios.p50_added_us_relay = round(rc.latency_us.p50 - ra.latency_us.p50, 1);
+    if (ra && rb) s.ratios.p50_added_us_nginx = round(rb.latency_us.p50 - ra.latency_us.p50, 1);
   } catch (err) {
     fail('proxy', err);
   } finally {
@@ -852,7 +853,7 @@ function report() {
       round(r.latency_us.p99 / 1000, 3), round(r.latency_us.p999 / 1000, 3), round(r.latency_us.max / 1000, 3),
       r.errors + r.timeouts + r.non_2xx]);
     out.push(table(rrows, ['leg', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors']));
-    out.push(`p99 added over direct: keyrelay ${p.ratios.p99_added_us_relay ?? '-'} us, nginx ${p.ratios.p99_added_us_nginx ?? '-'} us`);
+    out.push(`p99 added over direct: keyrelay ${p.ratios.p99_added_us_relay ?? '-'} us, nginx ${p.ratios.p99_added_us_nginx ?? '-'} us; p50 added: keyrelay ${p.ratios.p50_added_us_relay ?? '-'} us, nginx ${p.ratios.p50_added_us_nginx ?? '-'} us`);
     out.push('', '2. Relay memory (keyrelay of leg c)');
     out.push(`RSS idle ${mb(p.memory.idle?.rss) ?? '-'} MB; peak (VmHWM) ${mb(p.memory.peak) ?? '-'} MB; RSS after the load ${mb(p.memory.after_load) ?? '-'} MB`);
   }
