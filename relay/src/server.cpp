@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <cstdlib>
@@ -262,6 +263,37 @@ struct Relay::Impl {
                        "Other host names are refused to stop DNS-rebinding attacks on a local relay; behind a "
                        "reverse proxy, set public_url and pass the original Host.");
             return httplib::Server::HandlerResponse::Handled;
+        }
+
+        // Request framing (RFC 9112 §6). cpp-httplib reads the body after this handler, so its size is settled here,
+        // and every refusal closes the connection (the unread body must never be parsed as another request).
+        // cpp-httplib 0.11 applies payload_max_length to Content-Length bodies only: a chunked body would be buffered
+        // whole, unauthenticated, with no limit. Content-Length must be one decimal number (§6.3 (5)).
+        if (req.has_header("Transfer-Encoding") || req.has_header("Content-Length")) {
+            res.set_header("Connection", "close");
+            std::string length = req.get_header_value("Content-Length");
+            bool decimal = req.get_header_value_count("Content-Length") == 1 && !length.empty() &&
+                           length.size() <= 18 &&
+                           std::all_of(length.begin(), length.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+            if (req.has_header("Transfer-Encoding")) {
+                send_error(res, 411, "http.length_required",
+                           "The relay does not accept a chunked (or otherwise transfer-encoded) request body.",
+                           "Send the body with a Content-Length header (at most " +
+                               std::to_string(config.max_request_body) + " bytes).");
+                return httplib::Server::HandlerResponse::Handled;
+            }
+            if (!decimal) {
+                send_error(res, 400, "http.bad_request", "The Content-Length header is not one decimal number.",
+                           "Send exactly one Content-Length with the body's size in bytes.");
+                return httplib::Server::HandlerResponse::Handled;
+            }
+            if (std::stoull(length) > config.max_request_body) {
+                send_error(res, 413, "http.payload_too_large", "The request body is too large.",
+                           "The relay accepts request bodies up to " + std::to_string(config.max_request_body) +
+                               " bytes (max_request_body in the config).");
+                return httplib::Server::HandlerResponse::Handled;
+            }
+            res.headers.erase("Connection");
         }
 
         std::string origin = req.get_header_value("Origin");
@@ -660,7 +692,8 @@ struct Relay::Impl {
                                                   "x-original-url", "x-rewrite-url", "x-http-method",
                                                   "x-method-override", "x-host", "x-request-id", "x-csrf",
                                                   "x-xsrf", "x-api-key", "x-auth", "x-amz-", "x-client-ip",
-                                                  "x-cluster-client-ip", "x-proxy"};
+                                                  "x-cluster-client-ip", "x-proxy", "x-access-token",
+                                                  "x-original-", "x-override"};
             ok = true;
             for (const char* d : kDenied) {
                 if (n.rfind(d, 0) == 0) ok = false;
@@ -774,7 +807,26 @@ struct Relay::Impl {
             send_error(res, e.code == "upstream.timeout" ? 504 : 502, e);
             return;
         }
+        scrub_credentials(up, *answer);
         relay_answer(*p, req.method, bare, *answer, res);
+    }
+
+    // A gateway or error page may echo the request back (its Authorization header in a title, a faultstring, a
+    // plain-text dump): the credential the relay attached must never reach the caller, in a diagnosis or a body.
+    static void scrub_credentials(const HttpRequest& up, HttpResponse& answer) {
+        std::vector<std::string> secrets;
+        if (auto auth = up.headers.get("Authorization")) {
+            size_t space = auth->find(' ');
+            secrets.push_back(space == std::string::npos ? *auth : auth->substr(space + 1));
+        }
+        if (auto key = up.headers.get("X-Keap-API-Key")) secrets.push_back(*key);
+        for (const std::string& secret : secrets) {
+            if (secret.size() < 8) continue;
+            for (size_t at = answer.body.find(secret); at != std::string::npos;
+                 at = answer.body.find(secret, at + 10)) {
+                answer.body.replace(at, secret.size(), "[redacted]");
+            }
+        }
     }
 
     Result<HttpResponse> forward(const ProviderConfig& p, const HttpRequest& up) {
@@ -830,7 +882,7 @@ struct Relay::Impl {
         if (d.code == "ok") return false;
         static const char* const kAlways[] = {"html_page", "gateway_fault", "not_method_response", "truncated_xml",
                                               "malformed_xml", "doctype_refused", "http_596", "legacy_key_dead",
-                                              "cors_origin_denied"};
+                                              "cors_origin_denied", "too_deep", "too_large", "invalid_xmlrpc"};
         for (const char* c : kAlways) {
             if (d.code == c) return true;
         }

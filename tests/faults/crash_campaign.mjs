@@ -87,7 +87,7 @@ export async function runCrashCampaign({
   const s = {
     seed, kills: 0, targetedKills: 0, randomKills: 0, killsDuringRefresh: 0,
     window: { keap: 0, jira: 0 },              // kills that landed between the provider's rotation and the persist
-    windowOnTargeted: 0,
+    windowOnTargeted: 0, windowKills: { random: 0, aimed: 0 }, aimedByDelay: {},
     outcomes: { usable: 0, needs_reauth: 0, broken: 0 },
     jiraSavedByLeeway: 0, keapLostToWindow: 0, reconnects: 0, secondTries: 0,
     storeAlwaysParsed: true, storeLoadFailures: 0, connectionsAnswered: 0,
@@ -121,8 +121,8 @@ export async function runCrashCampaign({
     // 2. Kill.
     const targeted = random() < targetedShare;
     let deliveredAt = null;
+    const delay = Math.floor(random() * (targetMs + 1));
     if (targeted) {
-      const delay = Math.floor(random() * (targetMs + 1));
       await new Promise((resolve) => {
         const fallback = setTimeout(() => { off(); resolve(); }, maxDelayMs + 3000);
         const off = tap.onTokenAnswer(({ grant, status }) => {
@@ -172,6 +172,13 @@ export async function runCrashCampaign({
         if (deliveredAt !== null) s.windowOnTargeted += 1;
       }
       if (!stored) problem(i, `${p}: the record is missing from tokens.json`);
+    }
+    const hit = PROVIDERS.some((p) => windowHit[p]);
+    if (hit) s.windowKills[deliveredAt !== null ? 'aimed' : 'random'] += 1;
+    if (deliveredAt !== null) {
+      const row = (s.aimedByDelay[delay] ??= { kills: 0, inWindow: 0 });
+      row.kills += 1;
+      if (hit) row.inWindow += 1;
     }
 
     // 4. Restart on the same data dir; the store must load and every connection must be usable or marked.
@@ -285,7 +292,8 @@ export function formatSummary(s) {
     `seed ${s.seed}`,
     `kills: ${s.kills} (${s.randomKills} at a random moment, ${s.targetedKills} aimed 0-4 ms after a rotated token reached the relay)`,
     `kills during a refresh (the provider got a refresh request whose outcome the relay never logged): ${s.killsDuringRefresh}`,
-    `kills in the rotation window (rotated at the provider, not persisted): keap ${s.window.keap}, jira ${s.window.jira} (${s.windowOnTargeted} of them aimed)`,
+    `kills in the rotation window (rotated at the provider, not persisted): ${s.windowKills.random} of ${s.randomKills} random kills, ${s.windowKills.aimed} of ${s.targetedKills} aimed kills; connections hit: keap ${s.window.keap}, jira ${s.window.jira}`,
+    `  aimed kills by delay after the rotated token reached the relay: ${Object.entries(s.aimedByDelay).map(([d, r]) => `${d} ms: ${r.inWindow}/${r.kills} in the window`).join(', ')}`,
     `outcomes per connection after restart: usable ${s.outcomes.usable}, needs_reauth ${s.outcomes.needs_reauth}, broken ${s.outcomes.broken}`,
     `  keap lost to the window (needs_reauth, reconnected): ${s.keapLostToWindow}; jira saved by the 10-minute reuse leeway: ${s.jiraSavedByLeeway}; reconnects: ${s.reconnects}`,
     `  lookups that needed a second call (a just-refreshed 2-second token already expired on a stalled machine): ${s.secondTries}`,
