@@ -1066,6 +1066,9 @@ Result<Unit> Relay::init() {
     m.store = std::make_unique<TokenStore>(config_.data_dir, keys->keys, keys->current_key_id);
     // Fail at start, not at the first request, when the store cannot be read with this key.
     if (auto all = m.store->load_all(); !all) return all.error();
+    if (size_t stale = remove_stale_temp_files(config_.data_dir); stale > 0) {
+        log_line(LogLevel::info, "removed temporary files left by an interrupted write", {{"count", stale}});
+    }
 
     UpstreamOptions uo;
     uo.connect_timeout_ms = config_.upstream_connect_timeout_ms;

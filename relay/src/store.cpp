@@ -6,9 +6,11 @@
 // itself survives a crash.
 #include "store.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -567,6 +569,29 @@ Result<std::string> generate_key_file(const std::string& data_dir, const std::st
 }
 
 }  // namespace
+
+size_t remove_stale_temp_files(const std::string& data_dir) {
+    DIR* dir = ::opendir(data_dir.empty() ? "." : data_dir.c_str());
+    if (dir == nullptr) return 0;
+    size_t removed = 0;
+    while (const dirent* entry = ::readdir(dir)) {
+        std::string name = entry->d_name;
+        for (const char* base : {"tokens.json.tmp.", "sessions.json.tmp.", "store.key.tmp."}) {
+            if (name.rfind(base, 0) != 0) continue;
+            std::string pid_text = name.substr(std::strlen(base));
+            pid_text = pid_text.substr(0, pid_text.find('.'));
+            bool digits = !pid_text.empty() && pid_text.size() <= 9 &&
+                          std::all_of(pid_text.begin(), pid_text.end(), [](char c) { return c >= '0' && c <= '9'; });
+            if (!digits) break;
+            pid_t pid = static_cast<pid_t>(std::strtol(pid_text.c_str(), nullptr, 10));
+            bool running = pid != ::getpid() && (::kill(pid, 0) == 0 || errno == EPERM);
+            if (!running && ::unlinkat(::dirfd(dir), name.c_str(), 0) == 0) ++removed;
+            break;
+        }
+    }
+    ::closedir(dir);
+    return removed;
+}
 
 Result<StoreKeys> load_store_keys(const std::string& data_dir, const std::optional<std::string>& key_text,
                                   const std::optional<std::string>& previous_key_text) {

@@ -97,4 +97,10 @@ struct StoreKeys {
 Result<StoreKeys> load_store_keys(const std::string& data_dir, const std::optional<std::string>& key_text,
                                   const std::optional<std::string>& previous_key_text);
 
+// A writer killed between creating its temp file and the rename leaves <file>.tmp.<pid>[.<random>] behind
+// (tokens.json, sessions.json, store.key); nothing ever reads those. Removes the ones whose process no longer runs
+// (another relay sharing the data dir may be writing its own right now), and this process's own pid's, since it
+// calls this before it writes anything. Returns how many were removed. (Additive.)
+size_t remove_stale_temp_files(const std::string& data_dir);
+
 }  // namespace keyrelay::relay

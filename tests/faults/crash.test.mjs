@@ -24,4 +24,5 @@ test('20 SIGKILLs during refreshes and store writes: the store always loads, no 
   assert.deepEqual(s.problems, []);
   assert.ok(s.refreshesAtProvider >= kills, `only ${s.refreshesAtProvider} refreshes: the load did not drive refreshes`);
   assert.ok(s.targetedKills >= 1, 'no kill was aimed at a rotation');
+  assert.deepEqual(s.tempFilesLeft, [], 'temp files of killed writers are left in the data dir');
 });

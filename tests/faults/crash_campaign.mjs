@@ -16,7 +16,8 @@
 //      persisted by the relay);
 //   4. restart the relay on the same data dir and port: it must start (the store loads) and /api/connections must
 //      answer; then the sandbox clock is moved 2 s so every stored access token is expired at the provider, and one
-//      lookup per provider forces a refresh with the persisted refresh token. Outcome per connection: usable (200)
+//      lookup per provider forces a refresh with the persisted refresh token. The temp files the killed writer left
+//      must be gone after the restart. Outcome per connection: usable (200)
 //      or needs_reauth (409 connection.needs_reauth AND /api/connections says needs_reauth); anything else is broken.
 //      A needs_reauth is only correct after a Keap window hit (Keap's old refresh token is dead once rotated); after
 //      a Jira window hit the connection must stay usable (Atlassian's 10-minute reuse leeway); both are checked;
@@ -193,6 +194,9 @@ export async function runCrashCampaign({
     const restartLines = relay.logs().length;
     const after = await tempFiles(relay.dataDir);
     s.tempFilesRemovedByRestart += temps.filter((f) => !after.includes(f)).length;
+    // A restart removes what a killed writer left behind (relay/src/store.cpp remove_stale_temp_files).
+    const stale = after.filter((f) => temps.includes(f));
+    if (stale.length) problem(i, `the restart left the killed relay's temp files: ${stale.join(', ')}`);
     const conns = await apiCall(relay.url, 'GET', '/api/connections', { apiKey });
     if (conns.status !== 200) { problem(i, `/api/connections → ${conns.status} ${conns.body.slice(0, 200)}`); continue; }
     s.connectionsAnswered += 1;
