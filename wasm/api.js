@@ -25,6 +25,37 @@
     return fn;
   }
 
+  var utf8Encoder = new TextEncoder();
+  var utf8Decoder = new TextDecoder();
+
+  // Writes text as UTF-8 into the module's input buffer (kr_input) and returns its length in bytes: one native
+  // encodeInto instead of embind's per-character copy of a std::string argument. A first pass assumes one byte per
+  // UTF-16 unit; past the first non-ASCII character the rest needs at most 3 bytes per unit.
+  function writeInput(text) {
+    var r = utf8Encoder.encodeInto(text, raw('input')(text.length, 0));
+    if (r.read === text.length) return r.written;
+    var view = raw('input')(r.written + (text.length - r.read) * 3, r.written);
+    return r.written + utf8Encoder.encodeInto(text.substring(r.read), view.subarray(r.written)).written;
+  }
+
+  // bindings.cpp writes dates as {"\u0000": ms} and bytes as {"\u0000": [offset, length]} into `bytes` (no XML-RPC
+  // member can be named "\u0000"). Replaces them in place; a member named "__proto__" stays an own property.
+  function revive(value, bytes) {
+    var tag = value['\u0000'];
+    if (tag !== undefined) return typeof tag === 'number' ? new Date(tag) : bytes.slice(tag[0], tag[0] + tag[1]);
+    var keys = Array.isArray(value) ? null : Object.keys(value);
+    var n = keys ? keys.length : value.length;
+    for (var i = 0; i < n; i++) {
+      var key = keys ? keys[i] : i;
+      var item = value[key];
+      if (typeof item === 'object' && item !== null) {
+        var revived = revive(item, bytes);
+        if (revived !== item) value[key] = revived;
+      }
+    }
+    return value;
+  }
+
   function requireString(value, what) {
     if (typeof value !== 'string') {
       throw new TypeError('keyrelay: ' + what + ' must be a string, got ' + (value === null ? 'null' : typeof value));
@@ -44,7 +75,17 @@
     },
     // -> {ok:true, value} | {ok:false, fault:{code, string}} | {ok:false, error:{code, message, hint}}
     'decodeResponse': function (body) {
-      return raw('xmlrpc_decodeResponse')(requireString(body, 'the XML-RPC response body'));
+      requireString(body, 'the XML-RPC response body');
+      try {
+        var r = raw('xmlrpc_decodeResponse')(writeInput(body));
+        if (!r['ok']) return r;
+        // One JSON.parse builds the whole value; the views into Wasm memory are read before the next call into it.
+        var value = JSON.parse(utf8Decoder.decode(r['json']));
+        if (r['tagged'] && typeof value === 'object' && value !== null) value = revive(value, r['bytes']);
+        return { 'ok': true, 'value': value };
+      } finally {
+        raw('release')();
+      }
     },
   };
 

@@ -7,12 +7,14 @@
 #include <emscripten/bind.h>
 #include <emscripten/val.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "keyrelay/diagnose.h"
@@ -21,6 +23,7 @@
 #include "keyrelay/keap.h"
 #include "keyrelay/oauth2.h"
 #include "keyrelay/xmlrpc.h"
+#include "value_json.h"
 
 using emscripten::val;
 
@@ -168,102 +171,6 @@ std::string iso8601_utc(const val& date) {
     return buf;
 }
 
-bool digits(const std::string& s, size_t& pos, size_t n, int& out) {
-    if (pos + n > s.size()) return false;
-    out = 0;
-    for (size_t i = pos; i < pos + n; ++i) {
-        if (s[i] < '0' || s[i] > '9') return false;
-        out = out * 10 + (s[i] - '0');
-    }
-    pos += n;
-    return true;
-}
-
-bool skip(const std::string& s, size_t& pos, char c) {
-    if (pos < s.size() && s[pos] == c) {
-        ++pos;
-        return true;
-    }
-    return false;
-}
-
-// The forms the decoder accepts: "19980717T14:08:55" (the spec's), "1998-07-17T14:08:55", colons optional,
-// an optional fraction, and "Z" or "+hh:mm"/"-hh:mm" -> a Date at that instant (UTC when no zone is written).
-// Anything else -> the string as written, so nothing the server sent is lost.
-val datetime_value(const std::string& s) {
-    size_t i = 0;
-    int y, mo, d, h, mi, sec, ms = 0, offset_minutes = 0;
-    bool ok = digits(s, i, 4, y);
-    const bool dashes = ok && skip(s, i, '-');
-    ok = ok && digits(s, i, 2, mo) && (!dashes || skip(s, i, '-')) && digits(s, i, 2, d) && skip(s, i, 'T') &&
-         digits(s, i, 2, h);
-    if (ok) {
-        skip(s, i, ':');
-        ok = digits(s, i, 2, mi);
-    }
-    if (ok) {
-        skip(s, i, ':');
-        ok = digits(s, i, 2, sec);
-    }
-    if (ok && (skip(s, i, '.') || skip(s, i, ','))) {
-        int scale = 100;
-        const size_t first = i;
-        while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
-            ms += (s[i] - '0') * scale;
-            scale /= 10;
-            ++i;
-        }
-        ok = i > first;
-    }
-    if (ok && !skip(s, i, 'Z') && i < s.size() && (s[i] == '+' || s[i] == '-')) {
-        const int sign = s[i++] == '-' ? -1 : 1;
-        int oh, om;
-        ok = digits(s, i, 2, oh);
-        skip(s, i, ':');
-        ok = ok && digits(s, i, 2, om);
-        offset_minutes = ok ? sign * (oh * 60 + om) : 0;
-    }
-    ok = ok && i == s.size() && mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h <= 24 && mi <= 59 && sec <= 60;
-    if (!ok) return val(s);
-    // setUTCFullYear keeps years below 100 as written (Date.UTC would map 99 to 1999); setUTCHours rolls hour 24
-    // and second 60 over into the next day and minute.
-    val date = val::global("Date").new_(0);
-    date.call<double>("setUTCFullYear", y, mo - 1, d);
-    date.call<double>("setUTCHours", h, mi, sec, ms);
-    if (offset_minutes != 0) date.call<double>("setTime", date.call<double>("getTime") - offset_minutes * 60000.0);
-    return date;
-}
-
-val bytes_value(const std::string& bytes) {
-    // typed_memory_view points into Wasm memory; slice() copies it into a Uint8Array the caller owns.
-    val view(emscripten::typed_memory_view(bytes.size(), reinterpret_cast<const unsigned char*>(bytes.data())));
-    return view.call<val>("slice");
-}
-
-val to_js(const keyrelay::xmlrpc::Value& v) {
-    using T = keyrelay::xmlrpc::Value::Type;
-    switch (v.type) {
-        case T::nil: return val::null();
-        case T::integer: return val(static_cast<double>(v.i));
-        case T::boolean: return val(v.b);
-        case T::string: return val(v.s);
-        case T::double_: return val(v.d);
-        case T::datetime: return datetime_value(v.s);
-        case T::base64: return bytes_value(v.s);
-        case T::array: {
-            val a = val::array();
-            for (const auto& item : v.array) a.call<void>("push", to_js(item));
-            return a;
-        }
-        case T::struct_: {
-            val o = val::object();
-            for (const auto& [name, member] : v.members) define(o, name, to_js(member));
-            return o;
-        }
-    }
-    return val::null();
-}
-
 // JS value -> XML-RPC value, following the table: integer number -> int, other number -> double,
 // boolean, string, null -> nil, Date -> dateTime.iso8601, Uint8Array (any byte view) -> base64,
 // Array -> array, other object -> struct (own enumerable keys; members that are undefined are left out).
@@ -393,8 +300,50 @@ val xmlrpc_encode_call(const std::string& method, const val& params) {
     return conv::success("xml", val(keyrelay::xmlrpc::encode_call(method, values)));
 }
 
-val xmlrpc_decode_response(const val& body) {
-    auto r = keyrelay::xmlrpc::decode_response(conv::text(body));
+// Memory that api.js and the decoder share for one call. A body passed as a std::string would be copied into Wasm
+// by a JS loop over its characters (embind's UTF-8 conversion); api.js instead writes it here with
+// TextEncoder.encodeInto, and reads the decoded value's JSON text back with TextDecoder. api.js calls
+// kr_release() after each call; buffers over 1 MiB are freed then, smaller ones kept for the next call.
+struct Scratch {
+    std::string input;
+    std::string json;
+    std::string bytes;
+};
+
+Scratch& scratch() {
+    static Scratch s;
+    return s;
+}
+
+val memory_view(const std::string& s) {
+    // Valid only until Wasm memory next grows: api.js reads it before calling into the module again.
+    return val(emscripten::typed_memory_view(s.size(), reinterpret_cast<const unsigned char*>(s.data())));
+}
+
+// The input buffer resized to `size` bytes (its first `keep` bytes kept), as a Uint8Array over Wasm memory.
+val input_buffer(size_t size, size_t keep) {
+    std::string& in = scratch().input;
+    in.resize(std::min(keep, in.size()));
+    in.resize(size);
+    return memory_view(in);
+}
+
+void release() {
+    constexpr size_t kKeep = 1 << 20;
+    for (std::string* s : {&scratch().input, &scratch().json, &scratch().bytes}) {
+        if (s->capacity() > kKeep) {
+            std::string().swap(*s);
+        } else {
+            s->clear();
+        }
+    }
+}
+
+// Decodes the first `length` bytes of the input buffer.
+// -> {ok:true, json, bytes, tagged} (api.js makes it {ok:true, value}) | {ok:false, fault} | {ok:false, error}
+val xmlrpc_decode_response(size_t length) {
+    Scratch& io = scratch();
+    auto r = keyrelay::xmlrpc::decode_response(std::string_view(io.input.data(), std::min(length, io.input.size())));
     if (!r) return conv::failure(r.error());
     if (r->is_fault) {
         val fault = val::object();
@@ -405,7 +354,17 @@ val xmlrpc_decode_response(const val& body) {
         o.set("fault", fault);
         return o;
     }
-    return conv::success("value", conv::to_js(r->value));
+    io.json.clear();
+    io.bytes.clear();
+    // JSON text is about a third of the XML for Keap's structs; reserving avoids most regrowth.
+    io.json.reserve(length / 2 + 16);
+    const bool tagged = keyrelay::wasm::write_json(r->value, io.json, io.bytes);
+    val o = val::object();
+    o.set("ok", true);
+    o.set("json", memory_view(io.json));
+    o.set("bytes", memory_view(io.bytes));
+    o.set("tagged", tagged);
+    return o;
 }
 
 std::string oauth_basic_auth_header(const val& client_id, const val& secret) {
@@ -499,6 +458,8 @@ EMSCRIPTEN_BINDINGS(keyrelay) {
     function("kr_version", &version);
     function("kr_xmlrpc_encodeCall", &xmlrpc_encode_call);
     function("kr_xmlrpc_decodeResponse", &xmlrpc_decode_response);
+    function("kr_input", &input_buffer);
+    function("kr_release", &release);
     function("kr_oauth_basicAuthHeader", &oauth_basic_auth_header);
     function("kr_oauth_parseTokenResponse", &oauth_parse_token_response);
     function("kr_keap_findContactsByEmail", &keap_find_contacts_by_email);

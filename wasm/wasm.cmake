@@ -7,9 +7,16 @@
 # .wasm file path ("Failed to parse URL"). With the binary embedded there is nothing to fetch, so
 # `node -e "require('./build/wasm/keyrelay.cjs')().then(...)"` works with no flag and no wasmBinary option.
 
-add_library(keyrelay_wasm_bindings OBJECT ${CMAKE_CURRENT_SOURCE_DIR}/bindings.cpp)
+add_library(keyrelay_wasm_bindings OBJECT ${CMAKE_CURRENT_SOURCE_DIR}/bindings.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/value_json.cpp)
 target_link_libraries(keyrelay_wasm_bindings PRIVATE keyrelay_core)
 target_compile_options(keyrelay_wasm_bindings PRIVATE ${KEYRELAY_WARNINGS} -Os -fno-exceptions)
+# The bindings are glue, kept small (-Os). value_json.cpp writes every decoded value, so it is built for speed like
+# the core (shared/CMakeLists.txt): at -Os Emscripten 3.1.6 inlines not even std::string::push_back. A source's
+# COMPILE_OPTIONS come after the target's, so this -O2 wins; -finline-functions undoes the -fno-inline-functions
+# that em++ adds for any -Os on its command line.
+set_source_files_properties(${CMAKE_CURRENT_SOURCE_DIR}/value_json.cpp PROPERTIES
+  COMPILE_OPTIONS "-O2;-finline-functions")
 # Exceptions stay off at link too: Emscripten's default (DISABLE_EXCEPTION_CATCHING=1) links no catching code,
 # and the core never throws across its API (nlohmann/json is used through its non-throwing calls).
 
