@@ -159,6 +159,9 @@ function sendBody(relay, head, { bodyBytes = 0, chunked = false, timeout = 15_00
     s.on('close', () => { clearTimeout(timer); resolve({ statusLine: got.split('\r\n')[0], raw: got, sent }); });
     s.on('connect', async () => {
       s.write(head);
+      // A relay that settles the body size from the headers answers before any body byte: give it the chance
+      // (its close while the client still streams would be a reset that swallows the answer).
+      await new Promise((r) => setTimeout(r, 300));
       const piece = Buffer.alloc(64 * 1024, 0x61);
       while (sent < bodyBytes && !s.destroyed && !got) {
         const n = Math.min(piece.length, bodyBytes - sent);
