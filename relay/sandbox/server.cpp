@@ -213,6 +213,7 @@ Result<int> Server::start() {
     // Slow failures and the relay's keep-alive connections each hold a worker: more than the default 8.
     http->new_task_queue = [] { return new httplib::ThreadPool(64); };
     http->set_keep_alive_max_count(1000);
+    http->set_tcp_nodelay(true);   // headers and body go out in two writes: Nagle + delayed ACK would add ~40 ms
     // cpp-httplib's default also sets SO_REUSEPORT, which lets a second server bind a port that is in use and
     // share its traffic. Only SO_REUSEADDR (restart without waiting for TIME_WAIT).
     http->set_socket_options([](socket_t sock) {

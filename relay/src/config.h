@@ -78,7 +78,7 @@ struct Config {
     int64_t upstream_read_timeout_ms = 30000;
     size_t max_request_body = 1 << 20;          // 1 MiB from callers
     size_t max_upstream_body = 10 << 20;        // 10 MiB from providers
-    int server_threads = 64;
+    int server_threads = 1024;   // connections served at once (one worker each, started on demand)
 
     std::string api_key;              // KEYRELAY_API_KEY
     std::optional<std::string> store_key;            // KEYRELAY_STORE_KEY

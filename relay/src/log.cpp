@@ -1,10 +1,14 @@
 #include "log.h"
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <mutex>
+
+#include <limits.h>
+#include <unistd.h>
 
 #include "keyrelay/http.h"
 
@@ -24,16 +28,66 @@ const char* level_name(LogLevel level) {
     return "info";
 }
 
+// "2026-11-28T13:47:45.123Z". The date and time of the current second are formatted once per thread and second.
 std::string iso_now() {
     auto now = std::chrono::system_clock::now();
     auto secs = std::chrono::system_clock::to_time_t(now);
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-    std::tm tm{};
-    gmtime_r(&secs, &tm);
-    char buf[96];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+    thread_local std::time_t cached_secs = -1;
+    thread_local char cached[96];
+    if (secs != cached_secs) {
+        std::tm tm{};
+        gmtime_r(&secs, &tm);
+        std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        cached_secs = secs;
+    }
+    char buf[112];
+    std::snprintf(buf, sizeof buf, "%s.%03dZ", cached, static_cast<int>(ms));
     return buf;
+}
+
+// One line, one write(2): a line up to PIPE_BUF bytes reaches a pipe or an O_APPEND file whole even when other
+// threads write at the same time; longer lines take the mutex so that they do not interleave either.
+void write_line(const std::string& line) {
+    std::unique_lock<std::mutex> lock(g_log_mutex, std::defer_lock);
+    if (line.size() > PIPE_BUF) lock.lock();
+    const char* p = line.data();
+    size_t left = line.size();
+    while (left > 0) {
+        ssize_t n = ::write(STDERR_FILENO, p, left);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;   // stderr closed or full: a log line is never worth blocking or failing a request
+        p += n;
+        left -= static_cast<size_t>(n);
+    }
+}
+
+// Length of the valid UTF-8 sequence at s[i] (RFC 3629 §4), 0 when it is not one.
+size_t utf8_length(std::string_view s, size_t i) {
+    auto at = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+    unsigned char c = at(i);
+    size_t n = 0;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else {
+        return 0;
+    }
+    if (i + n > s.size()) return 0;
+    if (at(i + 1) < lo || at(i + 1) > hi) return 0;
+    for (size_t k = 2; k < n; ++k) {
+        if (at(i + k) < 0x80 || at(i + k) > 0xBF) return 0;
+    }
+    return n;
 }
 
 char lower_ascii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
@@ -65,10 +119,65 @@ void log_line(LogLevel level, std::string_view msg, const nlohmann::json& fields
     }
     // Replace invalid UTF-8 instead of throwing: a log line must never take the server down.
     std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    std::lock_guard<std::mutex> lock(g_log_mutex);
-    std::fwrite(text.data(), 1, text.size(), stderr);
-    std::fputc('\n', stderr);
-    std::fflush(stderr);
+    text += '\n';
+    write_line(text);
+}
+
+void append_json_string(std::string& out, std::string_view text) {
+    static const char kHex[] = "0123456789abcdef";
+    out += '"';
+    size_t i = 0;
+    while (i < text.size()) {
+        unsigned char c = static_cast<unsigned char>(text[i]);
+        if (c >= 0x80) {
+            size_t n = utf8_length(text, i);
+            if (n == 0) {
+                out += "\ufffd";
+                ++i;
+            } else {
+                out.append(text.substr(i, n));
+                i += n;
+            }
+            continue;
+        }
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += static_cast<char>(c);
+        } else if (c < 0x20 || c == 0x7f) {
+            out += "\\u00";
+            out += kHex[c >> 4];
+            out += kHex[c & 15];
+        } else {
+            out += static_cast<char>(c);
+        }
+        ++i;
+    }
+    out += '"';
+}
+
+void log_request(const RequestLogLine& r) {
+    if (static_cast<int>(LogLevel::info) < g_min_level.load(std::memory_order_relaxed)) return;
+    std::string line;
+    line.reserve(192 + r.path.size());
+    line += "{\"ts\":\"";
+    line += iso_now();
+    line += "\",\"level\":\"info\",\"msg\":\"request\",\"request_id\":";
+    append_json_string(line, r.request_id);
+    line += ",\"method\":";
+    append_json_string(line, r.method);
+    line += ",\"path\":";
+    append_json_string(line, r.path);
+    char num[64];
+    std::snprintf(num, sizeof num, ",\"status\":%d,\"duration_ms\":%.3f,\"remote\":", r.status,
+                  r.duration_ms < 0 ? 0.0 : r.duration_ms);
+    line += num;
+    append_json_string(line, r.remote);
+    if (!r.provider.empty()) {
+        line += ",\"provider\":";
+        append_json_string(line, r.provider);
+    }
+    line += "}\n";
+    write_line(line);
 }
 
 std::string redact_target(std::string_view target) {

@@ -27,6 +27,7 @@
 #include "sessions.h"
 #include "store.h"
 #include "tokens.h"
+#include "task_queue.h"
 #include "upstream.h"
 
 #ifndef KEYRELAY_VERSION
@@ -54,6 +55,7 @@ struct RequestContext {
     bool active = false;
 };
 thread_local RequestContext t_ctx;
+const std::string kRelayProvider = "relay";
 
 // cpp-httplib listens with a backlog of 5; a burst of page calls needs more (re-listen widens it on Linux).
 template <class Base>
@@ -854,7 +856,12 @@ struct Relay::Impl {
     void relay_answer(const ProviderConfig& p, const std::string& method, const std::string& path,
                       const HttpResponse& answer, httplib::Response& res) {
         bool xmlrpc = proxy::allowed(p.xmlrpc_paths, method, path);
-        Diagnosis d = diagnose(answer, xmlrpc ? Expect::xmlrpc : Expect::json);
+        Diagnosis d;
+        if (!xmlrpc && looks_like_api_json(answer)) {
+            d.code = "ok";
+        } else {
+            d = diagnose(answer, xmlrpc ? Expect::xmlrpc : Expect::json);
+        }
         for (const auto& [name, value] : answer.headers.items()) {
             if (is_rate_limit_header(p, name)) res.set_header(name, value);
         }
@@ -876,6 +883,26 @@ struct Relay::Impl {
         if (answer.status == 204 || answer.status == 304 || method == "HEAD") return;
         std::string type = answer.headers.get("Content-Type").value_or("application/octet-stream");
         res.set_content(answer.body, type);
+    }
+
+    // A 2xx with a JSON media type (RFC 8259 §11, or a +json suffix, RFC 6839 §3.1) and a body that is a
+    // syntactically valid JSON object or array without a top-level "fault" member is what diagnose() would call "ok":
+    // the common case is checked with a validating scan instead of building the whole document.
+    static bool looks_like_api_json(const HttpResponse& answer) {
+        if (answer.status < 200 || answer.status >= 300 || answer.status == 204) return false;
+        auto type = answer.headers.get("Content-Type");
+        if (!type) return false;
+        std::string media = type->substr(0, type->find(';'));
+        media = trim_ascii(media);
+        for (char& c : media) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        bool json_media = media == "application/json" ||
+                          (media.size() > 5 && media.compare(media.size() - 5, 5, "+json") == 0);
+        if (!json_media) return false;
+        const std::string& body = answer.body;
+        size_t first = body.find_first_not_of(" \t\r\n");
+        if (first == std::string::npos || (body[first] != '{' && body[first] != '[')) return false;
+        if (body.find("\"fault\"") != std::string::npos) return false;
+        return json::accept(body);
     }
 
     static bool wrap_diagnosis(const Diagnosis& d, const HttpResponse& answer, bool xmlrpc) {
@@ -1025,17 +1052,19 @@ struct Relay::Impl {
         double ms = t_ctx.active
                         ? std::chrono::duration<double, std::milli>(Clock::now() - t_ctx.started).count()
                         : 0.0;
-        std::string provider = t_ctx.active ? t_ctx.provider : "relay";
+        const std::string& provider = t_ctx.active ? t_ctx.provider : kRelayProvider;
         std::string id = t_ctx.active ? t_ctx.id : random_token(9);
         metrics.count_request(provider, res.status);
-        json fields = {{"request_id", id},
-                       {"method", req.method},
-                       {"path", redact_target(req.target)},
-                       {"status", res.status},
-                       {"duration_ms", static_cast<int64_t>(ms * 1000) / 1000.0},
-                       {"remote", req.remote_addr}};
-        if (provider != "relay") fields["provider"] = provider;
-        log_line(LogLevel::info, "request", fields);
+        RequestLogLine line;
+        line.request_id = id;
+        line.method = req.method;
+        std::string path = redact_target(req.target);
+        line.path = path;
+        line.status = res.status;
+        line.duration_ms = ms;
+        line.remote = req.remote_addr;
+        if (provider != kRelayProvider) line.provider = provider;
+        log_request(line);
         t_ctx = RequestContext{};
     }
 };
@@ -1075,6 +1104,9 @@ Result<Unit> Relay::init() {
     uo.read_timeout_ms = config_.upstream_read_timeout_ms;
     uo.max_body = config_.max_upstream_body;
     uo.ca_file = config_.ca_file;
+    // Every server worker may be in an upstream call at once: keep as many idle connections per origin (bounded), or
+    // each burst opens (and TLS-handshakes) new ones.
+    uo.max_idle_per_origin = static_cast<size_t>(std::clamp(config_.server_threads, 16, 256));
     m.upstream = std::make_unique<Upstream>(uo);
     Impl* self_ = impl_.get();
     m.tokens = std::make_unique<TokenManager>(
@@ -1129,17 +1161,25 @@ Result<Unit> Relay::init() {
         m.server = std::move(server);
     }
     httplib::Server& svr = *m.server;
-    int threads = config_.server_threads;
-    svr.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+    // cpp-httplib 0.11 holds one worker per connection for its whole keep-alive life: the pool grows on demand up to
+    // server_threads (connections served at once), so slow or idle clients cannot starve the others until that many
+    // are open; extra workers exit after 10 s idle, and the core ones keep the idle footprint small.
+    ElasticQueueOptions queue;
+    queue.max = static_cast<size_t>(std::max(1, config_.server_threads));
+    queue.core = std::min<size_t>(32, queue.max);
+    queue.max_queued = queue.max;
+    svr.new_task_queue = [queue] { return new ElasticQueue(queue); };
     svr.set_payload_max_length(config_.max_request_body);
     // cpp-httplib writes headers and body separately: without TCP_NODELAY, Nagle + delayed ACK add ~40 ms.
     svr.set_tcp_nodelay(true);
-    // cpp-httplib waits out an idle keep-alive connection before a worker can stop: keep that wait short so
-    // SIGTERM stops the relay within ~2 s.
+    // An idle keep-alive connection (or one that never sends a byte) is closed after 2 s: it holds a worker while it
+    // waits. That short wait also lets SIGTERM stop the relay within ~2 s.
     svr.set_keep_alive_timeout(2);
     svr.set_keep_alive_max_count(1000);
-    svr.set_read_timeout(30, 0);
-    svr.set_write_timeout(30, 0);
+    // cpp-httplib's read timeout applies to each read, not to the whole request: a client silent for 10 s in the
+    // middle of a request is dropped. A client that trickles its head gets at most its own worker (see above).
+    svr.set_read_timeout(10, 0);
+    svr.set_write_timeout(10, 0);
     svr.set_default_headers({{"X-Content-Type-Options", "nosniff"},
                              {"X-Frame-Options", "DENY"},
                              {"Referrer-Policy", "no-referrer"},
