@@ -38,7 +38,7 @@
     return r.written + utf8Encoder.encodeInto(text.substring(r.read), view.subarray(r.written)).written;
   }
 
-  // bindings.cpp writes dates as {"\u0000": ms} and bytes as {"\u0000": [offset, length]} into `bytes` (no XML-RPC
+  // value_json.cpp writes dates as {"\u0000": ms} and bytes as {"\u0000": [offset, length]} into `bytes` (no XML-RPC
   // member can be named "\u0000"). Replaces them in place; a member named "__proto__" stays an own property.
   function revive(value, bytes) {
     var tag = value['\u0000'];

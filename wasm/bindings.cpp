@@ -4,6 +4,7 @@
 // so no caller ever needs .delete(). These are the raw functions ("kr_*" on the module); api.js (--post-js) arranges
 // them into the documented namespaces (kr.xmlrpc.encodeCall, kr.keap.parseContacts, ...) and is the one place that
 // turns a binding failure into a thrown JS Error. Protocol errors are values: {ok:false, error:{code, message, hint}}.
+// kr_input and kr_release exist for api.js alone (see Scratch below).
 #include <emscripten/bind.h>
 #include <emscripten/val.h>
 
@@ -356,7 +357,7 @@ val xmlrpc_decode_response(size_t length) {
     }
     io.json.clear();
     io.bytes.clear();
-    // JSON text is about a third of the XML for Keap's structs; reserving avoids most regrowth.
+    // The JSON text of a Keap response is about a quarter of its XML: reserving half avoids copies as it grows.
     io.json.reserve(length / 2 + 16);
     const bool tagged = keyrelay::wasm::write_json(r->value, io.json, io.bytes);
     val o = val::object();
