@@ -147,7 +147,10 @@ std::optional<int64_t> retry_delay_ms(const std::string& method, int attempt, co
 
 Upstream::Upstream(UpstreamOptions options) : options_(std::move(options)) {}
 
-Upstream::~Upstream() = default;
+Upstream::~Upstream() {
+    idle_.clear();
+    if (ca_store_ != nullptr) X509_STORE_free(ca_store_);
+}
 
 std::unique_ptr<httplib::Client> Upstream::acquire(const std::string& origin) {
     {
@@ -169,7 +172,11 @@ std::unique_ptr<httplib::Client> Upstream::acquire(const std::string& origin) {
     client->set_write_timeout(options_.read_timeout_ms / 1000, (options_.read_timeout_ms % 1000) * 1000);
     if (origin.rfind("https://", 0) == 0) {
         client->enable_server_certificate_verification(true);
-        if (X509_STORE* store = make_ca_store(options_.ca_file)) client->set_ca_cert_store(store);
+        // Loading the system CA bundle takes milliseconds: it is done once and shared (each client's SSL_CTX owns
+        // one reference).
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (ca_store_ == nullptr) ca_store_ = make_ca_store(options_.ca_file);
+        if (ca_store_ != nullptr && X509_STORE_up_ref(ca_store_) == 1) client->set_ca_cert_store(ca_store_);
     }
     return client;
 }

@@ -18,6 +18,7 @@
 namespace httplib {
 class Client;
 }
+struct x509_store_st;
 
 namespace keyrelay::relay {
 
@@ -80,6 +81,7 @@ private:
     UpstreamOptions options_;
     std::mutex mutex_;
     std::map<std::string, std::vector<std::unique_ptr<httplib::Client>>> idle_;
+    x509_store_st* ca_store_ = nullptr;   // the trusted CAs, loaded once, shared by every TLS client
 };
 
 }  // namespace keyrelay::relay
