@@ -33,22 +33,6 @@ Reply redirect_to(std::string location) {
     return r;
 }
 
-std::string html_escape(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (char c : s) {
-        switch (c) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&quot;"; break;
-            case '\'': out += "&#39;"; break;
-            default: out += c;
-        }
-    }
-    return out;
-}
-
 std::string iso8601(int64_t unix_seconds) {
     std::time_t t = static_cast<std::time_t>(unix_seconds);
     std::tm tm{};

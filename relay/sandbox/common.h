@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "keyrelay/http.h"
+#include "keyrelay/text.h"
 #include "state.h"
 
 namespace keyrelay::sandbox {
@@ -47,7 +48,7 @@ Reply text_reply(int status, std::string body, std::string content_type = "text/
 Reply html_reply(int status, std::string html);
 Reply redirect_to(std::string location);   // 302 Found
 
-std::string html_escape(std::string_view s);
+using keyrelay::html_escape;
 // "2026-01-02T03:04:05Z" (ISO 8601, UTC)
 std::string iso8601(int64_t unix_seconds);
 bool starts_with(std::string_view s, std::string_view prefix);

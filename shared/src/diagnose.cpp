@@ -1,6 +1,7 @@
 // Diagnostics: what came back, why, and what to do. Every branch here is a failure someone met for real; the
 // shapes are in ../shared/reference/keap.md and jira.md (and the fixtures under tests/fixtures/diagnose/).
 #include "keyrelay/diagnose.h"
+#include "keyrelay/text.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -237,24 +238,6 @@ std::string element_text(std::string_view html, std::string_view tag) {
     }
 }
 
-void append_utf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-        out += char(cp);
-    } else if (cp < 0x800) {
-        out += char(0xC0 | (cp >> 6));
-        out += char(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        out += char(0xE0 | (cp >> 12));
-        out += char(0x80 | ((cp >> 6) & 0x3F));
-        out += char(0x80 | (cp & 0x3F));
-    } else {
-        out += char(0xF0 | (cp >> 18));
-        out += char(0x80 | ((cp >> 12) & 0x3F));
-        out += char(0x80 | ((cp >> 6) & 0x3F));
-        out += char(0x80 | (cp & 0x3F));
-    }
-}
-
 // HTML character references: the named ones error pages use, and numeric ones (&#39; &#x27;).
 std::string decode_entities_collapse(std::string_view raw) {
     std::string decoded;
@@ -296,7 +279,7 @@ std::string decode_entities_collapse(std::string_view raw) {
             decoded += '&';
             continue;
         }
-        append_utf8(decoded, *cp);
+        utf8_append(decoded, *cp);
         i = semi;
     }
     // Collapse whitespace runs to one space and trim.

@@ -6,6 +6,7 @@
 // expansion: only the five predefined entities and character references exist), and the decoder's recursion is
 // bounded by Limits::max_depth.
 #include "keyrelay/xmlrpc.h"
+#include "keyrelay/text.h"
 
 #include <cmath>
 #include <cstdio>
@@ -242,24 +243,6 @@ bool utf8_cut_at_end(std::string_view s, size_t i) {
         if ((static_cast<unsigned char>(s[k]) & 0xC0) != 0x80) return false;
     }
     return true;
-}
-
-void utf8_append(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-        out += char(cp);
-    } else if (cp < 0x800) {
-        out += char(0xC0 | (cp >> 6));
-        out += char(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        out += char(0xE0 | (cp >> 12));
-        out += char(0x80 | ((cp >> 6) & 0x3F));
-        out += char(0x80 | (cp & 0x3F));
-    } else {
-        out += char(0xF0 | (cp >> 18));
-        out += char(0x80 | ((cp >> 12) & 0x3F));
-        out += char(0x80 | ((cp >> 6) & 0x3F));
-        out += char(0x80 | (cp & 0x3F));
-    }
 }
 
 std::string code_point_name(uint32_t cp) {
