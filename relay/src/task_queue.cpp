@@ -1,5 +1,7 @@
 #include "task_queue.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 
 namespace keyrelay::relay {
@@ -59,7 +61,12 @@ void ElasticQueue::work(Workers::iterator self) {
         fn = nullptr;   // the task's captures go before the worker waits again
         lock.lock();
     }
-    if (!shutdown_) exited_.splice(exited_.end(), workers_, self);
+    if (shutdown_) return;
+    exited_.splice(exited_.end(), workers_, self);
+    // The last extra worker of a burst gives the freed heap back to the system, so that the RSS settles again.
+    bool last_extra = workers_.size() == options_.core;
+    lock.unlock();
+    if (last_extra) ::malloc_trim(0);
 }
 
 void ElasticQueue::reap() {
