@@ -49,22 +49,6 @@ std::string error_json(const Error& e) {
     return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-std::string html_escape(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (char c : s) {
-        switch (c) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&quot;"; break;
-            case '\'': out += "&#39;"; break;
-            default: out += c;
-        }
-    }
-    return out;
-}
-
 std::string html_error_page(const Error& e) {
     std::string title = "keyrelay: not connected";
     if (e.code == "oauth.access_denied") title = "Access was denied";

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "keyrelay/result.h"
+#include "keyrelay/text.h"
 
 namespace keyrelay::relay {
 
@@ -20,7 +21,7 @@ std::string error_json(const Error& e);
 // happened, what to do, the error code, and a link back to the page. Everything is HTML-escaped.
 std::string html_error_page(const Error& e);
 
-std::string html_escape(std::string_view s);
+using keyrelay::html_escape;
 
 // First value of a query parameter of a request target; nullopt when absent or badly encoded.
 std::optional<std::string> query_param(std::string_view target, std::string_view name);
