@@ -168,6 +168,11 @@ const TRIGGERS = {
     { headers: { Authorization: `Bearer ${relay.apiKey}` } }),
   'http.bad_host': ({ relay }) => rawRequest(relay.url, '/healthz', { host: 'rebind.example:80' }),
   'http.bad_path': ({ relay }) => rawRequest(relay.url, '/%2e%2e/%2e%2e/etc/passwd'),
+  // Request framing is settled from the headers, before any body is read.
+  'http.length_required': ({ relay }) => rawRequest(relay.url, '/login',
+    { method: 'POST', headers: { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' } }),
+  'http.bad_request': ({ relay }) => rawRequest(relay.url, '/login',
+    { method: 'POST', headers: { 'Content-Type': 'application/json', 'Content-Length': '0x10' } }),
   'http.not_found': ({ relay }) => apiCall(relay.url, 'GET', '/no-such-file.txt'),
   'http.method_not_allowed': async ({ relay }) => {
     const res = await apiCall(relay.url, 'PUT', '/login', { json: {} });
@@ -238,7 +243,7 @@ const TRIGGERS = {
 const TRIGGER_ORDER = [
   'auth.bad_request', 'auth.no_session', 'provider.unknown', 'csrf.missing_header', 'auth.bad_api_key',
   'proxy.path_not_allowed', 'proxy.bad_path', 'http.bad_host', 'http.bad_path', 'http.not_found',
-  'http.method_not_allowed', 'http.payload_too_large', 'cors.origin_not_allowed', 'upstream.<diagnosis code>',
+  'http.method_not_allowed', 'http.length_required', 'http.bad_request', 'http.payload_too_large', 'cors.origin_not_allowed', 'upstream.<diagnosis code>',
   'connection.not_connected', 'connection.static', 'oauth.not_configured', 'connection.refresh_failed',
   'connection.needs_reauth', 'auth.bad_credentials', 'auth.throttled', 'upstream.unreachable',
 ];
