@@ -20,7 +20,8 @@ struct Diagnosis {
     std::string code;
     std::string summary;   // one sentence: what came back
     std::string hint;      // what most likely caused it, and what to do
-    std::optional<int> retry_after_seconds;   // set when the answer says when to retry: rate_limited, or a gateway_fault that is a quota violation
+    // Set when the answer says when to retry: rate_limited, or a gateway_fault that is a quota violation.
+    std::optional<int> retry_after_seconds;
 };
 
 Diagnosis diagnose(const HttpResponse& response, Expect expect);
