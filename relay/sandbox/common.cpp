@@ -111,6 +111,20 @@ std::string hidden_fields(const Params& params) {
     return out;
 }
 
+std::string consent_form(std::string_view action, const Params& params, std::string_view allow_label,
+                         std::string_view deny_label) {
+    return "<form method=\"post\" action=\"" + html_escape(action) + "\">" + hidden_fields(params) +
+           "<div class=\"buttons\"><button type=\"submit\" name=\"decision\" value=\"allow\" class=\"allow\" "
+           "id=\"allow\">" + html_escape(allow_label) + "</button><button type=\"submit\" name=\"decision\" "
+           "value=\"deny\" id=\"deny\">" + html_escape(deny_label) + "</button></div></form>";
+}
+
+Reply oauth_error(int status, const char* error, const std::string& description) {
+    Reply r = json_reply(status, json{{"error", error}, {"error_description", description}});
+    r.with("Cache-Control", "no-store").with("Pragma", "no-cache");
+    return r;
+}
+
 std::optional<Reply> deny_cross_origin(const Req& req) {
     if (req.method == "OPTIONS" || req.header("Origin")) {
         return text_reply(403, "CORS origin denied");

@@ -74,6 +74,12 @@ std::string page(std::string_view title, std::string_view body_html);
 Reply error_page(int status, std::string_view title, std::string_view message);
 // <input type="hidden"> for each parameter, HTML-escaped.
 std::string hidden_fields(const Params& params);
+// The consent form: POSTs the authorize parameters back to `action` with decision=allow (button #allow) or
+// decision=deny (button #deny).
+std::string consent_form(std::string_view action, const Params& params, std::string_view allow_label,
+                         std::string_view deny_label);
+// An OAuth error answer from a token endpoint: {"error","error_description"}, never cached (RFC 6749 §5.1, §5.2).
+Reply oauth_error(int status, const char* error, const std::string& description);
 
 // The APIs refuse browsers: any request carrying an Origin header, and every OPTIONS preflight, gets
 // 403 "CORS origin denied" (keap.md "CORS"; jira.md: Atlassian sends no Access-Control-Allow-Origin).

@@ -120,28 +120,21 @@ Reply authorize(State& s, const Req& r) {
     for (const auto& sc : scopes) {
         body += "<li>" + html_escape(scope_description(sc)) + " <code>" + html_escape(sc) + "</code></li>";
     }
-    body += "</ul><form method=\"post\" action=\"" + std::string(kAuthorize) + "\">";
-    body += hidden_fields({{"audience", a.audience},
-                           {"client_id", a.client_id},
-                           {"scope", a.scope},
-                           {"redirect_uri", a.redirect_uri},
-                           {"state", a.state},
-                           {"response_type", a.response_type},
-                           {"prompt", a.prompt}});
-    body += "<div class=\"buttons\"><button type=\"submit\" name=\"decision\" value=\"allow\" class=\"allow\" "
-            "id=\"allow\">Accept</button><button type=\"submit\" name=\"decision\" value=\"deny\" "
-            "id=\"deny\">Cancel</button></div></form>";
+    body += "</ul>";
+    body += consent_form(kAuthorize,
+                         {{"audience", a.audience},
+                          {"client_id", a.client_id},
+                          {"scope", a.scope},
+                          {"redirect_uri", a.redirect_uri},
+                          {"state", a.state},
+                          {"response_type", a.response_type},
+                          {"prompt", a.prompt}},
+                         "Accept", "Cancel");
     return html_reply(200, page("Authorize " + std::string(ids::app_name) + " - Atlassian", body));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // 3LO token endpoint: a JSON body (jira.md), rotation with a 10-minute reuse leeway.
-
-Reply oauth_error(int status, const char* error, const std::string& description) {
-    Reply r = json_reply(status, json{{"error", error}, {"error_description", description}});
-    r.with("Cache-Control", "no-store").with("Pragma", "no-cache");
-    return r;
-}
 
 Reply token_answer(const App& app, const Grant& g, const std::string& access, const std::string& refresh) {
     json body{{"access_token", access}, {"expires_in", app.access_ttl}, {"token_type", "Bearer"}, {"scope", g.scope}};

@@ -86,27 +86,18 @@ Reply authorize(State& s, const Req& r) {
     body += "<p class=\"who\">Signed in as Sandbox Admin (admin@example.com)</p>";
     body += "<p>" + html_escape(ids::app_name) + " will be able to:</p><ul><li>read and change your contacts, "
             "and everything else in the account (scope <code>full</code>)</li></ul>";
-    body += "<form method=\"post\" action=\"" + std::string(kAuthorize) + "\">";
-    body += hidden_fields({{"client_id", a.client_id},
-                           {"redirect_uri", a.redirect_uri},
-                           {"response_type", a.response_type},
-                           {"scope", a.scope},
-                           {"state", a.state}});
-    body += "<div class=\"buttons\"><button type=\"submit\" name=\"decision\" value=\"allow\" class=\"allow\" "
-            "id=\"allow\">Allow</button><button type=\"submit\" name=\"decision\" value=\"deny\" "
-            "id=\"deny\">Deny</button></div></form>";
+    body += consent_form(kAuthorize,
+                         {{"client_id", a.client_id},
+                          {"redirect_uri", a.redirect_uri},
+                          {"response_type", a.response_type},
+                          {"scope", a.scope},
+                          {"state", a.state}},
+                         "Allow", "Deny");
     return html_reply(200, page("Authorize " + std::string(ids::app_name) + " - Keap", body));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Token endpoint (keap.md: form bodies only; Basic or body credentials; rotation)
-
-Reply oauth_error(int status, const char* error, const std::string& description) {
-    Reply r = json_reply(status, json{{"error", error}, {"error_description", description}});
-    // RFC 6749 §5.1/§5.2: token answers are never cached.
-    r.with("Cache-Control", "no-store").with("Pragma", "no-cache");
-    return r;
-}
 
 Reply token_answer(const App& app, const std::string& access, const std::string& refresh) {
     Reply r = json_reply(200, json{{"access_token", access},
