@@ -173,15 +173,9 @@ Reply token(State& s, const Req& r) {
     }
 
     std::lock_guard<std::mutex> lock(s.mu);
-    App* app = s.app(id);
     const bool is_refresh = grant_type == "refresh_token";
-    if (!app || app->provider != Provider::jira || secret != app->client_secret) {
-        if (app && app->provider == Provider::jira) {
-            TokenStats& st = s.stats_for(id, Provider::jira);
-            (is_refresh ? st.refresh_failures : st.exchange_failures)++;
-        }
-        return oauth_error(401, "access_denied", "Unauthorized");
-    }
+    App* app = s.authenticate_client(id, secret, Provider::jira, is_refresh);
+    if (!app) return oauth_error(401, "access_denied", "Unauthorized");
     TokenStats& st = s.stats_for(id, Provider::jira);
     const int64_t now = s.now();
     if (grant_type == "authorization_code") {

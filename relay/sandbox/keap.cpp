@@ -153,15 +153,9 @@ Reply token(State& s, const Req& r) {
     }
 
     std::lock_guard<std::mutex> lock(s.mu);
-    App* app = s.app(id);
     const bool is_refresh = grant_type == "refresh_token";
-    if (!app || app->provider != Provider::keap || secret != app->client_secret) {
-        if (app && app->provider == Provider::keap) {
-            TokenStats& st = s.stats_for(id, Provider::keap);
-            (is_refresh ? st.refresh_failures : st.exchange_failures)++;
-        }
-        return oauth_error(401, "invalid_client", "Invalid client id or secret");
-    }
+    App* app = s.authenticate_client(id, secret, Provider::keap, is_refresh);
+    if (!app) return oauth_error(401, "invalid_client", "Invalid client id or secret");
     TokenStats& st = s.stats_for(id, Provider::keap);
     const int64_t now = s.now();
 

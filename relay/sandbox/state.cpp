@@ -232,6 +232,17 @@ App* State::app_of(Provider p) {
     return nullptr;
 }
 
+App* State::authenticate_client(const std::string& client_id, const std::string& secret, Provider p,
+                                bool is_refresh) {
+    App* a = app(client_id);
+    if (a && a->provider == p && secret == a->client_secret) return a;
+    if (a && a->provider == p) {
+        TokenStats& st = stats_for(client_id, p);
+        (is_refresh ? st.refresh_failures : st.exchange_failures)++;
+    }
+    return nullptr;
+}
+
 TokenStats& State::stats_for(const std::string& client_id, Provider p) {
     auto it = token_stats.find(client_id);
     if (it == token_stats.end()) {

@@ -186,6 +186,9 @@ public:
     App* app(const std::string& client_id);
     App* app_of(Provider p);
     TokenStats& stats_for(const std::string& client_id, Provider p);
+    // Token-endpoint client authentication: the provider's app when id and secret match, else nullptr — and then,
+    // for a known app of this provider, one more exchange or refresh failure in its stats.
+    App* authenticate_client(const std::string& client_id, const std::string& secret, Provider p, bool is_refresh);
 
     // Issues an access token (and a refresh token when with_refresh) for the grant. Returns {access, refresh}.
     std::pair<std::string, std::string> issue_tokens(const Grant& grant, bool with_refresh);
