@@ -58,34 +58,62 @@ X509_STORE* make_ca_store(const std::string& extra_ca_file) {
     return store;
 }
 
+// cpp-httplib's error for a failed send(), as a TransportFailure. httplib reports a read timeout and a connection
+// closed mid-answer both as Error::Read: the elapsed time tells them apart.
 Error transport_error(httplib::Error err, const std::string& origin, double seconds, int64_t read_timeout_ms,
                       const std::string& ca_file) {
+    TransportFailure kind = TransportFailure::other;
     switch (err) {
         case httplib::Error::Connection:
         case httplib::Error::ConnectionTimeout:
         case httplib::Error::BindIPAddress:
+            kind = TransportFailure::unreachable;
+            break;
+        case httplib::Error::Read:
+            kind = seconds * 1000 >= static_cast<double>(read_timeout_ms) * 0.95 ? TransportFailure::timeout
+                                                                                : TransportFailure::reset_reading;
+            break;
+        case httplib::Error::Write:
+            kind = TransportFailure::reset_writing;
+            break;
+        case httplib::Error::SSLConnection:
+        case httplib::Error::SSLLoadingCerts:
+        case httplib::Error::SSLServerVerification:
+            kind = TransportFailure::tls;
+            break;
+        case httplib::Error::Canceled:
+            kind = TransportFailure::too_large;
+            break;
+        default:
+            break;
+    }
+    return transport_failure(kind, origin, httplib::to_string(err), read_timeout_ms, ca_file);
+}
+
+}  // namespace
+
+Error transport_failure(TransportFailure kind, const std::string& origin, const std::string& detail,
+                        int64_t read_timeout_ms, const std::string& ca_file) {
+    switch (kind) {
+        case TransportFailure::unreachable:
             return make_error("upstream.unreachable", "The relay could not connect to " + origin + ".",
                               "Check that the provider's API base URL is right and that this machine can reach it "
                               "(DNS, firewall, outbound proxy). Against the sandbox: is keyrelay-sandbox still "
                               "running?");
-        case httplib::Error::Read:
-            if (seconds * 1000 >= static_cast<double>(read_timeout_ms) * 0.95) {
-                return make_error("upstream.timeout",
-                                  origin + " did not answer within " + std::to_string(read_timeout_ms / 1000) + " s.",
-                                  "The provider is slow or overloaded; retry later. Raise upstream_read_timeout_ms "
-                                  "in the config only if its answers are known to be slow.");
-            }
+        case TransportFailure::timeout:
+            return make_error("upstream.timeout",
+                              origin + " did not answer within " + std::to_string(read_timeout_ms / 1000) + " s.",
+                              "The provider is slow or overloaded; retry later. Raise upstream_read_timeout_ms "
+                              "in the config only if its answers are known to be slow.");
+        case TransportFailure::reset_reading:
             return make_error("upstream.connection_reset", origin + " closed the connection without an answer.",
                               "A gateway or load balancer in front of the provider dropped the request; this is "
                               "usually transient. Retry; if it keeps happening, check the provider's status page.");
-        case httplib::Error::Write:
+        case TransportFailure::reset_writing:
             return make_error("upstream.connection_reset", "The connection to " + origin + " broke while sending.",
                               "Usually transient; retry.");
-        case httplib::Error::SSLConnection:
-        case httplib::Error::SSLLoadingCerts:
-        case httplib::Error::SSLServerVerification:
-            return make_error("upstream.tls",
-                              "The TLS connection to " + origin + " failed: " + httplib::to_string(err) + ".",
+        case TransportFailure::tls:
+            return make_error("upstream.tls", "The TLS connection to " + origin + " failed: " + detail + ".",
                               ca_file.empty()
                                   ? "The provider's certificate is not trusted by this machine's CA store. If a "
                                     "company proxy intercepts TLS, or for a local test server, set ca_file in the "
@@ -94,18 +122,16 @@ Error transport_error(httplib::Error err, const std::string& origin, double seco
                                   : "The certificate is trusted neither by the system CAs nor by the ca_file " +
                                         ca_file + ". Check that ca_file is the CA that issued the server's "
                                         "certificate and that the certificate names this host.");
-        case httplib::Error::Canceled:
+        case TransportFailure::too_large:
             return make_error("upstream.too_large", "The answer from " + origin + " is larger than the relay accepts.",
                               "Ask for less (a smaller limit or page size); the relay caps upstream bodies "
                               "(max_upstream_body in the config).");
-        default:
-            return make_error("upstream.error",
-                              "The request to " + origin + " failed: " + httplib::to_string(err) + ".",
-                              "Retry; if it persists, check the provider's API base URL in the config.");
+        case TransportFailure::other:
+            break;
     }
+    return make_error("upstream.error", "The request to " + origin + " failed: " + detail + ".",
+                      "Retry; if it persists, check the provider's API base URL in the config.");
 }
-
-}  // namespace
 
 bool is_idempotent(const std::string& method) {
     return method == "GET" || method == "HEAD" || method == "PUT" || method == "DELETE" || method == "OPTIONS";

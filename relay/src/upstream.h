@@ -50,6 +50,24 @@ std::optional<int64_t> retry_delay_ms(const std::string& method, int attempt, co
 // Seconds from a Retry-After header in delay-seconds form; nullopt for an HTTP-date or garbage.
 std::optional<int64_t> retry_after_seconds(const Headers& headers);
 
+// How an exchange failed below HTTP, for transport_failure().
+enum class TransportFailure {
+    unreachable,     // could not connect (refused, no route, connect timeout, name not resolved)
+    timeout,         // connected, but the answer did not come within read_timeout_ms
+    reset_reading,   // the connection closed or broke before the answer was complete
+    reset_writing,   // the connection broke while the request was being sent
+    tls,             // handshake failed or the certificate was not trusted
+    too_large,       // the answer is larger than max_body
+    other,           // anything else (malformed answer, unsupported encoding, ...)
+};
+
+// The error for a transport failure, the same for the blocking (Upstream) and the event loop (AsyncUpstream) client:
+// "upstream.unreachable", "upstream.timeout", "upstream.connection_reset" (reset_reading, reset_writing),
+// "upstream.tls", "upstream.too_large", "upstream.error". `origin` is "scheme://host:port"; `detail` is named in the
+// message of tls and other; read_timeout_ms and ca_file shape the timeout message and the TLS hint.
+Error transport_failure(TransportFailure kind, const std::string& origin, const std::string& detail,
+                        int64_t read_timeout_ms, const std::string& ca_file);
+
 class Upstream {
 public:
     explicit Upstream(UpstreamOptions options);

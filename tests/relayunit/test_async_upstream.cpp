@@ -1,0 +1,690 @@
+// AsyncUpstream against real sockets on 127.0.0.1: a cpp-httplib server for ordinary answers, small scripted raw
+// servers for the edge cases of RFC 9112 framing and persistence, and an httplib::SSLServer with a throwaway
+// self-signed certificate for TLS.
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <functional>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "async_upstream.h"
+#include "event_loop.h"
+#include "temp_dir.h"
+#include "upstream.h"
+
+using namespace keyrelay;
+using namespace keyrelay::relay;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Outcome {
+    Result<HttpResponse> result;
+    double seconds = 0;
+    bool inside_send = false;   // done ran before send() returned
+};
+
+// An EventLoop on its own thread with one AsyncUpstream, used only from that thread.
+class Harness {
+public:
+    explicit Harness(UpstreamOptions options = {}) {
+        std::signal(SIGPIPE, SIG_IGN);   // as the relay's main() does: a peer's close must not kill the process
+        up_ = std::make_unique<AsyncUpstream>(loop_, std::move(options));
+        thread_ = std::thread([this] { loop_.run(); });
+    }
+    ~Harness() {
+        loop_.stop();
+        thread_.join();
+        up_.reset();
+    }
+
+    template <class F>
+    auto on_loop(F f) -> decltype(f()) {
+        auto p = std::make_shared<std::promise<decltype(f())>>();
+        auto fut = p->get_future();
+        loop_.post([p, f] { p->set_value(f()); });
+        return fut.get();
+    }
+
+    Outcome send(HttpRequest request) {
+        auto p = std::make_shared<std::promise<Outcome>>();
+        auto fut = p->get_future();
+        loop_.post([this, p, request] {
+            auto inside = std::make_shared<bool>(true);
+            up_->send(request, [p, inside](Result<HttpResponse> r, double s) {
+                p->set_value(Outcome{std::move(r), s, *inside});
+            });
+            *inside = false;
+        });
+        REQUIRE(fut.wait_for(15s) == std::future_status::ready);
+        return fut.get();
+    }
+
+    size_t idle() {
+        return on_loop([this] { return up_->idle_connections(); });
+    }
+
+    bool wait_idle(size_t n) {
+        for (int i = 0; i < 200; ++i) {
+            if (idle() == n) return true;
+            std::this_thread::sleep_for(10ms);
+        }
+        return false;
+    }
+
+    EventLoop& loop() { return loop_; }
+    std::unique_ptr<AsyncUpstream>& upstream() { return up_; }
+
+private:
+    EventLoop loop_;
+    std::unique_ptr<AsyncUpstream> up_;
+    std::thread thread_;
+};
+
+HttpRequest get(const std::string& url) { return HttpRequest{"GET", url, {}, {}}; }
+
+// A cpp-httplib server on 127.0.0.1, port chosen by the system.
+template <class Server>
+class Running {
+public:
+    template <class... Args>
+    explicit Running(Args&&... args) : server(std::forward<Args>(args)...) {}
+    void start() {
+        port = server.bind_to_any_port("127.0.0.1");
+        REQUIRE(port > 0);
+        thread_ = std::thread([this] { server.listen_after_bind(); });
+        while (!server.is_running()) std::this_thread::sleep_for(1ms);
+    }
+    ~Running() {
+        server.stop();
+        if (thread_.joinable()) thread_.join();
+    }
+    Server server;
+    int port = 0;
+
+private:
+    std::thread thread_;
+};
+
+bool wait_readable(int fd, int ms) {
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, ms) == 1;
+}
+
+// One request (head and Content-Length body) as bytes; empty when the client closed first.
+std::string read_request(int fd) {
+    std::string in;
+    char buf[4096];
+    size_t end = std::string::npos;
+    while (end == std::string::npos) {
+        if (!wait_readable(fd, 5000)) return {};
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) return {};
+        in.append(buf, static_cast<size_t>(n));
+        end = in.find("\r\n\r\n");
+    }
+    size_t length = 0;
+    auto cl = in.find("Content-Length: ");
+    if (cl != std::string::npos && cl < end) length = std::stoul(in.substr(cl + 16));
+    while (in.size() < end + 4 + length) {
+        if (!wait_readable(fd, 5000)) return {};
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) return {};
+        in.append(buf, static_cast<size_t>(n));
+    }
+    return in;
+}
+
+void write_all(int fd, const std::string& s) {
+    size_t off = 0;
+    while (off < s.size()) {
+        ssize_t n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+        if (n <= 0) return;
+        off += static_cast<size_t>(n);
+    }
+}
+
+// A scripted HTTP server: each accepted connection is handed to `script(fd, n)` (n = 1 for the first accept) on the
+// server's thread, then closed.
+class RawServer {
+public:
+    using Script = std::function<void(int fd, int n)>;
+    explicit RawServer(Script script) : script_(std::move(script)) {
+        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int one = 1;
+        ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+        REQUIRE(::listen(fd_, 16) == 0);
+        socklen_t len = sizeof a;
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+        port_ = ntohs(a.sin_port);
+        thread_ = std::thread([this] {
+            while (!stop_) {
+                if (!wait_readable(fd_, 50)) continue;
+                int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+                if (c < 0) continue;
+                int n = ++accepts_;
+                script_(c, n);
+                ::close(c);
+            }
+        });
+    }
+    ~RawServer() {
+        stop_ = true;
+        thread_.join();
+        ::close(fd_);
+    }
+    int port() const { return port_; }
+    int accepts() const { return accepts_; }
+    std::string url(const std::string& path = "/") const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+
+private:
+    Script script_;
+    int fd_ = -1;
+    int port_ = 0;
+    std::atomic<bool> stop_{false};
+    std::atomic<int> accepts_{0};
+    std::thread thread_;
+};
+
+// A port nothing listens on: bound once, then released.
+int closed_port() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(fd);
+    return ntohs(a.sin_port);
+}
+
+// A throwaway self-signed certificate (P-256) naming `san` ("DNS:localhost"), written as PEM files.
+void make_certificate(const std::string& san, const std::string& cert_path, const std::string& key_path) {
+    EVP_PKEY* key = EVP_EC_gen("P-256");
+    REQUIRE(key != nullptr);
+    X509* x = X509_new();
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, key);
+    X509_NAME* name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("keyrelay test"), -1,
+                               -1, 0);
+    X509_set_issuer_name(x, name);
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, x, x, nullptr, nullptr, 0);
+    for (auto [nid, value] : {std::pair<int, std::string>{NID_subject_alt_name, san},
+                              std::pair<int, std::string>{NID_basic_constraints, "critical,CA:TRUE"}}) {
+        X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
+        REQUIRE(ext != nullptr);
+        X509_add_ext(x, ext, -1);
+        X509_EXTENSION_free(ext);
+    }
+    REQUIRE(X509_sign(x, key, EVP_sha256()) > 0);
+    BIO* out = BIO_new_file(cert_path.c_str(), "w");
+    PEM_write_bio_X509(out, x);
+    BIO_free(out);
+    out = BIO_new_file(key_path.c_str(), "w");
+    PEM_write_bio_PrivateKey(out, key, nullptr, nullptr, 0, nullptr, nullptr);
+    BIO_free(out);
+    X509_free(x);
+    EVP_PKEY_free(key);
+}
+
+}  // namespace
+
+TEST_CASE("a GET with a Content-Length answer arrives whole, as Upstream::send receives it", "[async]") {
+    Running<httplib::Server> srv;
+    srv.server.Get("/hello", [](const httplib::Request&, httplib::Response& res) {
+        res.set_header("X-Answer", "42");
+        res.set_content("hello world", "text/plain");
+    });
+    srv.start();
+    std::string url = "http://127.0.0.1:" + std::to_string(srv.port) + "/hello";
+    Harness h;
+    auto out = h.send(get(url));
+    REQUIRE(out.result.ok());
+    CHECK_FALSE(out.inside_send);
+    CHECK(out.result->status == 200);
+    CHECK(out.result->body == "hello world");
+    CHECK(out.result->headers.get("x-answer") == std::optional<std::string>("42"));
+    CHECK(out.result->headers.get("Content-Type") == std::optional<std::string>("text/plain"));
+    CHECK(out.seconds > 0);
+    CHECK(out.seconds < 5);
+
+    Upstream blocking(UpstreamOptions{});
+    auto same = blocking.send(get(url));
+    REQUIRE(same.ok());
+    CHECK(same->status == out.result->status);
+    CHECK(same->body == out.result->body);
+}
+
+TEST_CASE("a chunked answer is decoded, extensions and trailers dropped, even when it trickles in", "[async]") {
+    RawServer srv([](int fd, int) {
+        if (read_request(fd).empty()) return;
+        const std::string answer =
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n"
+            "5;name=value\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n";
+        for (size_t i = 0; i < answer.size(); i += 7) {   // odd pieces: every parser state sees a cut
+            write_all(fd, answer.substr(i, 7));
+            std::this_thread::sleep_for(1ms);
+        }
+        read_request(fd);   // keep the connection until the client goes
+    });
+    Harness h;
+    auto out = h.send(get(srv.url("/chunks")));
+    REQUIRE(out.result.ok());
+    CHECK(out.result->status == 200);
+    CHECK(out.result->body == "hello world");
+    CHECK_FALSE(out.result->headers.has("X-Trailer"));
+    CHECK(h.idle() == 1);   // a complete chunked answer leaves the connection reusable
+}
+
+TEST_CASE("an answer without length runs until the server closes, and its connection is not reused", "[async]") {
+    RawServer srv([](int fd, int) {
+        if (read_request(fd).empty()) return;
+        write_all(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it");
+        std::this_thread::sleep_for(20ms);
+        write_all(fd, ", and more");
+    });
+    Harness h;
+    auto out = h.send(get(srv.url()));
+    REQUIRE(out.result.ok());
+    CHECK(out.result->body == "all of it, and more");
+    CHECK(h.idle() == 0);
+}
+
+TEST_CASE("a POST sends exactly its bytes: Host, Content-Length, default Content-Type, no Accept-Encoding", "[async]") {
+    std::promise<std::string> seen;
+    RawServer srv([&seen](int fd, int) {
+        seen.set_value(read_request(fd));
+        write_all(fd, "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
+    });
+    Harness h;
+    HttpRequest req{"POST", srv.url("/submit?x=1&y=%20"), {}, "hello"};
+    req.headers.add("Host", "evil.example");         // the caller's Host and Content-Length are replaced
+    req.headers.add("Content-Length", "999");
+    req.headers.add("Authorization", "Bearer t0k");
+    req.headers.add("X-Custom", "v");
+    auto out = h.send(req);
+    REQUIRE(out.result.ok());
+    CHECK(out.result->status == 201);
+    std::string port = std::to_string(srv.port());
+    CHECK(seen.get_future().get() == "POST /submit?x=1&y=%20 HTTP/1.1\r\n"
+                                     "Host: 127.0.0.1:" + port + "\r\n"
+                                     "Authorization: Bearer t0k\r\n"
+                                     "X-Custom: v\r\n"
+                                     "Content-Length: 5\r\n"
+                                     "Content-Type: application/octet-stream\r\n"
+                                     "\r\n"
+                                     "hello");
+}
+
+TEST_CASE("the request head follows the method: empty POST gets Content-Length 0, GET none, the caller's type wins",
+          "[async]") {
+    std::vector<std::string> seen;
+    std::mutex m;
+    RawServer srv([&](int fd, int) {
+        for (;;) {
+            std::string r = read_request(fd);
+            if (r.empty()) return;
+            {
+                std::lock_guard<std::mutex> lock(m);
+                seen.push_back(r);
+            }
+            write_all(fd, "HTTP/1.1 204 No Content\r\n\r\n");
+        }
+    });
+    Harness h;
+    std::string base = "http://127.0.0.1:" + std::to_string(srv.port());
+    REQUIRE(h.send(HttpRequest{"POST", base + "/a", {}, ""}).result.ok());
+    REQUIRE(h.send(get(base)).result.ok());
+    REQUIRE(h.send(HttpRequest{"PUT", base + "/b", {{"Content-Type", "application/json"}}, "{}"}).result.ok());
+    std::lock_guard<std::mutex> lock(m);
+    REQUIRE(seen.size() == 3);
+    CHECK(seen[0] == "POST /a HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(srv.port()) +
+                         "\r\nContent-Length: 0\r\n\r\n");
+    CHECK(seen[1] == "GET / HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(srv.port()) + "\r\n\r\n");
+    CHECK(seen[2] == "PUT /b HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(srv.port()) +
+                         "\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
+    CHECK(srv.accepts() == 1);   // 204 has no content (RFC 9112 §6.3): the connection carried all three
+}
+
+TEST_CASE("keep-alive: a second request reuses the pooled connection", "[async]") {
+    Running<httplib::Server> srv;
+    std::mutex m;
+    std::vector<int> ports;
+    srv.server.Get("/n", [&](const httplib::Request& req, httplib::Response& res) {
+        std::lock_guard<std::mutex> lock(m);
+        ports.push_back(req.remote_port);
+        res.set_content(std::to_string(ports.size()), "text/plain");
+    });
+    srv.start();
+    std::string url = "http://127.0.0.1:" + std::to_string(srv.port) + "/n";
+    Harness h;
+    auto first = h.send(get(url));
+    REQUIRE(first.result.ok());
+    CHECK(h.idle() == 1);
+    auto second = h.send(get(url));
+    REQUIRE(second.result.ok());
+    CHECK(second.result->body == "2");
+    std::lock_guard<std::mutex> lock(m);
+    REQUIRE(ports.size() == 2);
+    CHECK(ports[0] == ports[1]);   // same client port: same TCP connection
+}
+
+TEST_CASE("a pooled connection the server closes while idle is dropped at once, and the next request connects anew",
+          "[async]") {
+    RawServer srv([](int fd, int n) {
+        if (read_request(fd).empty()) return;
+        write_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n" + std::to_string(n));
+        // returning closes the connection: the server's idle timeout, at once
+    });
+    Harness h;
+    auto first = h.send(get(srv.url()));
+    REQUIRE(first.result.ok());
+    CHECK(first.result->body == "1");
+    CHECK(h.wait_idle(0));
+    auto second = h.send(get(srv.url()));
+    REQUIRE(second.result.ok());
+    CHECK(second.result->body == "2");
+    CHECK(srv.accepts() == 2);
+}
+
+TEST_CASE("a reused connection that breaks before the answer is retried once for GET, never for POST", "[async]") {
+    // The server answers one request, then closes the connection when the next one arrives (a keep-alive race).
+    RawServer srv([](int fd, int n) {
+        if (read_request(fd).empty()) return;
+        write_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n" + std::to_string(n));
+        read_request(fd);
+    });
+    Harness h;
+    REQUIRE(h.send(get(srv.url())).result.ok());
+    REQUIRE(h.idle() == 1);
+    SECTION("GET") {
+        auto out = h.send(get(srv.url()));
+        REQUIRE(out.result.ok());
+        CHECK(out.result->body == "2");
+        CHECK(srv.accepts() == 2);
+    }
+    SECTION("POST") {
+        auto out = h.send(HttpRequest{"POST", srv.url(), {}, "x"});
+        REQUIRE_FALSE(out.result.ok());
+        CHECK(out.result.error().code == "upstream.connection_reset");
+        CHECK(srv.accepts() == 1);
+    }
+}
+
+TEST_CASE("a closed port is upstream.unreachable, with the same message as Upstream::send", "[async]") {
+    std::string url = "http://127.0.0.1:" + std::to_string(closed_port()) + "/";
+    Harness h;
+    auto out = h.send(get(url));
+    REQUIRE_FALSE(out.result.ok());
+    CHECK_FALSE(out.inside_send);
+    CHECK(out.result.error().code == "upstream.unreachable");
+    Upstream blocking(UpstreamOptions{});
+    auto same = blocking.send(get(url));
+    REQUIRE_FALSE(same.ok());
+    CHECK(same.error().code == out.result.error().code);
+    CHECK(same.error().message == out.result.error().message);
+    CHECK(same.error().hint == out.result.error().hint);
+}
+
+TEST_CASE("a server that never answers is upstream.timeout after read_timeout_ms of silence", "[async]") {
+    RawServer srv([](int fd, int) {
+        read_request(fd);
+        wait_readable(fd, 5000);   // until the client gives up and closes
+    });
+    UpstreamOptions o;
+    o.read_timeout_ms = 200;
+    Harness h(o);
+    auto out = h.send(get(srv.url()));
+    REQUIRE_FALSE(out.result.ok());
+    CHECK(out.result.error().code == "upstream.timeout");
+    CHECK(out.seconds >= 0.19);
+    CHECK(out.seconds < 2);
+}
+
+TEST_CASE("an answer larger than max_body is upstream.too_large, whatever its framing", "[async]") {
+    auto answer = GENERATE(std::string("HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n01234567890123456789"),
+                           std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                       "8\r\n01234567\r\n8\r\n01234567\r\n0\r\n\r\n"),
+                           std::string("HTTP/1.1 200 OK\r\n\r\n01234567890123456789"));
+    RawServer srv([&answer](int fd, int) {
+        if (read_request(fd).empty()) return;
+        write_all(fd, answer);
+    });
+    UpstreamOptions o;
+    o.max_body = 10;
+    Harness h(o);
+    auto out = h.send(get(srv.url()));
+    REQUIRE_FALSE(out.result.ok());
+    CHECK(out.result.error().code == "upstream.too_large");
+    CHECK(h.idle() == 0);
+}
+
+TEST_CASE("a HEAD answer has no content even with a Content-Length, and keeps the connection", "[async]") {
+    RawServer srv([](int fd, int) {
+        for (int i = 0; i < 2; ++i) {
+            std::string r = read_request(fd);
+            if (r.empty()) return;
+            if (r.rfind("HEAD", 0) == 0) {
+                write_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n");
+            } else {
+                write_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nget");
+            }
+        }
+    });
+    Harness h;
+    auto out = h.send(HttpRequest{"HEAD", srv.url(), {}, {}});
+    REQUIRE(out.result.ok());
+    CHECK(out.result->body.empty());
+    CHECK(out.result->headers.get("Content-Length") == std::optional<std::string>("1234"));
+    auto next = h.send(get(srv.url()));
+    REQUIRE(next.result.ok());
+    CHECK(next.result->body == "get");
+    CHECK(srv.accepts() == 1);
+}
+
+TEST_CASE("interim 1xx answers are skipped and the final answer returned", "[async]") {
+    RawServer srv([](int fd, int) {
+        if (read_request(fd).empty()) return;
+        write_all(fd, "HTTP/1.1 100 Continue\r\n\r\n");
+        std::this_thread::sleep_for(5ms);
+        write_all(fd, "HTTP/1.1 103 Early Hints\r\nLink: </style.css>\r\n\r\n"
+                      "HTTP/1.1 201 Created\r\nContent-Length: 2\r\nLocation: /x/1\r\n\r\nok");
+    });
+    Harness h;
+    auto out = h.send(HttpRequest{"POST", srv.url(), {}, "{}"});
+    REQUIRE(out.result.ok());
+    CHECK(out.result->status == 201);
+    CHECK(out.result->body == "ok");
+    CHECK(out.result->headers.get("Location") == std::optional<std::string>("/x/1"));
+    CHECK_FALSE(out.result->headers.has("Link"));
+}
+
+TEST_CASE("HTTP/1.0 answers and Connection: close answers are not pooled", "[async]") {
+    auto answer = GENERATE(std::string("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+                           std::string("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"));
+    RawServer srv([&answer](int fd, int) {
+        if (read_request(fd).empty()) return;
+        write_all(fd, answer);
+        read_request(fd);
+    });
+    Harness h;
+    auto out = h.send(get(srv.url()));
+    REQUIRE(out.result.ok());
+    CHECK(out.result->body == "ok");
+    CHECK(h.idle() == 0);
+}
+
+TEST_CASE("answers the relay cannot use are upstream.error naming why", "[async]") {
+    auto [answer, words] = GENERATE(table<std::string, std::string>({
+        {"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 2\r\n\r\nxx", "Content-Encoding gzip"},
+        {"HTTP/1.1 200 OK\r\nX-Big: " + std::string(70000, 'a') + "\r\n\r\n", "64 KiB"},
+        {"SSH-2.0-OpenSSH_9.2\r\n\r\n", "status line"},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "chunked"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok", "Content-Length"},
+    }));
+    RawServer srv([a = answer](int fd, int) {
+        if (read_request(fd).empty()) return;
+        write_all(fd, a);
+        wait_readable(fd, 2000);
+    });
+    Harness h;
+    auto out = h.send(get(srv.url()));
+    REQUIRE_FALSE(out.result.ok());
+    CHECK(out.result.error().code == "upstream.error");
+    CHECK(out.result.error().message.find(words) != std::string::npos);
+}
+
+TEST_CASE("an answer cut short by a close is upstream.connection_reset", "[async]") {
+    RawServer srv([](int fd, int) {
+        if (read_request(fd).empty()) return;
+        write_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
+    });
+    Harness h;
+    auto out = h.send(get(srv.url()));
+    REQUIRE_FALSE(out.result.ok());
+    CHECK(out.result.error().code == "upstream.connection_reset");
+}
+
+TEST_CASE("a bad URL is upstream.bad_url, reported after send() returns", "[async]") {
+    Harness h;
+    for (const char* url : {"ftp://example.com/", "not a url", "/relative/only"}) {
+        auto out = h.send(get(url));
+        REQUIRE_FALSE(out.result.ok());
+        CHECK(out.result.error().code == "upstream.bad_url");
+        CHECK_FALSE(out.inside_send);
+    }
+}
+
+TEST_CASE("a host name (localhost) is resolved off the loop and works", "[async]") {
+    Running<httplib::Server> srv;
+    std::promise<std::string> host;
+    srv.server.Get("/", [&host](const httplib::Request& req, httplib::Response& res) {
+        host.set_value(req.get_header_value("Host"));
+        res.set_content("named", "text/plain");
+    });
+    srv.start();
+    Harness h;
+    auto out = h.send(get("http://localhost:" + std::to_string(srv.port) + "/"));
+    REQUIRE(out.result.ok());
+    CHECK_FALSE(out.inside_send);
+    CHECK(out.result->body == "named");
+    CHECK(host.get_future().get() == "localhost:" + std::to_string(srv.port));
+}
+
+TEST_CASE("destroying the AsyncUpstream drops pending exchanges without calling them", "[async]") {
+    RawServer srv([](int fd, int) {
+        read_request(fd);
+        wait_readable(fd, 3000);
+    });
+    Harness h;
+    auto called = std::make_shared<std::atomic<bool>>(false);
+    h.on_loop([&] {
+        h.upstream()->send(get(srv.url()), [called](Result<HttpResponse>, double) { *called = true; });
+        return 0;
+    });
+    while (srv.accepts() == 0) std::this_thread::sleep_for(1ms);
+    h.on_loop([&] {
+        h.upstream().reset();
+        return 0;
+    });
+    std::this_thread::sleep_for(50ms);
+    h.on_loop([] { return 0; });
+    CHECK_FALSE(*called);
+}
+
+TEST_CASE("https: the certificate must be trusted and name the host", "[async]") {
+    relaytest::TempDir dir;
+    make_certificate("DNS:localhost", dir / "cert.pem", dir / "key.pem");
+    make_certificate("DNS:keyrelay.invalid", dir / "other.pem", dir / "other-key.pem");
+    Running<httplib::SSLServer> srv((dir / "cert.pem").c_str(), (dir / "key.pem").c_str());
+    REQUIRE(srv.server.is_valid());
+    srv.server.Get("/secure", [](const httplib::Request&, httplib::Response& res) {
+        res.set_content("over tls", "text/plain");
+    });
+    srv.start();
+    std::string port = std::to_string(srv.port);
+
+    SECTION("not trusted: upstream.tls, with Upstream's hint") {
+        Harness h;
+        auto out = h.send(get("https://localhost:" + port + "/secure"));
+        REQUIRE_FALSE(out.result.ok());
+        CHECK(out.result.error().code == "upstream.tls");
+        Upstream blocking(UpstreamOptions{});
+        auto same = blocking.send(get("https://localhost:" + port + "/secure"));
+        REQUIRE_FALSE(same.ok());
+        CHECK(same.error().code == "upstream.tls");
+        CHECK(same.error().hint == out.result.error().hint);
+    }
+    SECTION("trusted through ca_file: 200, and the connection is reused") {
+        UpstreamOptions o;
+        o.ca_file = dir / "cert.pem";
+        Harness h(o);
+        for (int i = 0; i < 2; ++i) {
+            auto out = h.send(get("https://localhost:" + port + "/secure"));
+            REQUIRE(out.result.ok());
+            CHECK(out.result->status == 200);
+            CHECK(out.result->body == "over tls");
+        }
+        CHECK(h.idle() == 1);
+    }
+    SECTION("trusted, but the certificate names another host: upstream.tls") {
+        UpstreamOptions o;
+        o.ca_file = dir / "cert.pem";
+        Harness h(o);
+        auto out = h.send(get("https://127.0.0.1:" + port + "/secure"));   // the certificate names no IP address
+        REQUIRE_FALSE(out.result.ok());
+        CHECK(out.result.error().code == "upstream.tls");
+        CHECK(out.result.error().hint.find(o.ca_file) != std::string::npos);
+    }
+    SECTION("a CA that did not issue the certificate: upstream.tls") {
+        UpstreamOptions o;
+        o.ca_file = dir / "other.pem";
+        Harness h(o);
+        auto out = h.send(get("https://localhost:" + port + "/secure"));
+        REQUIRE_FALSE(out.result.ok());
+        CHECK(out.result.error().code == "upstream.tls");
+    }
+}
+
+TEST_CASE("https: a certificate for another name is refused even when trusted", "[async]") {
+    relaytest::TempDir dir;
+    make_certificate("DNS:keyrelay.invalid", dir / "cert.pem", dir / "key.pem");
+    Running<httplib::SSLServer> srv((dir / "cert.pem").c_str(), (dir / "key.pem").c_str());
+    REQUIRE(srv.server.is_valid());
+    srv.server.Get("/", [](const httplib::Request&, httplib::Response& res) { res.set_content("x", "text/plain"); });
+    srv.start();
+    UpstreamOptions o;
+    o.ca_file = dir / "cert.pem";
+    Harness h(o);
+    auto out = h.send(get("https://localhost:" + std::to_string(srv.port) + "/"));
+    REQUIRE_FALSE(out.result.ok());
+    CHECK(out.result.error().code == "upstream.tls");
+    CHECK(out.result.error().message.find("hostname mismatch") != std::string::npos);
+}
