@@ -438,7 +438,7 @@ struct Conn;
 struct ResolverShared {
     std::mutex mutex;
     std::condition_variable cv;
-    std::deque<std::pair<std::string, int>> jobs;   // host, port (for getaddrinfo's service)
+    std::deque<std::string> jobs;   // host names to look up
     bool stop = false;
 };
 
@@ -528,7 +528,7 @@ void AsyncUpstream::Impl::ensure_resolver() {
     // Detached: a lookup stuck in the system resolver must not hold up the destructor.
     std::thread([shared = resolver, token, self, l] {
         for (;;) {
-            std::pair<std::string, int> job;
+            std::string job;
             {
                 std::unique_lock<std::mutex> lock(shared->mutex);
                 shared->cv.wait(lock, [&] { return shared->stop || !shared->jobs.empty(); });
@@ -541,7 +541,7 @@ void AsyncUpstream::Impl::ensure_resolver() {
             hints.ai_socktype = SOCK_STREAM;
             hints.ai_protocol = IPPROTO_TCP;
             addrinfo* list = nullptr;
-            int rc = ::getaddrinfo(job.first.c_str(), nullptr, &hints, &list);
+            int rc = ::getaddrinfo(job.c_str(), nullptr, &hints, &list);
             Addresses found;
             std::string problem;
             if (rc != 0) {
@@ -561,7 +561,7 @@ void AsyncUpstream::Impl::ensure_resolver() {
             }
             std::lock_guard<std::mutex> lock(shared->mutex);
             if (shared->stop) return;
-            l->post([token, self, host = job.first, found = std::move(found), problem]() mutable {
+            l->post([token, self, host = job, found = std::move(found), problem]() mutable {
                 if (token.expired()) return;
                 self->on_resolved(host, std::move(found), problem);
             });
@@ -732,7 +732,7 @@ void AsyncUpstream::Impl::connect_fresh(std::unique_ptr<Exchange> ex) {
     if (waiting.size() > 1) return;   // a lookup for this host is already running
     ensure_resolver();
     std::lock_guard<std::mutex> lock(resolver->mutex);
-    resolver->jobs.emplace_back(host, 0);
+    resolver->jobs.push_back(host);
     resolver->cv.notify_one();
 }
 
