@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "keyrelay/http.h"
@@ -87,8 +88,11 @@ public:
         std::string outcome;                  // "200", "503", "upstream.connection_reset", ...
     };
     // send() with retries per retry_delay_ms(); `observe` sees every attempt (metrics, logs).
+    // `first`, when given, is the outcome of a first attempt already made elsewhere (the event loop's fast path):
+    // it counts as attempt 0 and is not sent again unless the policy retries it.
     Result<HttpResponse> send_with_retries(const HttpRequest& request, const RetryPolicy& policy,
-                                           const std::function<void(const Attempt&)>& observe = {});
+                                           const std::function<void(const Attempt&)>& observe = {},
+                                           const std::optional<std::pair<Result<HttpResponse>, double>>& first = {});
 
     const UpstreamOptions& options() const { return options_; }
 
