@@ -677,11 +677,10 @@ void AsyncUpstream::Impl::send(const HttpRequest& request, Done done) {
 }
 
 bool AsyncUpstream::Impl::still_open(Conn* c) {
-    // The loop has not yet seen every close: a peek tells whether the server hung up (or sent something unasked).
-    if (c->ssl != nullptr && SSL_pending(c->ssl) > 0) return false;
-    char byte;
-    ssize_t n = ::recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    // An idle connection is watched for EPOLLIN|EPOLLRDHUP, so a close the server made while it sat in the pool has
+    // already dropped it; no extra syscall per request. A close that crosses the new request is the retry-once case
+    // (broke()). TLS: bytes OpenSSL already holds (a late session ticket) are not an answer to this request.
+    return c->ssl == nullptr || SSL_pending(c->ssl) == 0;
 }
 
 void AsyncUpstream::Impl::start(std::unique_ptr<Exchange> ex) {

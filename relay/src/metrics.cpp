@@ -79,6 +79,11 @@ void Metrics::set_reauth_gauge(std::function<int64_t()> source) {
     reauth_source_ = std::move(source);
 }
 
+void Metrics::set_front_counters(std::function<std::pair<uint64_t, uint64_t>()> source) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    front_source_ = std::move(source);
+}
+
 uint64_t Metrics::refreshes(const std::string& provider) const {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = refreshes_.find(provider);
@@ -93,9 +98,11 @@ uint64_t Metrics::requests(const std::string& provider, int status) const {
 
 std::string Metrics::render() const {
     std::function<int64_t()> reauth;
+    std::function<std::pair<uint64_t, uint64_t>()> front;
     {
         std::lock_guard<std::mutex> lock(mutex_);
         reauth = reauth_source_;
+        front = front_source_;
     }
     // The gauge reads the store: compute it outside the metrics lock.
     int64_t needing_reauth = reauth ? reauth() : 0;
@@ -140,6 +147,14 @@ std::string Metrics::render() const {
            "again.\n";
     out += "# TYPE keyrelay_connections_needing_reauth gauge\n";
     out += "keyrelay_connections_needing_reauth " + std::to_string(needing_reauth) + "\n";
+    if (front) {
+        auto [fast, slow] = front();
+        out += "# HELP keyrelay_front_requests_total Requests by the path that answered them: fast (a proxied call "
+               "sent from the event loop without blocking) or slow (a worker thread).\n";
+        out += "# TYPE keyrelay_front_requests_total counter\n";
+        out += "keyrelay_front_requests_total{path=\"fast\"} " + std::to_string(fast) + "\n";
+        out += "keyrelay_front_requests_total{path=\"slow\"} " + std::to_string(slow) + "\n";
+    }
     return out;
 }
 

@@ -26,6 +26,9 @@ public:
 
     // The gauge keyrelay_connections_needing_reauth is computed when scraped.
     void set_reauth_gauge(std::function<int64_t()> source);
+    // keyrelay_front_requests_total{path="fast"|"slow"}: which path of the event front end answered (event_server.h);
+    // absent when the front end is not in use (a TLS listener).
+    void set_front_counters(std::function<std::pair<uint64_t, uint64_t>()> source);
 
     std::string render() const;
 
@@ -48,6 +51,7 @@ private:
     std::map<std::string, uint64_t> refresh_failures_;
     std::map<std::string, uint64_t> retries_;
     std::function<int64_t()> reauth_source_;
+    std::function<std::pair<uint64_t, uint64_t>()> front_source_;
 };
 
 // Escapes a label value per the exposition format: backslash, double quote and newline.

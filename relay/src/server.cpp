@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <cstring>
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
@@ -15,7 +16,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "async_upstream.h"
 #include "crypto.h"
+#include "event_server.h"
 #include "http_util.h"
 #include "keyrelay/diagnose.h"
 #include "keyrelay/jira.h"
@@ -57,6 +60,16 @@ struct RequestContext {
 thread_local RequestContext t_ctx;
 const std::string kRelayProvider = "relay";
 
+// Left by the event loop's fast path for the cpp-httplib pass that answers the request (event_server.h): the
+// upstream exchange it already made (attempt 0), and the connection whose token it used, so that this pass neither
+// sends the request again nor takes its own refresh decisions.
+struct InjectedAttempt {
+    Clock::time_point started;   // when the front end took the request (its logged duration counts from there)
+    std::optional<Connection> conn;
+    std::optional<std::pair<Result<HttpResponse>, double>> first;
+};
+thread_local InjectedAttempt* t_inject = nullptr;
+
 // cpp-httplib listens with a backlog of 5; a burst of page calls needs more (re-listen widens it on Linux).
 template <class Base>
 class WideBacklog : public Base {
@@ -64,8 +77,57 @@ public:
     using Base::Base;
     void widen_backlog(int backlog) { ::listen(this->svr_sock_, backlog); }
 };
-using PlainServer = WideBacklog<httplib::Server>;
 using TlsServer = WideBacklog<httplib::SSLServer>;
+
+// cpp-httplib's request processing without its socket loop: the event front end (event_server.h) feeds it one
+// request's bytes from memory and collects the answer's bytes.
+class FrontServer : public httplib::Server {
+public:
+    bool serve(httplib::Stream& stream, bool close_connection, bool& connection_closed) {
+        return process_request(stream, close_connection, connection_closed, nullptr);
+    }
+};
+
+class MemoryStream final : public httplib::Stream {
+public:
+    MemoryStream(const std::string& in, const std::string& ip, int port) : in_(in), ip_(ip), port_(port) {}
+    bool is_readable() const override { return true; }
+    bool is_writable() const override { return true; }
+    ssize_t read(char* ptr, size_t size) override {
+        size_t n = std::min(size, in_.size() - pos_);
+        std::memcpy(ptr, in_.data() + pos_, n);
+        pos_ += n;
+        return static_cast<ssize_t>(n);
+    }
+    ssize_t write(const char* ptr, size_t size) override {
+        out_.append(ptr, size);
+        return static_cast<ssize_t>(size);
+    }
+    void get_remote_ip_and_port(std::string& ip, int& port) const override {
+        ip = ip_;
+        port = port_;
+    }
+    void get_local_ip_and_port(std::string& ip, int& port) const override {
+        ip = "";
+        port = 0;
+    }
+    socket_t socket() const override { return 0; }   // no socket: cpp-httplib only compares it with FD_SETSIZE
+    std::string take() { return std::move(out_); }
+
+private:
+    const std::string& in_;
+    size_t pos_ = 0;
+    std::string out_;
+    std::string ip_;
+    int port_;
+};
+
+// Does the head of an answer say "Connection: close"?
+bool says_close(const std::string& bytes) {
+    size_t end = bytes.find("\r\n\r\n");
+    if (end == std::string::npos) return true;
+    return std::string_view(bytes.data(), end + 2).find("\r\nConnection: close\r\n") != std::string_view::npos;
+}
 
 }  // namespace
 
@@ -73,6 +135,9 @@ struct Relay::Impl {
     Config& config;
     int& port;
     std::unique_ptr<httplib::Server> server;
+    FrontServer* front = nullptr;                         // server, when the event front end serves (plain HTTP)
+    std::unique_ptr<EventServer> events;
+    std::vector<std::unique_ptr<AsyncUpstream>> async;    // one per event loop
     std::function<void(int)> widen;
     std::unique_ptr<TokenStore> store;
     std::unique_ptr<Upstream> upstream;
@@ -254,7 +319,7 @@ struct Relay::Impl {
     httplib::Server::HandlerResponse pre_route(const httplib::Request& req, httplib::Response& res) {
         t_ctx = RequestContext{};
         t_ctx.id = random_token(9);
-        t_ctx.started = Clock::now();
+        t_ctx.started = t_inject != nullptr ? t_inject->started : Clock::now();
         t_ctx.active = true;
         res.set_header("X-Request-Id", t_ctx.id);
 
@@ -728,10 +793,51 @@ struct Relay::Impl {
         }
     }
 
+    // A proxied call, checked and ready to send.
+    struct ProxyCall {
+        const ProviderConfig* p = nullptr;
+        std::string bare;                  // the API path without the query, for the allowlist and the diagnosis
+        std::optional<Connection> conn;    // OAuth providers: the connection whose token is attached
+        HttpRequest up;
+    };
+
     void handle_proxy(const httplib::Request& req, httplib::Response& res) {
-        const ProviderConfig* p = provider_or_404(req.matches[1], req, res, false);
-        if (p == nullptr) return;
-        if (authenticate(req, res, true) == Caller::none) return;
+        auto call = prepare_proxy(req, res, req.matches[1], true);
+        if (!call) return;
+        const ProviderConfig* p = call->p;
+        std::optional<Connection>& conn = call->conn;
+        HttpRequest& up = call->up;
+
+        auto answer = forward(*p, up);
+        // RFC 6750 §3.1: a 401 means the access token was refused: refresh once (single flight), then retry once.
+        if (answer && answer->status == 401 && p->mode == Mode::oauth) {
+            auto c = tokens->fresh(*p, RefreshReason::reactive, conn->version);
+            if (!c) {
+                send_connection_error(res, c.error());
+                return;
+            }
+            conn = *c;
+            up.headers.remove("Authorization");
+            attach_credentials(*p, up, &*conn);
+            answer = forward(*p, up);
+        }
+        if (!answer) {
+            const Error& e = answer.error();
+            send_error(res, e.code == "upstream.timeout" ? 504 : 502, e);
+            return;
+        }
+        scrub_credentials(up, *answer);
+        relay_answer(*p, req.method, call->bare, *answer, res);
+    }
+
+    // Checks a /proxy call (caller, path, allowlist, connection) and builds the provider request. On a refusal the
+    // error answer is in res and the result is empty. may_wait = false (the event loop): an OAuth token that is not
+    // usable right now gives an empty result with res untouched, and the caller takes the waiting path instead.
+    std::optional<ProxyCall> prepare_proxy(const httplib::Request& req, httplib::Response& res,
+                                           const std::string& provider, bool may_wait) {
+        const ProviderConfig* p = provider_or_404(provider, req, res, false);
+        if (p == nullptr) return std::nullopt;
+        if (authenticate(req, res, true) == Caller::none) return std::nullopt;
 
         // The raw target after /proxy/{provider}, still percent-encoded: the core checks it byte by byte.
         const std::string prefix = "/proxy/" + p->name;
@@ -757,7 +863,7 @@ struct Relay::Impl {
         }
         if (!path) {
             send_error(res, 400, path.error());
-            return;
+            return std::nullopt;
         }
         std::string bare = path->substr(0, path->find('?'));
         if (!proxy::allowed(p->allow, req.method == "HEAD" ? "GET" : req.method, bare)) {
@@ -766,20 +872,30 @@ struct Relay::Impl {
                        "The relay forwards only the API calls its config allows (providers." + p->name +
                            ".allow). Add a rule such as \"" + req.method + " " + bare +
                            "\" there if this call is really needed.");
-            return;
+            return std::nullopt;
         }
 
         std::optional<Connection> conn;
         if (p->mode == Mode::oauth) {
-            auto c = tokens->fresh(*p);
-            if (!c) {
-                send_connection_error(res, c.error());
-                return;
+            if (t_inject != nullptr && t_inject->conn) {
+                conn = t_inject->conn;
+            } else if (!may_wait) {
+                conn = tokens->usable_now(*p);
+                if (!conn) return std::nullopt;
+            } else {
+                auto c = tokens->fresh(*p);
+                if (!c) {
+                    send_connection_error(res, c.error());
+                    return std::nullopt;
+                }
+                conn = *c;
             }
-            conn = *c;
         }
 
-        HttpRequest up;
+        ProxyCall call;
+        call.p = p;
+        call.bare = std::move(bare);
+        HttpRequest& up = call.up;
         up.method = req.method;
         up.url = join_url(resolve_api_base(*p, conn ? conn->cloud_id : std::string()), *path);
         const std::string connection_tokens = req.get_header_value("Connection");
@@ -790,27 +906,8 @@ struct Relay::Impl {
         // Jira Cloud's CDN refuses a GET with a body (jira.md).
         if (req.method != "GET" && req.method != "HEAD" && req.method != "DELETE") up.body = req.body;
         attach_credentials(*p, up, conn ? &*conn : nullptr);
-
-        auto answer = forward(*p, up);
-        // RFC 6750 §3.1: a 401 means the access token was refused: refresh once (single flight), then retry once.
-        if (answer && answer->status == 401 && p->mode == Mode::oauth) {
-            auto c = tokens->fresh(*p, RefreshReason::reactive, conn->version);
-            if (!c) {
-                send_connection_error(res, c.error());
-                return;
-            }
-            conn = *c;
-            up.headers.remove("Authorization");
-            attach_credentials(*p, up, &*conn);
-            answer = forward(*p, up);
-        }
-        if (!answer) {
-            const Error& e = answer.error();
-            send_error(res, e.code == "upstream.timeout" ? 504 : 502, e);
-            return;
-        }
-        scrub_credentials(up, *answer);
-        relay_answer(*p, req.method, bare, *answer, res);
+        call.conn = std::move(conn);
+        return call;
     }
 
     // A gateway or error page may echo the request back (its Authorization header in a title, a faultstring, a
@@ -833,6 +930,11 @@ struct Relay::Impl {
 
     Result<HttpResponse> forward(const ProviderConfig& p, const HttpRequest& up) {
         RetryPolicy policy;
+        std::optional<std::pair<Result<HttpResponse>, double>> first;
+        if (t_inject != nullptr && t_inject->first) {
+            first = std::move(t_inject->first);   // attempt 0 was made by the event loop; only the first forward
+            t_inject->first.reset();
+        }
         return upstream->send_with_retries(up, policy, [&](const Upstream::Attempt& a) {
             metrics.observe_upstream_latency(p.name, a.seconds);
             if (a.retry_in_ms) {
@@ -841,7 +943,7 @@ struct Relay::Impl {
                          {{"request_id", t_ctx.id}, {"provider", p.name}, {"attempt", a.attempt + 1},
                           {"outcome", a.outcome}, {"delay_ms", *a.retry_in_ms}});
             }
-        });
+        }, first);
     }
 
     void send_connection_error(httplib::Response& res, const Error& e) {
@@ -916,6 +1018,113 @@ struct Relay::Impl {
         if (xmlrpc && (d.code == "empty_body" || d.code == "wrong_content_type" || d.code == "not_json")) return true;
         if (!xmlrpc && d.code == "not_json" && answer.status != 204 && !answer.body.empty()) return true;
         return false;
+    }
+
+    // ------------------------------------------------------------------------------------------------------------
+    // The event front end (plain HTTP, event_server.h). Every answer comes out of cpp-httplib's own processing of
+    // the request's bytes (the routes above, the error handler, the logger): on a worker thread for the slow path;
+    // on the loop's thread for a /proxy call the fast path has already sent without blocking, which that pass then
+    // answers from the injected upstream outcome (it neither sends again nor waits).
+
+    OutgoingResponse serve_bytes(const std::string& raw, const std::string& ip, int port, bool close) {
+        MemoryStream stream(raw, ip, port);
+        bool closed = false;
+        bool ok = front->serve(stream, close, closed);
+        OutgoingResponse out;
+        out.bytes = stream.take();
+        out.close = !ok || close || closed || says_close(out.bytes);
+        return out;
+    }
+
+    OutgoingResponse serve_slow(const IncomingRequest& r) {
+        OutgoingResponse out = serve_bytes(r.raw, r.remote_ip, r.remote_port, r.close);
+        t_inject = nullptr;
+        return out;
+    }
+
+    struct FastCall {
+        std::string raw;
+        std::string ip;
+        int port = 0;
+        bool close = false;
+        std::string method;
+        bool oauth = false;
+        std::optional<Connection> conn;
+        Respond respond;
+        Clock::time_point started;
+    };
+
+    // Loop thread, must not block. Takes a /proxy call from a server-to-server caller (API key) whose credential is
+    // ready; anything else (a browser's call, a refusal, a token to refresh) is left to the slow path.
+    bool fast_proxy(const IncomingRequest& r, size_t loop_index, const Respond& respond) {
+        if (loop_index >= async.size() || !async[loop_index] || config.api_key.empty()) return false;
+        const std::string& m = r.method;
+        if (m != "GET" && m != "POST" && m != "PUT" && m != "PATCH" && m != "DELETE" && m != "HEAD") return false;
+        if (r.target.compare(0, 7, "/proxy/") != 0 || r.header("Authorization") == nullptr) return false;
+        const Clock::time_point started = Clock::now();
+        if (r.header("Origin") != nullptr || r.header("Range") != nullptr || r.header("Expect") != nullptr) {
+            return false;
+        }
+        // The request as cpp-httplib's parser would give it to the handlers.
+        httplib::Request req;
+        req.method = m;
+        req.target = r.target;
+        req.version = r.version;
+        req.path = httplib::detail::decode_url(r.target.substr(0, r.target.find('?')), false);
+        for (const auto& [name, value] : r.headers) req.headers.emplace(name, value);
+        req.remote_addr = r.remote_ip;
+        req.remote_port = r.remote_port;
+        req.body.assign(r.body());
+        size_t slash = req.path.find('/', 7);
+        std::string provider = req.path.substr(7, slash == std::string::npos ? std::string::npos : slash - 7);
+        if (provider.empty()) return false;
+
+        httplib::Response res;
+        std::optional<ProxyCall> call;
+        if (pre_route(req, res) == httplib::Server::HandlerResponse::Unhandled) {
+            call = prepare_proxy(req, res, provider, false);
+        }
+        t_ctx = RequestContext{};
+        if (!call) return false;
+
+        auto f = std::make_shared<FastCall>();
+        f->raw = r.raw;
+        f->ip = r.remote_ip;
+        f->port = r.remote_port;
+        f->close = r.close;
+        f->method = m;
+        f->oauth = call->p->mode == Mode::oauth;
+        f->conn = std::move(call->conn);
+        f->respond = respond;
+        f->started = started;
+        async[loop_index]->send(call->up, [this, f](Result<HttpResponse> outcome, double seconds) {
+            finish_fast(*f, std::move(outcome), seconds);
+        });
+        return true;
+    }
+
+    void finish_fast(FastCall& f, Result<HttpResponse> outcome, double seconds) {
+        // A retry (it waits) or a reactive refresh (it may wait): the slow path continues from this attempt.
+        bool again = retry_delay_ms(f.method, 0, outcome, 0, RetryPolicy{}).has_value() ||
+                     (f.oauth && outcome.ok() && outcome->status == 401);
+        if (again) {
+            auto inject = std::make_shared<InjectedAttempt>();
+            inject->started = f.started;
+            inject->first.emplace(std::move(outcome), seconds);
+            OutgoingResponse o;
+            o.to_slow = true;
+            o.slow_setup = [inject] { t_inject = inject.get(); };
+            f.respond(std::move(o));
+            return;
+        }
+        InjectedAttempt inject;
+        inject.started = f.started;
+        inject.conn = f.conn;
+        inject.first.emplace(std::move(outcome), seconds);
+        t_inject = &inject;
+        OutgoingResponse out = serve_bytes(f.raw, f.ip, f.port, f.close);
+        t_inject = nullptr;
+        f.respond(std::move(out));
     }
 
     // ------------------------------------------------------------------------------------------------------------
@@ -1155,10 +1364,32 @@ Result<Unit> Relay::init() {
         m.widen = [raw](int n) { raw->widen_backlog(n); };
         m.server = std::move(server);
     } else {
-        auto server = std::make_unique<PlainServer>();
-        PlainServer* raw = server.get();
-        m.widen = [raw](int n) { raw->widen_backlog(n); };
+        // Plain HTTP: the event front end owns the connections (event_server.h) and hands requests to this
+        // cpp-httplib server's processing, which never listens itself.
+        auto server = std::make_unique<FrontServer>();
+        m.front = server.get();
+        m.widen = [](int) {};
         m.server = std::move(server);
+        EventServerOptions eo;
+        eo.threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
+        eo.max_body = config_.max_request_body;
+        eo.slow_workers = static_cast<size_t>(std::max(1, config_.server_threads));
+        EventServer::Hooks hooks;
+        hooks.fast = [self_](const IncomingRequest& r, size_t loop_index, EventLoop&, const Respond& respond) {
+            return self_->fast_proxy(r, loop_index, respond);
+        };
+        hooks.slow = [self_](const IncomingRequest& r) { return self_->serve_slow(r); };
+        hooks.loop_started = [self_, uo](size_t i, EventLoop& loop) {
+            self_->async[i] = std::make_unique<AsyncUpstream>(loop, uo);
+        };
+        hooks.loop_stopped = [self_](size_t i) { self_->async[i].reset(); };
+        m.async.resize(static_cast<size_t>(eo.threads));
+        m.events = std::make_unique<EventServer>(eo, std::move(hooks));
+        EventServer* events = m.events.get();
+        m.metrics.set_front_counters([events] {
+            auto s = events->stats();
+            return std::make_pair(static_cast<uint64_t>(s.fast), static_cast<uint64_t>(s.slow));
+        });
     }
     httplib::Server& svr = *m.server;
     // cpp-httplib 0.11 holds one worker per connection for its whole keep-alive life: the pool grows on demand up to
@@ -1233,6 +1464,12 @@ Result<Unit> Relay::init() {
 
 Result<int> Relay::bind() {
     Impl& m = *impl_;
+    if (m.events) {
+        auto bound = m.events->bind(config_.bind, config_.port);
+        if (!bound) return bound.error();
+        port_ = *bound;
+        return *bound;
+    }
     int port = config_.port;
     if (port == 0) {
         port = m.server->bind_to_any_port(config_.bind);
@@ -1267,7 +1504,7 @@ bool Relay::run() {
             next = std::chrono::steady_clock::now() + interval;
         }
     });
-    bool ok = m.server->listen_after_bind();
+    bool ok = m.events ? m.events->run() : m.server->listen_after_bind();
     {
         std::lock_guard<std::mutex> lock(m.stop_mutex);
         m.stopping = true;
@@ -1284,7 +1521,11 @@ void Relay::stop() {
         m.stopping = true;
     }
     m.stop_cv.notify_all();
-    if (m.server) m.server->stop();
+    if (m.events) {
+        m.events->stop();
+    } else if (m.server) {
+        m.server->stop();
+    }
 }
 
 }  // namespace keyrelay::relay

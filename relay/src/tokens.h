@@ -51,6 +51,11 @@ public:
     Result<Connection> fresh(const ProviderConfig& provider, RefreshReason reason = RefreshReason::proactive,
                              uint64_t stale_version = 0);
 
+    // The connection when its access token can be used now without waiting: connected, no re-authorization needed,
+    // not due for a proactive refresh and no refresh in flight. nullopt otherwise (then call fresh(), which may
+    // block). For the event loop's fast path, which must never wait.
+    std::optional<Connection> usable_now(const ProviderConfig& provider);
+
     // Saves a new connection after the code exchange.
     Result<Connection> save(Connection c);
     Result<Unit> remove(const std::string& provider);
