@@ -113,6 +113,7 @@ void EventLoop::run() {
         if (stop_requested_) stopping_ = true;
     }
     while (!stopping_) {
+        if (before_wait_) before_wait_();
         int timeout = -1;
         if (!timers_.empty()) {
             auto wait = std::chrono::ceil<std::chrono::milliseconds>(timers_.begin()->first.first - Clock::now());
@@ -133,6 +134,7 @@ void EventLoop::run() {
         graveyard_.clear();
     }
     graveyard_.clear();
+    if (before_wait_) before_wait_();
 }
 
 }  // namespace keyrelay::relay

@@ -54,6 +54,9 @@ public:
     // Thread-safe: runs fn on the loop's thread soon.
     void post(std::function<void()> fn);
 
+    // Runs before every wait (after each batch of events and timers): the relay flushes its batched log lines here.
+    void set_before_wait(std::function<void()> fn) { before_wait_ = std::move(fn); }
+
     // Runs until stop(). The time is read once per wake-up (now()).
     void run();
     void stop();   // thread-safe
@@ -73,6 +76,7 @@ private:
     TimerId next_timer_ = 1;
 
     std::vector<std::unique_ptr<Handler>> graveyard_;
+    std::function<void()> before_wait_;
 
     std::mutex posted_mutex_;
     std::vector<std::function<void()>> posted_;

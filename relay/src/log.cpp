@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <mutex>
 
@@ -47,13 +48,10 @@ std::string iso_now() {
     return buf;
 }
 
-// One line, one write(2): a line up to PIPE_BUF bytes reaches a pipe or an O_APPEND file whole even when other
-// threads write at the same time; longer lines take the mutex so that they do not interleave either.
-void write_line(const std::string& line) {
-    std::unique_lock<std::mutex> lock(g_log_mutex, std::defer_lock);
-    if (line.size() > PIPE_BUF) lock.lock();
-    const char* p = line.data();
-    size_t left = line.size();
+thread_local bool t_batching = false;
+thread_local std::string t_batch;
+
+void write_all(const char* p, size_t left) {
     while (left > 0) {
         ssize_t n = ::write(STDERR_FILENO, p, left);
         if (n < 0 && errno == EINTR) continue;
@@ -61,6 +59,18 @@ void write_line(const std::string& line) {
         p += n;
         left -= static_cast<size_t>(n);
     }
+}
+
+// One line, one write(2): a line up to PIPE_BUF bytes reaches a pipe or an O_APPEND file whole even when other
+// threads write at the same time; longer lines take the mutex so that they do not interleave either.
+void write_line(const std::string& line) {
+    if (t_batching) {
+        t_batch += line;
+        return;
+    }
+    std::unique_lock<std::mutex> lock(g_log_mutex, std::defer_lock);
+    if (line.size() > PIPE_BUF) lock.lock();
+    write_all(line.data(), line.size());
 }
 
 // Length of the valid UTF-8 sequence at s[i] (RFC 3629 §4), 0 when it is not one.
@@ -107,6 +117,35 @@ bool sensitive_name(std::string_view name) {
 }  // namespace
 
 void set_log_level(LogLevel level) { g_min_level = static_cast<int>(level); }
+
+void log_batch_begin() { t_batching = true; }
+
+void log_batch_flush() {
+    if (t_batch.empty()) return;
+    // Pieces of whole lines, each at most PIPE_BUF bytes (or one longer line under the mutex), so that no line is
+    // ever interleaved with another thread's.
+    const char* p = t_batch.data();
+    const char* end = p + t_batch.size();
+    while (p < end) {
+        const char* cut = p;
+        for (;;) {
+            const char* nl = static_cast<const char*>(std::memchr(cut, '\n', static_cast<size_t>(end - cut)));
+            const char* line_end = nl == nullptr ? end : nl + 1;
+            if (cut != p && static_cast<size_t>(line_end - p) > PIPE_BUF) break;
+            cut = line_end;
+            if (cut == end || static_cast<size_t>(cut - p) > PIPE_BUF) break;   // the end, or one long line
+        }
+        if (static_cast<size_t>(cut - p) > PIPE_BUF) {
+            std::lock_guard<std::mutex> lock(g_log_mutex);
+            write_all(p, static_cast<size_t>(cut - p));
+        } else {
+            write_all(p, static_cast<size_t>(cut - p));
+        }
+        p = cut;
+    }
+    t_batch.clear();
+    if (t_batch.capacity() > (1u << 20)) t_batch.shrink_to_fit();
+}
 
 void log_line(LogLevel level, std::string_view msg, const nlohmann::json& fields) {
     if (static_cast<int>(level) < g_min_level.load()) return;

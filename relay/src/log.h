@@ -35,6 +35,13 @@ void append_json_string(std::string& out, std::string_view text);
 // Sets the minimum level written (default info).
 void set_log_level(LogLevel level);
 
+// Event-loop threads (event_server.h) collect their log lines and write them once per loop iteration, just before
+// the loop waits again: one write(2) for every request answered in that iteration instead of one per line. Lines
+// still reach the log whole (written in pieces of at most PIPE_BUF bytes, cut at line ends), in order, and within
+// microseconds; what a crash can lose is the lines of the iteration it interrupts.
+void log_batch_begin();   // this thread collects from now on
+void log_batch_flush();   // writes what this thread collected
+
 // "/callback/keap?code=abc&state=xyz&scope=full" -> "/callback/keap?code=REDACTED&state=REDACTED&scope=full".
 // Every query value whose name suggests a credential (code, state, token, secret, key, password, session,
 // signature, auth, verifier, assertion, jwt) is replaced, whatever the path.

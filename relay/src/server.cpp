@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
+#include <random>
 #include <regex>
 #include <sstream>
 
@@ -40,8 +41,18 @@
 #define KEYRELAY_SOURCE_DIR "."
 #endif
 
+namespace httplib::detail {
+// The reason phrases of cpp-httplib's own status lines: exported by libcpp-httplib 0.11, not declared in its header.
+// The fast path writes its status lines with the same words.
+const char* status_message(int status);
+}  // namespace httplib::detail
+
 namespace keyrelay::relay {
 namespace {
+
+// cpp-httplib's keep-alive settings for the answers it writes; the fast path writes the same Keep-Alive header.
+constexpr int kKeepAliveSeconds = 2;
+constexpr size_t kKeepAliveMax = 1000;
 
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
@@ -60,11 +71,36 @@ struct RequestContext {
 thread_local RequestContext t_ctx;
 const std::string kRelayProvider = "relay";
 
+// A request id: 12 base64url characters. Ids name requests in logs and answers; they are not secrets, so a
+// per-thread generator seeded from the CSPRNG serves them without a RAND_bytes call per request.
+std::string new_request_id() {
+    thread_local std::mt19937_64 gen = [] {
+        std::string seed = random_bytes(16);
+        std::seed_seq seq(seed.begin(), seed.end());
+        return std::mt19937_64(seq);
+    }();
+    uint64_t a = gen(), b = gen();
+    std::string bytes(9, '\0');
+    std::memcpy(bytes.data(), &a, 8);
+    bytes[8] = static_cast<char>(b & 0xff);
+    return base64url_encode(bytes);
+}
+
+// A proxied call, checked and ready to send.
+struct ProxyCall {
+    const ProviderConfig* p = nullptr;
+    std::string bare;                  // the API path without the query, for the allowlist and the diagnosis
+    std::optional<Connection> conn;    // OAuth providers: the connection whose token is attached
+    HttpRequest up;
+};
+
 // Left by the event loop's fast path for the cpp-httplib pass that answers the request (event_server.h): the
 // upstream exchange it already made (attempt 0), and the connection whose token it used, so that this pass neither
 // sends the request again nor takes its own refresh decisions.
 struct InjectedAttempt {
     Clock::time_point started;   // when the front end took the request (its logged duration counts from there)
+    std::string id;              // the request id it was given
+    std::optional<ProxyCall> call;   // the call as checked and sent (the cpp-httplib pass does not redo it)
     std::optional<Connection> conn;
     std::optional<std::pair<Result<HttpResponse>, double>> first;
 };
@@ -137,6 +173,7 @@ struct Relay::Impl {
     std::unique_ptr<httplib::Server> server;
     FrontServer* front = nullptr;                         // server, when the event front end serves (plain HTTP)
     std::unique_ptr<EventServer> events;
+    httplib::Headers default_headers;                     // on every answer (cpp-httplib's and the fast path's)
     std::vector<std::unique_ptr<AsyncUpstream>> async;    // one per event loop
     std::function<void(int)> widen;
     std::unique_ptr<TokenStore> store;
@@ -318,7 +355,7 @@ struct Relay::Impl {
 
     httplib::Server::HandlerResponse pre_route(const httplib::Request& req, httplib::Response& res) {
         t_ctx = RequestContext{};
-        t_ctx.id = random_token(9);
+        t_ctx.id = t_inject != nullptr && !t_inject->id.empty() ? t_inject->id : new_request_id();
         t_ctx.started = t_inject != nullptr ? t_inject->started : Clock::now();
         t_ctx.active = true;
         res.set_header("X-Request-Id", t_ctx.id);
@@ -793,16 +830,15 @@ struct Relay::Impl {
         }
     }
 
-    // A proxied call, checked and ready to send.
-    struct ProxyCall {
-        const ProviderConfig* p = nullptr;
-        std::string bare;                  // the API path without the query, for the allowlist and the diagnosis
-        std::optional<Connection> conn;    // OAuth providers: the connection whose token is attached
-        HttpRequest up;
-    };
-
     void handle_proxy(const httplib::Request& req, httplib::Response& res) {
-        auto call = prepare_proxy(req, res, req.matches[1], true);
+        std::optional<ProxyCall> call;
+        if (t_inject != nullptr && t_inject->call) {
+            call = std::move(t_inject->call);   // checked and sent by the fast path from these same bytes
+            t_inject->call.reset();
+            t_ctx.provider = call->p->name;
+        } else {
+            call = prepare_proxy(req, res, req.matches[1], true);
+        }
         if (!call) return;
         const ProviderConfig* p = call->p;
         std::optional<Connection>& conn = call->conn;
@@ -1043,15 +1079,15 @@ struct Relay::Impl {
     }
 
     struct FastCall {
-        std::string raw;
-        std::string ip;
-        int port = 0;
         bool close = false;
         std::string method;
         bool oauth = false;
         std::optional<Connection> conn;
         Respond respond;
         Clock::time_point started;
+        std::string id;
+        std::optional<ProxyCall> call;
+        httplib::Request req;
     };
 
     // Loop thread, must not block. Takes a /proxy call from a server-to-server caller (API key) whose credential is
@@ -1084,20 +1120,21 @@ struct Relay::Impl {
         if (pre_route(req, res) == httplib::Server::HandlerResponse::Unhandled) {
             call = prepare_proxy(req, res, provider, false);
         }
+        std::string id = std::move(t_ctx.id);
         t_ctx = RequestContext{};
         if (!call) return false;
 
         auto f = std::make_shared<FastCall>();
-        f->raw = r.raw;
-        f->ip = r.remote_ip;
-        f->port = r.remote_port;
         f->close = r.close;
         f->method = m;
         f->oauth = call->p->mode == Mode::oauth;
-        f->conn = std::move(call->conn);
+        f->conn = call->conn;
         f->respond = respond;
         f->started = started;
-        async[loop_index]->send(call->up, [this, f](Result<HttpResponse> outcome, double seconds) {
+        f->id = std::move(id);
+        f->call = std::move(*call);
+        f->req = std::move(req);
+        async[loop_index]->send(f->call->up, [this, f](Result<HttpResponse> outcome, double seconds) {
             finish_fast(*f, std::move(outcome), seconds);
         });
         return true;
@@ -1110,6 +1147,7 @@ struct Relay::Impl {
         if (again) {
             auto inject = std::make_shared<InjectedAttempt>();
             inject->started = f.started;
+            inject->id = f.id;
             inject->first.emplace(std::move(outcome), seconds);
             OutgoingResponse o;
             o.to_slow = true;
@@ -1117,14 +1155,101 @@ struct Relay::Impl {
             f.respond(std::move(o));
             return;
         }
-        InjectedAttempt inject;
-        inject.started = f.started;
-        inject.conn = f.conn;
-        inject.first.emplace(std::move(outcome), seconds);
-        t_inject = &inject;
-        OutgoingResponse out = serve_bytes(f.raw, f.ip, f.port, f.close);
-        t_inject = nullptr;
+        OutgoingResponse out;
+        try {
+            out = answer_fast(f, std::move(outcome), seconds);
+        } catch (const std::exception& e) {
+            log_line(LogLevel::error, "unhandled exception", {{"request_id", f.id}, {"what", e.what()}});
+            httplib::Response res;
+            res.headers = default_headers;
+            res.set_header("X-Request-Id", f.id);
+            send_error(res, 500, "internal.error", "The relay hit an internal error.",
+                       "This is a bug in keyrelay; the relay's log has the details for request " + f.id + ".");
+            out = write_fast(f.req, res, f.close);
+        }
+        t_ctx = RequestContext{};
         f.respond(std::move(out));
+    }
+
+    // The answer to a fast-path call, as handle_proxy and cpp-httplib would write it (the same response headers, the
+    // same passthrough or diagnosis, the same log line and metrics), without parsing the request a second time.
+    OutgoingResponse answer_fast(FastCall& f, Result<HttpResponse> outcome, double seconds) {
+        ProxyCall& call = *f.call;
+        metrics.observe_upstream_latency(call.p->name, seconds);
+        t_ctx = RequestContext{};
+        t_ctx.id = f.id;
+        t_ctx.started = f.started;
+        t_ctx.provider = call.p->name;
+        t_ctx.active = true;
+        httplib::Response res;
+        res.headers = default_headers;
+        res.set_header("X-Request-Id", f.id);
+        if (!outcome) {
+            const Error& e = outcome.error();
+            send_error(res, e.code == "upstream.timeout" ? 504 : 502, e);
+        } else {
+            scrub_credentials(call.up, *outcome);
+            relay_answer(*call.p, f.method, call.bare, *outcome, res);
+        }
+        return write_fast(f.req, res, f.close);
+    }
+
+    // cpp-httplib 0.11's Server::write_response_core and apply_ranges for a routed answer without ranges: the error
+    // handler, compression by Accept-Encoding, Content-Length, Connection / Keep-Alive, then the logger.
+    OutgoingResponse write_fast(const httplib::Request& req, httplib::Response& res, bool close) {
+        if (res.status >= 400) on_error(req, res);
+        if (!res.body.empty()) {
+            auto type = httplib::detail::encoding_type(req, res);
+            std::unique_ptr<httplib::detail::compressor> compressor;
+            std::string encoding;
+            if (type == httplib::detail::EncodingType::Gzip) {
+                compressor = std::make_unique<httplib::detail::gzip_compressor>();
+                encoding = "gzip";
+            } else if (type == httplib::detail::EncodingType::Brotli) {
+                compressor = std::make_unique<httplib::detail::brotli_compressor>();
+                encoding = "br";
+            }
+            if (compressor) {
+                std::string compressed;
+                if (compressor->compress(res.body.data(), res.body.size(), true, [&](const char* data, size_t n) {
+                        compressed.append(data, n);
+                        return true;
+                    })) {
+                    res.body.swap(compressed);
+                    res.set_header("Content-Encoding", encoding);
+                }
+            }
+            res.set_header("Content-Length", std::to_string(res.body.size()));
+        }
+        if (close || req.get_header_value("Connection") == "close") {
+            res.set_header("Connection", "close");
+        } else {
+            res.set_header("Keep-Alive",
+                           "timeout=" + std::to_string(kKeepAliveSeconds) + ", max=" + std::to_string(kKeepAliveMax));
+        }
+        if (!res.has_header("Content-Type") && !res.body.empty()) res.set_header("Content-Type", "text/plain");
+        if (!res.has_header("Content-Length") && res.body.empty()) res.set_header("Content-Length", "0");
+        if (!res.has_header("Accept-Ranges") && req.method == "HEAD") res.set_header("Accept-Ranges", "bytes");
+
+        OutgoingResponse out;
+        std::string& b = out.bytes;
+        b.reserve(512 + res.body.size());
+        b += "HTTP/1.1 ";
+        b += std::to_string(res.status);
+        b += ' ';
+        b += httplib::detail::status_message(res.status);
+        b += "\r\n";
+        for (const auto& [name, value] : res.headers) {
+            b += name;
+            b += ": ";
+            b += value;
+            b += "\r\n";
+        }
+        b += "\r\n";
+        if (req.method != "HEAD") b += res.body;
+        out.close = close || says_close(b);
+        on_log(req, res);
+        return out;
     }
 
     // ------------------------------------------------------------------------------------------------------------
@@ -1262,7 +1387,7 @@ struct Relay::Impl {
                         ? std::chrono::duration<double, std::milli>(Clock::now() - t_ctx.started).count()
                         : 0.0;
         const std::string& provider = t_ctx.active ? t_ctx.provider : kRelayProvider;
-        std::string id = t_ctx.active ? t_ctx.id : random_token(9);
+        std::string id = t_ctx.active ? t_ctx.id : new_request_id();
         metrics.count_request(provider, res.status);
         RequestLogLine line;
         line.request_id = id;
@@ -1373,6 +1498,8 @@ Result<Unit> Relay::init() {
         EventServerOptions eo;
         eo.threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
         eo.max_body = config_.max_request_body;
+        eo.keep_alive_timeout = std::chrono::seconds(kKeepAliveSeconds);
+        eo.keep_alive_max_count = kKeepAliveMax;
         eo.slow_workers = static_cast<size_t>(std::max(1, config_.server_threads));
         EventServer::Hooks hooks;
         hooks.fast = [self_](const IncomingRequest& r, size_t loop_index, EventLoop&, const Respond& respond) {
@@ -1381,8 +1508,13 @@ Result<Unit> Relay::init() {
         hooks.slow = [self_](const IncomingRequest& r) { return self_->serve_slow(r); };
         hooks.loop_started = [self_, uo](size_t i, EventLoop& loop) {
             self_->async[i] = std::make_unique<AsyncUpstream>(loop, uo);
+            log_batch_begin();
+            loop.set_before_wait([] { log_batch_flush(); });
         };
-        hooks.loop_stopped = [self_](size_t i) { self_->async[i].reset(); };
+        hooks.loop_stopped = [self_](size_t i) {
+            self_->async[i].reset();
+            log_batch_flush();
+        };
         m.async.resize(static_cast<size_t>(eo.threads));
         m.events = std::make_unique<EventServer>(eo, std::move(hooks));
         EventServer* events = m.events.get();
@@ -1405,16 +1537,17 @@ Result<Unit> Relay::init() {
     svr.set_tcp_nodelay(true);
     // An idle keep-alive connection (or one that never sends a byte) is closed after 2 s: it holds a worker while it
     // waits. That short wait also lets SIGTERM stop the relay within ~2 s.
-    svr.set_keep_alive_timeout(2);
-    svr.set_keep_alive_max_count(1000);
+    svr.set_keep_alive_timeout(kKeepAliveSeconds);
+    svr.set_keep_alive_max_count(kKeepAliveMax);
     // cpp-httplib's read timeout applies to each read, not to the whole request: a client silent for 10 s in the
     // middle of a request is dropped. A client that trickles its head gets at most its own worker (see above).
     svr.set_read_timeout(10, 0);
     svr.set_write_timeout(10, 0);
-    svr.set_default_headers({{"X-Content-Type-Options", "nosniff"},
-                             {"X-Frame-Options", "DENY"},
-                             {"Referrer-Policy", "no-referrer"},
-                             {"Content-Security-Policy", "frame-ancestors 'none'"}});
+    m.default_headers = {{"X-Content-Type-Options", "nosniff"},
+                         {"X-Frame-Options", "DENY"},
+                         {"Referrer-Policy", "no-referrer"},
+                         {"Content-Security-Policy", "frame-ancestors 'none'"}};
+    svr.set_default_headers(m.default_headers);
 
     Impl* self = impl_.get();
     svr.set_pre_routing_handler([self](const httplib::Request& req, httplib::Response& res) {
@@ -1442,6 +1575,14 @@ Result<Unit> Relay::init() {
     };
     // Any segment: an unknown (or wrongly cased) provider gets 404 provider.unknown from the handler.
     const std::string name = "([^/]+)";
+    // The proxy first: cpp-httplib tries the routes in order, and proxied calls are most of the traffic.
+    // [\s\S]: cpp-httplib matches the DECODED path; a %0d%0a must still reach the handler (and be refused there).
+    const std::string proxy = "/proxy/" + name + "(|/[\\s\\S]*)";
+    svr.Get(proxy, bindh(&Impl::handle_proxy));
+    svr.Post(proxy, bindh(&Impl::handle_proxy));
+    svr.Put(proxy, bindh(&Impl::handle_proxy));
+    svr.Patch(proxy, bindh(&Impl::handle_proxy));
+    svr.Delete(proxy, bindh(&Impl::handle_proxy));
     svr.Get("/healthz", bindh(&Impl::handle_healthz));
     svr.Get("/metrics", bindh(&Impl::handle_metrics));
     svr.Post("/login", bindh(&Impl::handle_login));
@@ -1451,13 +1592,6 @@ Result<Unit> Relay::init() {
     svr.Post("/api/connections/" + name + "/disconnect", bindh(&Impl::handle_disconnect));
     svr.Get("/connect/" + name, bindh(&Impl::handle_connect));
     svr.Get("/callback/" + name, bindh(&Impl::handle_callback));
-    // [\s\S]: cpp-httplib matches the DECODED path; a %0d%0a must still reach the handler (and be refused there).
-    const std::string proxy = "/proxy/" + name + "(|/[\\s\\S]*)";
-    svr.Get(proxy, bindh(&Impl::handle_proxy));
-    svr.Post(proxy, bindh(&Impl::handle_proxy));
-    svr.Put(proxy, bindh(&Impl::handle_proxy));
-    svr.Patch(proxy, bindh(&Impl::handle_proxy));
-    svr.Delete(proxy, bindh(&Impl::handle_proxy));
     svr.Get("/[\\s\\S]*", bindh(&Impl::handle_static));
     return Unit{};
 }
