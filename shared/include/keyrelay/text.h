@@ -13,4 +13,11 @@ std::string html_escape(std::string_view s);
 // Appends the UTF-8 encoding of a Unicode code point (RFC 3629 §3). The caller checks that cp is a valid scalar.
 void utf8_append(std::string& out, uint32_t cp);
 
+// Is `text` one JSON text (RFC 8259 §2) in UTF-8: any value, whitespace around it, strings of valid UTF-8 without
+// control characters, escapes with paired surrogates (§7, §8.2)? A leading UTF-8 byte order mark is skipped. The
+// same answer as nlohmann::json::accept (tests/fuzz checks them against each other) except on a NUL byte, which
+// nlohmann takes for the end of its input and this refuses; one pass without building anything; nesting depth is
+// limited only by memory (one byte per open bracket).
+bool is_json_text(std::string_view text);
+
 }  // namespace keyrelay
