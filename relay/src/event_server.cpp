@@ -288,7 +288,8 @@ struct EventServer::Impl {
                         ::send(c.fd, kContinue.data(), kContinue.size(), MSG_NOSIGNAL);
                     }
                 }
-                c.scanned = head_len;   // the head is whole; wait for the body
+                // The head is whole; wait for the body. The next search starts just before the same blank line.
+                c.scanned = head_len >= 4 ? head_len - 4 : 0;
                 if (c.peer_eof) {
                     r = IncomingRequest{};
                     r.raw = std::move(c.in);

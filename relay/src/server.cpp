@@ -26,6 +26,7 @@
 #include "keyrelay/keap.h"
 #include "keyrelay/oauth2.h"
 #include "keyrelay/proxy.h"
+#include "keyrelay/text.h"
 #include "log.h"
 #include "metrics.h"
 #include "sessions.h"
@@ -1040,7 +1041,7 @@ struct Relay::Impl {
         size_t first = body.find_first_not_of(" \t\r\n");
         if (first == std::string::npos || (body[first] != '{' && body[first] != '[')) return false;
         if (body.find("\"fault\"") != std::string::npos) return false;
-        return json::accept(body);
+        return is_json_text(body);
     }
 
     static bool wrap_diagnosis(const Diagnosis& d, const HttpResponse& answer, bool xmlrpc) {
@@ -1502,9 +1503,13 @@ Result<Unit> Relay::init() {
         eo.keep_alive_max_count = kKeepAliveMax;
         eo.slow_workers = static_cast<size_t>(std::max(1, config_.server_threads));
         EventServer::Hooks hooks;
-        hooks.fast = [self_](const IncomingRequest& r, size_t loop_index, EventLoop&, const Respond& respond) {
-            return self_->fast_proxy(r, loop_index, respond);
-        };
+        // KEYRELAY_FAST_PATH=off: every request goes to a worker (to rule the fast path out when chasing a problem).
+        auto fast = process_env()("KEYRELAY_FAST_PATH");
+        if (!fast || (*fast != "off" && *fast != "0")) {
+            hooks.fast = [self_](const IncomingRequest& r, size_t loop_index, EventLoop&, const Respond& respond) {
+                return self_->fast_proxy(r, loop_index, respond);
+            };
+        }
         hooks.slow = [self_](const IncomingRequest& r) { return self_->serve_slow(r); };
         hooks.loop_started = [self_, uo](size_t i, EventLoop& loop) {
             self_->async[i] = std::make_unique<AsyncUpstream>(loop, uo);

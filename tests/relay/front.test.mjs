@@ -1,0 +1,170 @@
+// The event front end (relay/src/event_server.h): server-to-server proxied calls are answered on the event loop
+// (the fast path) with exactly the bytes the worker path gives; answers that need a retry or a token refresh are
+// continued by a worker from the attempt already made; and the connection handling a client relies on (pipelining,
+// Expect: 100-continue, a half-close, a graceful stop with a call in flight).
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { test } from 'node:test';
+
+import {
+  apiCall, checkLeaksAfterAll, connectedSetup, metricValue, newApiKey, rawRequest, startRelay, startSandbox,
+} from '../lib/harness.mjs';
+
+checkLeaksAfterAll();
+
+const LOOKUP = '/proxy/keap/crm/rest/v1/contacts?email=ada@example.com';
+
+async function frontCounts(relay) {
+  const text = (await apiCall(relay.url, 'GET', '/metrics')).body;
+  return {
+    fast: metricValue(text, 'keyrelay_front_requests_total', { path: 'fast' }),
+    slow: metricValue(text, 'keyrelay_front_requests_total', { path: 'slow' }),
+  };
+}
+
+// Sends raw bytes on one connection and collects everything until the server closes it (or `until` matches).
+function exchange(relay, chunks, { halfClose = false, until, timeout = 5000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(relay.port, '127.0.0.1');
+    const got = [];
+    let done = false;
+    const finish = () => { if (!done) { done = true; clearTimeout(timer); sock.destroy(); resolve(Buffer.concat(got).toString('latin1')); } };
+    const timer = setTimeout(() => { if (!done) { done = true; sock.destroy(); reject(new Error(`no end within ${timeout} ms; got: ${Buffer.concat(got).toString('latin1').slice(0, 500)}`)); } }, timeout);
+    sock.on('data', (d) => { got.push(d); if (until && until(Buffer.concat(got).toString('latin1'))) finish(); });
+    sock.on('end', finish);
+    sock.on('close', finish);
+    sock.on('error', (err) => { if (!done) { done = true; clearTimeout(timer); reject(err); } });
+    sock.on('connect', async () => {
+      for (const c of chunks) {
+        if (typeof c === 'function') await c(Buffer.concat(got).toString('latin1'));
+        else sock.write(c);
+      }
+      if (halfClose) sock.end();
+    });
+  });
+}
+
+const statusLines = (text) => [...text.matchAll(/HTTP\/1\.1 (\d{3})[^\r\n]*\r\n/g)].map((m) => Number(m[1]));
+
+test('server-to-server proxied calls are answered on the event loop with the same bytes a worker gives', async (t) => {
+  const sandbox = await startSandbox({ t });
+  const env = { KEAP_API_KEY: sandbox.config.keap.api_key };
+  const apiKey = newApiKey();
+  const fast = await startRelay({ sandbox, t, env, apiKey, name: 'keyrelay (fast path)' });
+  const slow = await startRelay({ sandbox, t, env: { ...env, KEYRELAY_FAST_PATH: 'off' }, apiKey, name: 'keyrelay (workers only)' });
+  const auth = { Authorization: `Bearer ${apiKey}` };
+  const xmlrpc = '<?xml version="1.0"?><methodCall><methodName>DataService.findByField</methodName><params>' +
+    '<param><value><string>key</string></value></param><param><value><string>Contact</string></value></param>' +
+    '<param><value><int>10</int></value></param><param><value><int>0</int></value></param>' +
+    '<param><value><string>Email</string></value></param><param><value><string>ada@example.com</string></value></param>' +
+    '<param><value><array><data><value><string>Id</string></value></data></array></value></param></params></methodCall>';
+  const cases = [
+    { what: 'a JSON lookup', target: LOOKUP },
+    { what: 'the same, gzip accepted', target: LOOKUP, headers: { 'Accept-Encoding': 'gzip' } },
+    { what: 'the same, brotli accepted', target: LOOKUP, headers: { 'Accept-Encoding': 'gzip, deflate, br' } },
+    { what: 'HEAD', target: LOOKUP, method: 'HEAD' },
+    { what: 'a 404 of the API', target: '/proxy/keap/crm/rest/v1/contacts/999999' },
+    { what: 'an XML-RPC call', target: '/proxy/keap/crm/xmlrpc/v1', method: 'POST', headers: { 'Content-Type': 'text/xml' }, body: xmlrpc },
+    { what: 'an HTML error page instead of XML-RPC (diagnosed, 502)', target: '/proxy/keap/crm/xmlrpc/v1', method: 'POST',
+      headers: { 'Content-Type': 'text/xml' }, body: xmlrpc, fail: { path: '/keap/crm/xmlrpc', mode: 'html_502' } },
+    { what: 'a plain 500 of the API', target: LOOKUP, fail: { path: '/keap/crm/rest/v1/contacts', mode: 'status', status: 500 } },
+    { what: 'an unreachable path (not on the allowlist)', target: '/proxy/keap/crm/rest/v1/nothing-here' },
+  ];
+  const before = await frontCounts(fast);
+  for (const c of cases) {
+    const answers = [];
+    for (const relay of [fast, slow]) {
+      if (c.fail) await sandbox.fail({ count: 1, ...c.fail });
+      const headers = { ...auth, ...(c.headers ?? {}), ...(c.body ? { 'Content-Length': String(Buffer.byteLength(c.body)) } : {}) };
+      const text = await exchange(relay, [`${c.method ?? 'GET'} ${c.target} HTTP/1.1\r\nHost: 127.0.0.1:${relay.port}\r\n` +
+        Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('') + 'Connection: close\r\n\r\n' + (c.body ?? '')]);
+      // The request id differs, and so do the provider's quota counters (the sandbox counts every call).
+      answers.push(text.replace(/\r\nX-Request-Id: [A-Za-z0-9_-]+\r\n/, '\r\nX-Request-Id: *\r\n')
+        .replace(/\r\n(x-keap-product-(?:quota|throttle)-(?:available|used)|X-RateLimit-Remaining): [^\r\n]*/gi, '\r\n$1: *'));
+    }
+    assert.match(answers[0], /^HTTP\/1\.1 \d{3} /, `${c.what}: ${answers[0].slice(0, 200)}`);
+    assert.equal(answers[0], answers[1], `${c.what}: the fast path answered differently from a worker`);
+  }
+  const after = await frontCounts(fast);
+  // Every proxied case except the refusal (answered by a worker: it never reaches the provider) took the fast path.
+  assert.equal(after.fast - before.fast, cases.length - 1, JSON.stringify({ before, after }));
+  assert.equal((await frontCounts(slow)).fast, 0, 'KEYRELAY_FAST_PATH=off sends everything to the workers');
+  // Both relays logged each call with its provider and status.
+  for (const relay of [fast, slow]) {
+    const lines = relay.logs().map((l) => l.line).filter((l) => l.includes('"msg":"request"') && l.includes('/proxy/keap/'));
+    assert.equal(lines.length, cases.length, lines.join('\n'));
+    assert.ok(lines.every((l) => /"provider":"keap"/.test(l) && /"duration_ms":\d/.test(l)), lines.join('\n'));
+  }
+});
+
+test('a first answer that needs a retry (503 + Retry-After) is continued by a worker: the provider sees two calls, not three', async (t) => {
+  const sandbox = await startSandbox({ t });
+  const apiKey = newApiKey();
+  const relay = await startRelay({ sandbox, t, env: { KEAP_API_KEY: sandbox.config.keap.api_key }, apiKey });
+  const seen = async () => (await sandbox.stats()).requests['GET /keap/crm/rest/v1/contacts'] ?? 0;
+  const base = await seen();
+  await sandbox.fail({ path: '/keap/crm/rest/v1/contacts', count: 1, mode: 'html_503' });
+  const res = await apiCall(relay.url, 'GET', LOOKUP, { apiKey });
+  assert.equal(res.status, 200, res.body);
+  assert.equal(res.json?.contacts?.[0]?.id, 101);
+  assert.equal(await seen() - base, 2, 'the fast path made attempt 0; the worker made only the retry');
+  const metrics = (await apiCall(relay.url, 'GET', '/metrics')).body;
+  assert.equal(metricValue(metrics, 'keyrelay_upstream_retries_total', { provider: 'keap' }), 1, metrics);
+});
+
+test('OAuth: an access token the provider refuses (401) on the fast path is refreshed once and the call retried once', async (t) => {
+  const apiKey = newApiKey();
+  const { sandbox, relay } = await connectedSetup({ t, relayOptions: { apiKey } });
+  assert.equal((await apiCall(relay.url, 'GET', LOOKUP, { apiKey })).status, 200);
+  const before = await frontCounts(relay);
+  // The sandbox's clock moves past the access token's lifetime; the relay's does not: it still thinks the token good.
+  await sandbox.clock(sandbox.config.keap.access_ttl + 60);
+  const refreshes = (await sandbox.tokenStats('keap')).refreshes;
+  const res = await apiCall(relay.url, 'GET', LOOKUP, { apiKey });
+  assert.equal(res.status, 200, res.body);
+  assert.equal((await sandbox.tokenStats('keap')).refreshes - refreshes, 1, 'exactly one refresh');
+  const again = await apiCall(relay.url, 'GET', LOOKUP, { apiKey });
+  assert.equal(again.status, 200, again.body);
+  const after = await frontCounts(relay);
+  assert.equal(after.fast - before.fast, 1, 'the refused call went to a worker; the next one took the fast path again');
+});
+
+test('connections: pipelined requests are answered in order, Expect: 100-continue gets its interim answer, a half-closed client still gets its answer', async (t) => {
+  const sandbox = await startSandbox({ t });
+  const apiKey = newApiKey();
+  const relay = await startRelay({ sandbox, t, env: { KEAP_API_KEY: sandbox.config.keap.api_key }, apiKey });
+  const host = `Host: 127.0.0.1:${relay.port}\r\n`;
+
+  // Three requests in one write: health, a proxied lookup (fast path), health; the last one closes.
+  const piped = await exchange(relay, [
+    `GET /healthz HTTP/1.1\r\n${host}\r\nGET ${LOOKUP} HTTP/1.1\r\n${host}Authorization: Bearer ${apiKey}\r\n\r\n` +
+    `GET /nothing HTTP/1.1\r\n${host}Connection: close\r\n\r\n`]);
+  assert.deepEqual(statusLines(piped), [200, 200, 404], piped.slice(0, 600));
+  assert.ok(piped.indexOf('"status":"ok"') < piped.indexOf('"Lovelace"'), 'answers in request order');
+
+  // Expect: 100-continue: the body is sent only after the interim answer.
+  const body = JSON.stringify({ username: 'nobody', password: 'wrong' });
+  const expect = await exchange(relay, [
+    `POST /login HTTP/1.1\r\n${host}Content-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`,
+    async () => { await new Promise((r) => setTimeout(r, 300)); },
+    body]);
+  assert.deepEqual(statusLines(expect), [100, 401], expect.slice(0, 300));
+
+  // Request, then shutdown(SHUT_WR): the answer still comes.
+  const half = await exchange(relay, [`GET ${LOOKUP} HTTP/1.1\r\n${host}Authorization: Bearer ${apiKey}\r\n\r\n`], { halfClose: true });
+  assert.deepEqual(statusLines(half), [200], half.slice(0, 300));
+  assert.match(half, /Lovelace/);
+});
+
+test('SIGTERM with a proxied call in flight: the call is answered, then the relay exits with status 0', async (t) => {
+  const sandbox = await startSandbox({ t });
+  const apiKey = newApiKey();
+  const relay = await startRelay({ sandbox, t, env: { KEAP_API_KEY: sandbox.config.keap.api_key }, apiKey });
+  await sandbox.fail({ path: '/keap/crm/rest/v1/contacts', count: 1, mode: 'slow', delay_ms: 1000 });
+  const pending = apiCall(relay.url, 'GET', LOOKUP, { apiKey });
+  await new Promise((r) => setTimeout(r, 300));
+  const stopped = relay.stop('SIGTERM');
+  const res = await pending;
+  assert.equal(res.status, 200, res.body);
+  assert.equal((await stopped).code, 0);
+});
