@@ -97,6 +97,7 @@ struct EventServer::Impl {
         uint64_t next_id = 1;
         bool draining = false;
         EventLoop::TimerId sweep_timer = 0;
+        char read_buffer[16384];
 
         Loop(Impl& s, size_t i) : server(s), index(i) { listener.owner = this; }
 
@@ -200,16 +201,13 @@ struct EventServer::Impl {
                     watch(c, c.state == Conn::State::writing ? uint32_t{EPOLLOUT} : 0u);
                     return true;
                 }
-                size_t old = c.in.size();
-                size_t want = std::min<size_t>(cap - old, 16384);
-                c.in.resize(old + want);
-                ssize_t n = ::recv(c.fd, c.in.data() + old, want, 0);
+                size_t want = std::min<size_t>(cap - c.in.size(), sizeof read_buffer);
+                ssize_t n = ::recv(c.fd, read_buffer, want, 0);
                 if (n > 0) {
-                    c.in.resize(old + static_cast<size_t>(n));
+                    c.in.append(read_buffer, static_cast<size_t>(n));
                     if (static_cast<size_t>(n) < want) return true;
                     continue;
                 }
-                c.in.resize(old);
                 if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
                 if (n < 0 && errno == EINTR) continue;
                 if (n == 0 && c.state != Conn::State::reading) {

@@ -1498,6 +1498,7 @@ Result<Unit> Relay::init() {
         m.server = std::move(server);
         EventServerOptions eo;
         eo.threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
+        if (auto n = process_env()("KEYRELAY_EVENT_THREADS")) eo.threads = std::clamp(std::atoi(n->c_str()), 1, 64);
         eo.max_body = config_.max_request_body;
         eo.keep_alive_timeout = std::chrono::seconds(kKeepAliveSeconds);
         eo.keep_alive_max_count = kKeepAliveMax;
