@@ -120,6 +120,11 @@ void set_log_level(LogLevel level) { g_min_level = static_cast<int>(level); }
 
 void log_batch_begin() { t_batching = true; }
 
+void log_batch_end() {
+    log_batch_flush();
+    t_batching = false;
+}
+
 void log_batch_flush() {
     if (t_batch.empty()) return;
     // Pieces of whole lines, each at most PIPE_BUF bytes (or one longer line under the mutex), so that no line is

@@ -41,6 +41,7 @@ void set_log_level(LogLevel level);
 // microseconds; what a crash can lose is the lines of the iteration it interrupts.
 void log_batch_begin();   // this thread collects from now on
 void log_batch_flush();   // writes what this thread collected
+void log_batch_end();     // writes what this thread collected; lines are written one by one again
 
 // "/callback/keap?code=abc&state=xyz&scope=full" -> "/callback/keap?code=REDACTED&state=REDACTED&scope=full".
 // Every query value whose name suggests a credential (code, state, token, secret, key, password, session,

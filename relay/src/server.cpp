@@ -1519,7 +1519,7 @@ Result<Unit> Relay::init() {
         };
         hooks.loop_stopped = [self_](size_t i) {
             self_->async[i].reset();
-            log_batch_flush();
+            log_batch_end();
         };
         m.async.resize(static_cast<size_t>(eo.threads));
         m.events = std::make_unique<EventServer>(eo, std::move(hooks));

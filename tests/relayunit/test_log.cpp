@@ -1,0 +1,85 @@
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <limits.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "log.h"
+
+using namespace keyrelay::relay;
+
+namespace {
+
+// Runs fn with stderr redirected into a pipe; returns what was written.
+template <class Fn>
+std::string capture_stderr(Fn fn) {
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    ::fcntl(fds[0], F_SETFL, O_NONBLOCK);
+    ::fcntl(fds[1], F_SETPIPE_SZ, 1 << 20);
+    int saved = ::dup(STDERR_FILENO);
+    ::dup2(fds[1], STDERR_FILENO);
+    fn();
+    ::dup2(saved, STDERR_FILENO);
+    ::close(saved);
+    ::close(fds[1]);
+    std::string out;
+    char buf[65536];
+    for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+    ::close(fds[0]);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("batched log lines reach the log whole and in order, also next to another thread's lines", "[log]") {
+    const std::string long_path = "/proxy/keap/" + std::string(PIPE_BUF + 100, 'x');   // one line > PIPE_BUF
+    std::string out = capture_stderr([&] {
+        std::thread other([] {
+            for (int i = 0; i < 200; ++i) {
+                RequestLogLine l;
+                l.request_id = "other";
+                l.method = "GET";
+                l.path = "/healthz";
+                l.status = 200;
+                log_request(l);
+            }
+        });
+        log_batch_begin();
+        for (int i = 0; i < 300; ++i) {
+            std::string id = "batch-" + std::to_string(i);
+            RequestLogLine l;
+            l.request_id = id;
+            l.method = "GET";
+            l.path = i == 150 ? std::string_view(long_path) : std::string_view("/proxy/keap/crm/rest/v1/contacts");
+            l.status = 200;
+            l.provider = "keap";
+            log_request(l);
+            if (i % 97 == 0) log_batch_flush();   // as the event loop does before each wait
+        }
+        log_batch_end();
+        other.join();
+    });
+    std::istringstream lines(out);
+    std::string line;
+    int next = 0, others = 0;
+    while (std::getline(lines, line)) {
+        auto j = nlohmann::json::parse(line, nullptr, false);
+        REQUIRE_FALSE(j.is_discarded());   // no line was cut or interleaved
+        std::string id = j.value("request_id", "");
+        if (id == "other") {
+            ++others;
+            continue;
+        }
+        CHECK(id == "batch-" + std::to_string(next));
+        ++next;
+    }
+    CHECK(next == 300);
+    CHECK(others == 200);
+}
