@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "keyrelay/http.h"
+#include "keyrelay/text.h"
 
 namespace keyrelay::relay {
 namespace {
@@ -71,33 +72,6 @@ void write_line(const std::string& line) {
     std::unique_lock<std::mutex> lock(g_log_mutex, std::defer_lock);
     if (line.size() > PIPE_BUF) lock.lock();
     write_all(line.data(), line.size());
-}
-
-// Length of the valid UTF-8 sequence at s[i] (RFC 3629 §4), 0 when it is not one.
-size_t utf8_length(std::string_view s, size_t i) {
-    auto at = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-    unsigned char c = at(i);
-    size_t n = 0;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else {
-        return 0;
-    }
-    if (i + n > s.size()) return 0;
-    if (at(i + 1) < lo || at(i + 1) > hi) return 0;
-    for (size_t k = 2; k < n; ++k) {
-        if (at(i + k) < 0x80 || at(i + k) > 0xBF) return 0;
-    }
-    return n;
 }
 
 char lower_ascii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
@@ -174,7 +148,7 @@ void append_json_string(std::string& out, std::string_view text) {
     while (i < text.size()) {
         unsigned char c = static_cast<unsigned char>(text[i]);
         if (c >= 0x80) {
-            size_t n = utf8_length(text, i);
+            size_t n = utf8_sequence_length(text, i);
             if (n == 0) {
                 out += "\ufffd";
                 ++i;

@@ -41,6 +41,34 @@ void utf8_append(std::string& out, uint32_t cp) {
     }
 }
 
+size_t utf8_sequence_length(std::string_view s, size_t i) {
+    auto at = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+    if (i >= s.size()) return 0;
+    unsigned char c = at(i);
+    if (c < 0x80) return 1;
+    size_t n = 0;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else {
+        return 0;
+    }
+    if (s.size() - i < n) return 0;
+    if (at(i + 1) < lo || at(i + 1) > hi) return 0;
+    for (size_t k = 2; k < n; ++k) {
+        if (at(i + k) < 0x80 || at(i + k) > 0xBF) return 0;
+    }
+    return n;
+}
+
 namespace {
 
 class JsonScanner {
@@ -215,27 +243,8 @@ private:
                 ++i_;
                 continue;
             }
-            size_t n = 0;
-            unsigned char lo = 0x80, hi = 0xBF;
-            if (c >= 0xC2 && c <= 0xDF) {
-                n = 2;
-            } else if (c >= 0xE0 && c <= 0xEF) {
-                n = 3;
-                if (c == 0xE0) lo = 0xA0;
-                if (c == 0xED) hi = 0x9F;
-            } else if (c >= 0xF0 && c <= 0xF4) {
-                n = 4;
-                if (c == 0xF0) lo = 0x90;
-                if (c == 0xF4) hi = 0x8F;
-            } else {
-                return false;
-            }
-            if (s_.size() - i_ < n) return false;
-            auto b = [&](size_t k) { return static_cast<unsigned char>(s_[i_ + k]); };
-            if (b(1) < lo || b(1) > hi) return false;
-            for (size_t k = 2; k < n; ++k) {
-                if (b(k) < 0x80 || b(k) > 0xBF) return false;
-            }
+            size_t n = utf8_sequence_length(s_, i_);
+            if (n == 0) return false;
             i_ += n;
         }
         return false;

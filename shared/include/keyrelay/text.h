@@ -1,6 +1,7 @@
 // Small text helpers shared by the core, the relay and the sandbox.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -12,6 +13,10 @@ std::string html_escape(std::string_view s);
 
 // Appends the UTF-8 encoding of a Unicode code point (RFC 3629 §3). The caller checks that cp is a valid scalar.
 void utf8_append(std::string& out, uint32_t cp);
+
+// Length of the well-formed UTF-8 sequence starting at s[i] (RFC 3629 §4: no overlong forms, no surrogates, nothing
+// above U+10FFFF), 0 when there is none. ASCII is 1.
+size_t utf8_sequence_length(std::string_view s, size_t i);
 
 // Is `text` one JSON text (RFC 8259 §2) in UTF-8: any value, whitespace around it, strings of valid UTF-8 without
 // control characters, escapes with paired surrogates (§7, §8.2)? A leading UTF-8 byte order mark is skipped. The
