@@ -14,6 +14,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "log.h"
 #include "task_queue.h"
 
 namespace keyrelay::relay {
@@ -98,6 +99,8 @@ struct EventServer::Impl {
         bool draining = false;
         EventLoop::TimerId sweep_timer = 0;
         char read_buffer[16384];
+        bool accept_paused = false;
+        bool warned_fds = false;
 
         Loop(Impl& s, size_t i) : server(s), index(i) { listener.owner = this; }
 
@@ -120,7 +123,10 @@ struct EventServer::Impl {
                 socklen_t len = sizeof addr;
                 int fd = ::accept4(server.listen_fd, reinterpret_cast<sockaddr*>(&addr), &len,
                                    SOCK_NONBLOCK | SOCK_CLOEXEC);
-                if (fd < 0) return;   // EAGAIN (another loop took it), or a transient error
+                if (fd < 0) {
+                    if (errno == EMFILE || errno == ENFILE) pause_accepting();
+                    return;   // EAGAIN (another loop took it), or a transient error
+                }
                 if (server.connections.load() >= server.options.max_connections) {
                     ::close(fd);
                     continue;
@@ -137,6 +143,24 @@ struct EventServer::Impl {
                 }
                 adopt(fd, addr);
             }
+        }
+
+        // Out of file descriptors: the pending connection stays in the backlog, and a level-triggered listening
+        // socket would wake this loop again at once, forever. Stop watching it for a moment instead.
+        void pause_accepting() {
+            if (accept_paused || draining) return;
+            accept_paused = true;
+            loop.remove(server.listen_fd);
+            if (!warned_fds) {
+                warned_fds = true;
+                log_line(LogLevel::warn, "out of file descriptors: new connections wait in the listen backlog",
+                         {{"connections", server.connections.load()},
+                          {"hint", "Raise the open-file limit (LimitNOFILE= in the systemd unit, or ulimit -n)."}});
+            }
+            loop.add_timer(std::chrono::milliseconds(100), [this] {
+                accept_paused = false;
+                if (!draining) loop.add(server.listen_fd, EPOLLIN | EPOLLEXCLUSIVE, &listener);
+            });
         }
 
         void adopt(int fd, const sockaddr_storage& addr) {
@@ -480,7 +504,7 @@ struct EventServer::Impl {
 
         void start_drain() {
             draining = true;
-            loop.remove(server.listen_fd);
+            if (!accept_paused) loop.remove(server.listen_fd);
             std::vector<Conn*> idle;
             for (auto& [id, c] : conns) {
                 if (c->state == Conn::State::reading) idle.push_back(c);
