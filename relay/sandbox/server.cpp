@@ -198,6 +198,14 @@ Server::Server(Options options) : impl_(std::make_unique<Impl>()) { impl_->optio
 
 Server::~Server() { stop(); }
 
+namespace {
+// cpp-httplib's server with a listen backlog wider than its built-in 5 (a second listen() on Linux widens it).
+class WideServer : public httplib::Server {
+public:
+    void widen_backlog(int backlog) { ::listen(svr_sock_, backlog); }
+};
+}  // namespace
+
 Result<int> Server::start() {
     if (impl_->http) {
         return make_error("sandbox.already_started", "This sandbox server is already started.",
@@ -209,7 +217,7 @@ Result<int> Server::start() {
 
     // A client that closes early must not kill the process (cpp-httplib writes without MSG_NOSIGNAL).
     std::signal(SIGPIPE, SIG_IGN);
-    auto http = std::make_unique<httplib::Server>();
+    auto http = std::make_unique<WideServer>();
     // Slow failures and the relay's keep-alive connections each hold a worker: more than the default 8.
     http->new_task_queue = [] { return new httplib::ThreadPool(64); };
     http->set_keep_alive_max_count(1000);
@@ -252,6 +260,8 @@ Result<int> Server::start() {
                           "Another program probably uses that port: pick another with --port, or --port 0 to let "
                           "the system choose.");
     }
+    // cpp-httplib listens with a backlog of 5: 16 clients connecting at once (a refresh race) overflowed it.
+    http->widen_backlog(512);
     impl_->port = port;
     impl_->http = std::move(http);
     httplib::Server* raw = impl_->http.get();
