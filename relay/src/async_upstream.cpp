@@ -641,9 +641,19 @@ void AsyncUpstream::Impl::send(const HttpRequest& request, Done done) {
         // omitted when it is the scheme's default.
         std::string& h = ex->head;
         h.reserve(256);
-        h += request.method + " " + url->path + (url->query.empty() ? "" : "?" + url->query) + " HTTP/1.1\r\n";
-        h += "Host: " + bracketed;
-        if (url->port != (t.tls ? 443 : 80)) h += ":" + std::to_string(url->port);
+        h += request.method;
+        h += ' ';
+        h += url->path;
+        if (!url->query.empty()) {
+            h += '?';
+            h += url->query;
+        }
+        h += " HTTP/1.1\r\nHost: ";
+        h += bracketed;
+        if (url->port != (t.tls ? 443 : 80)) {
+            h += ':';
+            h += std::to_string(url->port);
+        }
         h += "\r\n";
         for (const auto& [name, value] : request.headers.items()) {
             if (iequals(name, "Content-Length") || iequals(name, "Host")) continue;
@@ -653,7 +663,10 @@ void AsyncUpstream::Impl::send(const HttpRequest& request, Done done) {
                 fail(std::move(ex), TransportFailure::other, "the request header " + name + " contains a line break");
                 return;
             }
-            h += name + ": " + value + "\r\n";
+            h += name;
+            h += ": ";
+            h += value;
+            h += "\r\n";
         }
         // RFC 9112 §6.2: a request with content says how long it is; POST, PUT and PATCH always do (an empty body is
         // Content-Length: 0), as cpp-httplib does for Upstream.

@@ -329,11 +329,12 @@ std::string resolve_api_base(const ProviderConfig& p, const std::string& cloud_i
 }
 
 bool is_rate_limit_header(const ProviderConfig& p, const std::string& name) {
-    std::string n = lower(name);
+    const std::string_view n(name);
     for (const auto& h : p.rate_limit_headers) {
         if (!h.empty() && h.back() == '*') {
-            if (n.rfind(h.substr(0, h.size() - 1), 0) == 0) return true;
-        } else if (n == h) {
+            const std::string_view prefix = std::string_view(h).substr(0, h.size() - 1);
+            if (n.size() >= prefix.size() && iequals(n.substr(0, prefix.size()), prefix)) return true;
+        } else if (iequals(n, h)) {
             return true;
         }
     }

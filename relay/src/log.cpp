@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -44,9 +45,13 @@ std::string iso_now() {
                       tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
         cached_secs = secs;
     }
-    char buf[112];
-    std::snprintf(buf, sizeof buf, "%s.%03dZ", cached, static_cast<int>(ms));
-    return buf;
+    std::string out(cached);
+    out += '.';
+    out += static_cast<char>('0' + ms / 100);
+    out += static_cast<char>('0' + ms / 10 % 10);
+    out += static_cast<char>('0' + ms % 10);
+    out += 'Z';
+    return out;
 }
 
 thread_local bool t_batching = false;
@@ -185,10 +190,18 @@ void log_request(const RequestLogLine& r) {
     append_json_string(line, r.method);
     line += ",\"path\":";
     append_json_string(line, r.path);
-    char num[64];
-    std::snprintf(num, sizeof num, ",\"status\":%d,\"duration_ms\":%.3f,\"remote\":", r.status,
-                  r.duration_ms < 0 ? 0.0 : r.duration_ms);
-    line += num;
+    // duration_ms with three decimals, formatted from whole microseconds (no printf on this path).
+    const long long us = r.duration_ms > 0 ? std::llround(r.duration_ms * 1000.0) : 0;
+    const long long frac = us % 1000;
+    line += ",\"status\":";
+    line += std::to_string(r.status);
+    line += ",\"duration_ms\":";
+    line += std::to_string(us / 1000);
+    line += '.';
+    line += static_cast<char>('0' + frac / 100);
+    line += static_cast<char>('0' + frac / 10 % 10);
+    line += static_cast<char>('0' + frac % 10);
+    line += ",\"remote\":";
     append_json_string(line, r.remote);
     if (!r.provider.empty()) {
         line += ",\"provider\":";

@@ -159,6 +159,68 @@ private:
     int port_;
 };
 
+// The fast path's view of a request, with the members of httplib::Request that the checks shared with the slow path
+// read (pre_route, authenticate, prepare_proxy are templates over both): no multimap to build per request.
+struct FastRequest {
+    const IncomingRequest& in;
+    const std::string& method;
+    const std::string& target;
+    std::string path;   // percent-decoded, as cpp-httplib gives it
+    const std::vector<std::pair<std::string, std::string>>& headers;
+    std::string body;
+    const std::string& remote_addr;
+
+    explicit FastRequest(const IncomingRequest& r)
+        : in(r), method(r.method), target(r.target),
+          path(httplib::detail::decode_url(r.target.substr(0, r.target.find('?')), false)), headers(r.headers),
+          remote_addr(r.remote_ip) {
+        if (method != "GET" && method != "HEAD" && method != "DELETE") body.assign(r.body());
+    }
+    bool has_header(const std::string& name) const { return in.header(name) != nullptr; }
+    std::string get_header_value(const std::string& name) const {
+        const std::string* v = in.header(name);
+        return v == nullptr ? std::string() : *v;
+    }
+    size_t get_header_value_count(const std::string& name) const { return in.header_count(name); }
+};
+
+// The fast path's answer under construction: the members of httplib::Response that relay_answer and send_error use,
+// with headers kept in insertion order (write_fast puts them in cpp-httplib's order at the end).
+struct FastResponse {
+    int status = -1;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string body;
+
+    static bool has_crlf(const std::string& s) { return s.find_first_of("\r\n") != std::string::npos; }
+    void set_header(const std::string& name, const std::string& value) {
+        if (!has_crlf(name) && !has_crlf(value)) headers.emplace_back(name, value);   // as httplib: refused quietly
+    }
+    const std::string* find(const std::string& name) const {
+        for (const auto& [n, v] : headers) {
+            if (iequals(n, name)) return &v;
+        }
+        return nullptr;
+    }
+    bool has_header(const std::string& name) const { return find(name) != nullptr; }
+    std::string get_header_value(const std::string& name) const {
+        const std::string* v = find(name);
+        return v == nullptr ? std::string() : *v;
+    }
+    void set_content(const std::string& content, const std::string& type) {
+        body = content;
+        headers.erase(std::remove_if(headers.begin(), headers.end(),
+                                     [](const auto& h) { return iequals(h.first, "Content-Type"); }),
+                      headers.end());
+        set_header("Content-Type", type);
+    }
+};
+
+// ASCII lower case, as ::tolower in the "C" locale (cpp-httplib's header order).
+inline unsigned char lower_char(char c) {
+    unsigned char u = static_cast<unsigned char>(c);
+    return u >= 'A' && u <= 'Z' ? static_cast<unsigned char>(u - 'A' + 'a') : u;
+}
+
 // Does the head of an answer say "Connection: close"?
 bool says_close(const std::string& bytes) {
     size_t end = bytes.find("\r\n\r\n");
@@ -186,6 +248,7 @@ struct Relay::Impl {
     StateStore states;
     std::map<std::string, std::string> password_hashes;   // username -> hash
     std::string dummy_hash;                               // equalizes timing for unknown users
+    std::vector<std::string> own_hosts;                   // Host values naming this relay (set_own_hosts)
     std::string web_root;                                 // realpath of the web dir ("" when missing)
     std::string wasm_root;                                // realpath of the Wasm build dir ("" when missing)
 
@@ -209,22 +272,26 @@ struct Relay::Impl {
         return c;
     }
 
-    std::optional<Session> session_of(const httplib::Request& req) {
+    template <class Req>
+    std::optional<Session> session_of(const Req& req) {
         auto id = cookie_value(req.get_header_value("Cookie"), session_cookie_name());
         if (!id) return std::nullopt;
         return sessions->find(*id, unix_now());
     }
 
-    static bool has_csrf_header(const httplib::Request& req) {
+    template <class Req>
+    static bool has_csrf_header(const Req& req) {
         return req.get_header_value("X-Requested-With") == "keyrelay";
     }
 
-    void send_error(httplib::Response& res, int status, const Error& e) {
+    template <class Res>
+    void send_error(Res& res, int status, const Error& e) {
         res.status = status;
         res.set_header("Cache-Control", "no-store");
         res.set_content(error_json(e), "application/json");
     }
-    void send_error(httplib::Response& res, int status, const std::string& code, const std::string& message,
+    template <class Res>
+    void send_error(Res& res, int status, const std::string& code, const std::string& message,
                     const std::string& hint) {
         send_error(res, status, make_error(code, message, hint));
     }
@@ -242,11 +309,13 @@ struct Relay::Impl {
         res.set_content(html_error_page(e), "text/html; charset=utf-8");
     }
 
-    static bool wants_html(const httplib::Request& req) {
+    template <class Req>
+    static bool wants_html(const Req& req) {
         return req.get_header_value("Accept").find("text/html") != std::string::npos;
     }
 
-    void send_error_for(const httplib::Request& req, httplib::Response& res, int status, const Error& e) {
+    template <class Req>
+    void send_error_for(const Req& req, httplib::Response& res, int status, const Error& e) {
         if (wants_html(req)) {
             send_page(res, status, e);
         } else {
@@ -265,7 +334,8 @@ struct Relay::Impl {
                           "Authorization: Bearer <KEYRELAY_API_KEY> instead.");
     }
 
-    const ProviderConfig* provider_or_404(const std::string& name, const httplib::Request& req,
+    template <class Req>
+    const ProviderConfig* provider_or_404(const std::string& name, const Req& req,
                                           httplib::Response& res, bool page) {
         const ProviderConfig* p = config.provider(name);
         if (p == nullptr) {
@@ -305,26 +375,36 @@ struct Relay::Impl {
 
     // DNS rebinding: a page on evil.example resolving to 127.0.0.1 would reach a loopback relay with
     // "Host: evil.example". Only the relay's own names are served.
-    bool host_allowed(const httplib::Request& req) const {
-        std::string host = lower_ascii(req.get_header_value("Host"));
+    template <class Req>
+    bool host_allowed(const Req& req) const {
+        std::string host = req.get_header_value("Host");
         if (host.empty()) return false;
-        if (!config.public_url.empty()) {
-            auto u = parse_url(config.public_url);
-            if (u) {
-                std::string h = u->host.find(':') != std::string::npos ? "[" + u->host + "]" : u->host;
-                bool default_port = (u->scheme == "https" && u->port == 443) || (u->scheme == "http" && u->port == 80);
-                if (host == h + ":" + std::to_string(u->port) || (default_port && host == h)) return true;
-            }
-        }
-        const std::string p = ":" + std::to_string(port);
-        for (const char* name : {"127.0.0.1", "localhost", "[::1]"}) {
-            if (host == std::string(name) + p) return true;
+        for (const std::string& name : own_hosts) {
+            if (iequals(host, name)) return true;
         }
         // Bound to a non-loopback address without public_url: the relay cannot know its names.
         return config.public_url.empty() && !is_loopback_bind(config.bind);
     }
 
-    std::string own_origin(const httplib::Request& req) const {
+    // The Host values that name this relay: its public_url's host (with its port, and without it when that is the
+    // scheme's default), and the loopback names with the port it listens on. Set once the port is known.
+    void set_own_hosts() {
+        own_hosts.clear();
+        if (!config.public_url.empty()) {
+            if (auto u = parse_url(config.public_url)) {
+                std::string h = u->host.find(':') != std::string::npos ? "[" + u->host + "]" : u->host;
+                bool default_port = (u->scheme == "https" && u->port == 443) || (u->scheme == "http" && u->port == 80);
+                own_hosts.push_back(h + ":" + std::to_string(u->port));
+                if (default_port) own_hosts.push_back(h);
+            }
+        }
+        for (const char* name : {"127.0.0.1", "localhost", "[::1]"}) {
+            own_hosts.push_back(std::string(name) + ":" + std::to_string(port));
+        }
+    }
+
+    template <class Req>
+    std::string own_origin(const Req& req) const {
         return std::string(config.tls() ? "https" : "http") + "://" + lower_ascii(req.get_header_value("Host"));
     }
 
@@ -354,7 +434,8 @@ struct Relay::Impl {
     // ------------------------------------------------------------------------------------------------------------
     // Handlers
 
-    httplib::Server::HandlerResponse pre_route(const httplib::Request& req, httplib::Response& res) {
+    template <class Req>
+    httplib::Server::HandlerResponse pre_route(const Req& req, httplib::Response& res) {
         t_ctx = RequestContext{};
         t_ctx.id = t_inject != nullptr && !t_inject->id.empty() ? t_inject->id : new_request_id();
         t_ctx.started = t_inject != nullptr ? t_inject->started : Clock::now();
@@ -727,7 +808,8 @@ struct Relay::Impl {
     enum class Caller { none, page, api_key };
 
     // Page: session cookie + X-Requested-With. Server-to-server: Authorization: Bearer <KEYRELAY_API_KEY>.
-    Caller authenticate(const httplib::Request& req, httplib::Response& res, bool need_csrf_for_page) {
+    template <class Req>
+    Caller authenticate(const Req& req, httplib::Response& res, bool need_csrf_for_page) {
         if (req.has_header("Authorization")) {
             std::string auth = req.get_header_value("Authorization");
             const std::string prefix = "Bearer ";
@@ -787,12 +869,14 @@ struct Relay::Impl {
     // Headers a caller may pass to the provider. Everything else is dropped: the browser's Cookie, Authorization,
     // Origin, Referer, User-Agent, X-Requested-With, hop-by-hop headers (RFC 9110 §7.6.1), host overrides.
     static bool forwardable(const std::string& name, const std::string& connection_tokens) {
-        std::string n = lower_ascii(name);
+        auto starts = [&name](std::string_view prefix) {
+            return name.size() >= prefix.size() && iequals(std::string_view(name).substr(0, prefix.size()), prefix);
+        };
         static const char* const kAllowed[] = {"accept", "accept-language", "content-type", "if-match",
                                                "if-none-match", "if-modified-since", "if-unmodified-since"};
         bool ok = false;
-        for (const char* a : kAllowed) ok = ok || n == a;
-        if (!ok && n.rfind("x-", 0) == 0) {
+        for (const char* a : kAllowed) ok = ok || iequals(name, a);
+        if (!ok && starts("x-")) {
             static const char* const kDenied[] = {"x-requested-with", "x-forwarded-", "x-real-ip", "x-keap-api-key",
                                                   "x-original-url", "x-rewrite-url", "x-http-method",
                                                   "x-method-override", "x-host", "x-request-id", "x-csrf",
@@ -801,15 +885,15 @@ struct Relay::Impl {
                                                   "x-original-", "x-override"};
             ok = true;
             for (const char* d : kDenied) {
-                if (n.rfind(d, 0) == 0) ok = false;
+                if (starts(d)) ok = false;
             }
         }
         // Connection may name more hop-by-hop headers (RFC 9110 §7.6.1).
         if (ok && !connection_tokens.empty()) {
-            std::stringstream ss(lower_ascii(connection_tokens));
+            std::stringstream ss(connection_tokens);
             std::string token;
             while (std::getline(ss, token, ',')) {
-                if (trim_ascii(token) == n) ok = false;
+                if (iequals(trim_ascii(token), name)) ok = false;
             }
         }
         return ok;
@@ -870,7 +954,8 @@ struct Relay::Impl {
     // Checks a /proxy call (caller, path, allowlist, connection) and builds the provider request. On a refusal the
     // error answer is in res and the result is empty. may_wait = false (the event loop): an OAuth token that is not
     // usable right now gives an empty result with res untouched, and the caller takes the waiting path instead.
-    std::optional<ProxyCall> prepare_proxy(const httplib::Request& req, httplib::Response& res,
+    template <class Req>
+    std::optional<ProxyCall> prepare_proxy(const Req& req, httplib::Response& res,
                                            const std::string& provider, bool may_wait) {
         const ProviderConfig* p = provider_or_404(provider, req, res, false);
         if (p == nullptr) return std::nullopt;
@@ -992,8 +1077,9 @@ struct Relay::Impl {
 
     // Passes the provider's answer through, or wraps an answer that is not the API's (an HTML page, a gateway
     // fault, XML-RPC that is not methodResponse) as 502 upstream.<diagnosis>.
+    template <class Res>
     void relay_answer(const ProviderConfig& p, const std::string& method, const std::string& path,
-                      const HttpResponse& answer, httplib::Response& res) {
+                      const HttpResponse& answer, Res& res) {
         bool xmlrpc = proxy::allowed(p.xmlrpc_paths, method, path);
         Diagnosis d;
         if (!xmlrpc && looks_like_api_json(answer)) {
@@ -1082,13 +1168,15 @@ struct Relay::Impl {
     struct FastCall {
         bool close = false;
         std::string method;
+        std::string target;
+        std::string remote;
+        std::optional<std::string> accept_encoding;
         bool oauth = false;
         std::optional<Connection> conn;
         Respond respond;
         Clock::time_point started;
         std::string id;
         std::optional<ProxyCall> call;
-        httplib::Request req;
     };
 
     // Loop thread, must not block. Takes a /proxy call from a server-to-server caller (API key) whose credential is
@@ -1102,24 +1190,17 @@ struct Relay::Impl {
         if (r.header("Origin") != nullptr || r.header("Range") != nullptr || r.header("Expect") != nullptr) {
             return false;
         }
-        // The request as cpp-httplib's parser would give it to the handlers.
-        httplib::Request req;
-        req.method = m;
-        req.target = r.target;
-        req.version = r.version;
-        req.path = httplib::detail::decode_url(r.target.substr(0, r.target.find('?')), false);
-        for (const auto& [name, value] : r.headers) req.headers.emplace(name, value);
-        req.remote_addr = r.remote_ip;
-        req.remote_port = r.remote_port;
-        req.body.assign(r.body());
+        FastRequest req(r);
         size_t slash = req.path.find('/', 7);
         std::string provider = req.path.substr(7, slash == std::string::npos ? std::string::npos : slash - 7);
         if (provider.empty()) return false;
 
-        httplib::Response res;
+        // The same checks as the slow path (pre_route, then handle_proxy's), on the same bytes; a refusal is left to
+        // the slow path, which answers it.
+        httplib::Response refused;
         std::optional<ProxyCall> call;
-        if (pre_route(req, res) == httplib::Server::HandlerResponse::Unhandled) {
-            call = prepare_proxy(req, res, provider, false);
+        if (pre_route(req, refused) == httplib::Server::HandlerResponse::Unhandled) {
+            call = prepare_proxy(req, refused, provider, false);
         }
         std::string id = std::move(t_ctx.id);
         t_ctx = RequestContext{};
@@ -1128,13 +1209,15 @@ struct Relay::Impl {
         auto f = std::make_shared<FastCall>();
         f->close = r.close;
         f->method = m;
+        f->target = r.target;
+        f->remote = r.remote_ip;
+        if (const std::string* ae = r.header("Accept-Encoding")) f->accept_encoding = *ae;
         f->oauth = call->p->mode == Mode::oauth;
         f->conn = call->conn;
         f->respond = respond;
         f->started = started;
         f->id = std::move(id);
         f->call = std::move(*call);
-        f->req = std::move(req);
         async[loop_index]->send(f->call->up, [this, f](Result<HttpResponse> outcome, double seconds) {
             finish_fast(*f, std::move(outcome), seconds);
         });
@@ -1161,12 +1244,11 @@ struct Relay::Impl {
             out = answer_fast(f, std::move(outcome), seconds);
         } catch (const std::exception& e) {
             log_line(LogLevel::error, "unhandled exception", {{"request_id", f.id}, {"what", e.what()}});
-            httplib::Response res;
-            res.headers = default_headers;
+            FastResponse res;
             res.set_header("X-Request-Id", f.id);
             send_error(res, 500, "internal.error", "The relay hit an internal error.",
                        "This is a bug in keyrelay; the relay's log has the details for request " + f.id + ".");
-            out = write_fast(f.req, res, f.close);
+            out = write_fast(f, res);
         }
         t_ctx = RequestContext{};
         f.respond(std::move(out));
@@ -1182,8 +1264,7 @@ struct Relay::Impl {
         t_ctx.started = f.started;
         t_ctx.provider = call.p->name;
         t_ctx.active = true;
-        httplib::Response res;
-        res.headers = default_headers;
+        FastResponse res;
         res.set_header("X-Request-Id", f.id);
         if (!outcome) {
             const Error& e = outcome.error();
@@ -1192,15 +1273,25 @@ struct Relay::Impl {
             scrub_credentials(call.up, *outcome);
             relay_answer(*call.p, f.method, call.bare, *outcome, res);
         }
-        return write_fast(f.req, res, f.close);
+        return write_fast(f, res);
     }
 
-    // cpp-httplib 0.11's Server::write_response_core and apply_ranges for a routed answer without ranges: the error
-    // handler, compression by Accept-Encoding, Content-Length, Connection / Keep-Alive, then the logger.
-    OutgoingResponse write_fast(const httplib::Request& req, httplib::Response& res, bool close) {
-        if (res.status >= 400) on_error(req, res);
+    // cpp-httplib 0.11's Server::write_response_core and apply_ranges for a routed answer without ranges, in the
+    // same order and bytes: default headers first, compression by Accept-Encoding, Content-Length, Connection /
+    // Keep-Alive, headers sorted as its case-insensitive multimap keeps them, then the logger. Its error handler has
+    // nothing to do here: every fast-path answer has a body or is the provider's own (passthrough).
+    OutgoingResponse write_fast(const FastCall& f, FastResponse& res) {
+        res.headers.insert(res.headers.begin(), default_headers.begin(), default_headers.end());
         if (!res.body.empty()) {
-            auto type = httplib::detail::encoding_type(req, res);
+            auto type = httplib::detail::EncodingType::None;
+            if (f.accept_encoding) {
+                // httplib's own decision, from the only two headers it reads.
+                httplib::Request q;
+                q.headers.emplace("Accept-Encoding", *f.accept_encoding);
+                httplib::Response a;
+                if (const std::string* t = res.find("Content-Type")) a.headers.emplace("Content-Type", *t);
+                type = httplib::detail::encoding_type(q, a);
+            }
             std::unique_ptr<httplib::detail::compressor> compressor;
             std::string encoding;
             if (type == httplib::detail::EncodingType::Gzip) {
@@ -1222,7 +1313,7 @@ struct Relay::Impl {
             }
             res.set_header("Content-Length", std::to_string(res.body.size()));
         }
-        if (close || req.get_header_value("Connection") == "close") {
+        if (f.close) {
             res.set_header("Connection", "close");
         } else {
             res.set_header("Keep-Alive",
@@ -1230,7 +1321,13 @@ struct Relay::Impl {
         }
         if (!res.has_header("Content-Type") && !res.body.empty()) res.set_header("Content-Type", "text/plain");
         if (!res.has_header("Content-Length") && res.body.empty()) res.set_header("Content-Length", "0");
-        if (!res.has_header("Accept-Ranges") && req.method == "HEAD") res.set_header("Accept-Ranges", "bytes");
+        if (!res.has_header("Accept-Ranges") && f.method == "HEAD") res.set_header("Accept-Ranges", "bytes");
+        // httplib::Headers is a multimap ordered by httplib::detail::ci (ASCII case-insensitive), equal names in
+        // insertion order: a stable sort by the same order writes them alike.
+        std::stable_sort(res.headers.begin(), res.headers.end(), [](const auto& a, const auto& b) {
+            return std::lexicographical_compare(a.first.begin(), a.first.end(), b.first.begin(), b.first.end(),
+                                                [](char x, char y) { return lower_char(x) < lower_char(y); });
+        });
 
         OutgoingResponse out;
         std::string& b = out.bytes;
@@ -1247,9 +1344,9 @@ struct Relay::Impl {
             b += "\r\n";
         }
         b += "\r\n";
-        if (req.method != "HEAD") b += res.body;
-        out.close = close || says_close(b);
-        on_log(req, res);
+        if (f.method != "HEAD") b += res.body;
+        out.close = f.close || says_close(b);
+        log_done(f.method, f.target, f.remote, res.status);
         return out;
     }
 
@@ -1384,20 +1481,25 @@ struct Relay::Impl {
     }
 
     void on_log(const httplib::Request& req, const httplib::Response& res) {
+        log_done(req.method, req.target, req.remote_addr, res.status);
+    }
+
+    // The request's log line and its count in the metrics, for cpp-httplib's logger and the fast path.
+    void log_done(const std::string& method, const std::string& target, const std::string& remote, int status) {
         double ms = t_ctx.active
                         ? std::chrono::duration<double, std::milli>(Clock::now() - t_ctx.started).count()
                         : 0.0;
         const std::string& provider = t_ctx.active ? t_ctx.provider : kRelayProvider;
         std::string id = t_ctx.active ? t_ctx.id : new_request_id();
-        metrics.count_request(provider, res.status);
+        metrics.count_request(provider, status);
         RequestLogLine line;
         line.request_id = id;
-        line.method = req.method;
-        std::string path = redact_target(req.target);
+        line.method = method;
+        std::string path = redact_target(target);
         line.path = path;
-        line.status = res.status;
+        line.status = status;
         line.duration_ms = ms;
-        line.remote = req.remote_addr;
+        line.remote = remote;
         if (provider != kRelayProvider) line.provider = provider;
         log_request(line);
         t_ctx = RequestContext{};
@@ -1608,6 +1710,7 @@ Result<int> Relay::bind() {
         auto bound = m.events->bind(config_.bind, config_.port);
         if (!bound) return bound.error();
         port_ = *bound;
+        m.set_own_hosts();
         return *bound;
     }
     int port = config_.port;
@@ -1625,6 +1728,7 @@ Result<int> Relay::bind() {
     }
     m.widen(512);
     port_ = port;
+    m.set_own_hosts();
     return port;
 }
 
