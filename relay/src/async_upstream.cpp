@@ -27,6 +27,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "keyrelay/text.h"
+
 // Timeouts, as cpp-httplib applies them in Upstream: connect_timeout_ms bounds each TCP connect attempt (one per
 // resolved address); read_timeout_ms bounds every wait for progress after that (TLS handshake, sending, and each wait
 // for more of the answer). It is an inactivity timeout, not a total deadline: an answer that keeps trickling in is not
@@ -658,7 +660,7 @@ void AsyncUpstream::Impl::send(const HttpRequest& request, Done done) {
         for (const auto& [name, value] : request.headers.items()) {
             if (iequals(name, "Content-Length") || iequals(name, "Host")) continue;
             // A line break inside a field would split the request (RFC 9110 §5.5): never sent.
-            if (name.find_first_of("\r\n:") != std::string::npos || value.find_first_of("\r\n") != std::string::npos ||
+            if (has_line_break(name) || name.find(':') != std::string::npos || has_line_break(value) ||
                 name.empty()) {
                 fail(std::move(ex), TransportFailure::other, "the request header " + name + " contains a line break");
                 return;

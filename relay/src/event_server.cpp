@@ -14,6 +14,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "keyrelay/text.h"
 #include "log.h"
 #include "task_queue.h"
 
@@ -368,7 +369,7 @@ struct EventServer::Impl {
                     return false;
                 }
                 std::string_view value = trim_ows(h.substr(colon + 1));
-                if (value.find_first_of("\r\n") != std::string_view::npos) return false;
+                if (has_line_break(value)) return false;
                 r.headers.emplace_back(std::string(h.substr(0, colon)), std::string(value));
                 pos = e + 2;
             }

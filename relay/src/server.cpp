@@ -191,7 +191,7 @@ struct FastResponse {
     std::vector<std::pair<std::string, std::string>> headers;
     std::string body;
 
-    static bool has_crlf(const std::string& s) { return s.find_first_of("\r\n") != std::string::npos; }
+    static bool has_crlf(const std::string& s) { return has_line_break(s); }
     void set_header(const std::string& name, const std::string& value) {
         if (!has_crlf(name) && !has_crlf(value)) headers.emplace_back(name, value);   // as httplib: refused quietly
     }
@@ -978,7 +978,7 @@ struct Relay::Impl {
             }
         }
         for (const auto& [name, value] : req.headers) {
-            if (value.find_first_of("\r\n") != std::string::npos) {
+            if (has_line_break(value)) {
                 path = make_error("proxy.bad_path", "A request header contains CR or LF.",
                                   "Header values never contain line breaks; this looks like header injection.");
             }

@@ -14,6 +14,14 @@ std::string html_escape(std::string_view s);
 // Appends the UTF-8 encoding of a Unicode code point (RFC 3629 §3). The caller checks that cp is a valid scalar.
 void utf8_append(std::string& out, uint32_t cp);
 
+// Does s contain CR or LF? (A header field value never does, RFC 9110 §5.5; one that does would split a message.)
+inline bool has_line_break(std::string_view s) {
+    for (char c : s) {
+        if (c == '\r' || c == '\n') return true;
+    }
+    return false;
+}
+
 // Length of the well-formed UTF-8 sequence starting at s[i] (RFC 3629 §4: no overlong forms, no surrogates, nothing
 // above U+10FFFF), 0 when there is none. ASCII is 1.
 size_t utf8_sequence_length(std::string_view s, size_t i);
