@@ -469,6 +469,7 @@ struct AsyncUpstream::Impl {
     void deliver(Done done, Result<HttpResponse> outcome, double seconds);
     void watch(Conn* c, uint32_t events);
     void arm(Conn* c, int64_t ms);
+    void timer_fired(Conn* c);
     void close(Conn* c);
     bool still_open(Conn* c);
     SSL_CTX* tls_context();
@@ -506,6 +507,8 @@ struct Conn final : EventLoop::Handler {
     std::unique_ptr<Exchange> ex;
     bool reused = false;   // the current exchange runs on a connection that already carried one
     EventLoop::TimerId timer = 0;
+    Clock::time_point timer_at;   // when `timer` fires
+    Clock::time_point deadline;   // when the current wait times out (progress moves it; the timer catches up)
     uint32_t events = 0;
 };
 
@@ -817,12 +820,25 @@ void AsyncUpstream::Impl::watch(Conn* c, uint32_t events) {
     loop.modify(c->fd, events, c);
 }
 
+// Every bit of progress moves the deadline; the loop's timer is only re-set when it would fire too late, and a timer
+// that fires before the deadline sets itself again for it. So a busy connection costs no timer operation per read.
 void AsyncUpstream::Impl::arm(Conn* c, int64_t ms) {
+    c->deadline = Clock::now() + std::chrono::milliseconds(ms);
+    if (c->timer != 0 && c->timer_at <= c->deadline) return;
     if (c->timer != 0) loop.cancel_timer(c->timer);
-    c->timer = loop.add_timer(Clock::now() + std::chrono::milliseconds(ms), [this, c] {
-        c->timer = 0;
-        on_timer(c);
-    });
+    c->timer_at = c->deadline;
+    c->timer = loop.add_timer(c->timer_at, [this, c] { timer_fired(c); });
+}
+
+void AsyncUpstream::Impl::timer_fired(Conn* c) {
+    c->timer = 0;
+    if (c->state == Conn::State::idle) return;   // the exchange ended; the deadline is from then
+    if (Clock::now() < c->deadline) {
+        c->timer_at = c->deadline;
+        c->timer = loop.add_timer(c->timer_at, [this, c] { timer_fired(c); });
+        return;
+    }
+    on_timer(c);
 }
 
 void AsyncUpstream::Impl::close(Conn* c) {
@@ -1111,9 +1127,7 @@ void AsyncUpstream::Impl::broke(Conn* c, TransportFailure kind, const std::strin
 }
 
 void AsyncUpstream::Impl::answer_complete(Conn* c) {
-    auto ex = std::move(c->ex);
-    if (c->timer != 0) loop.cancel_timer(c->timer);
-    c->timer = 0;
+    auto ex = std::move(c->ex);   // the pending timer stays: it finds the connection idle (or moved on) and goes
     bool keep = ex->parser->keep_alive();
     HttpResponse response = ex->parser->take();
     auto& pool = idle[c->origin];

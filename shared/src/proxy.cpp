@@ -230,24 +230,29 @@ bool allowed(const std::vector<Rule>& rules, std::string_view method, std::strin
         if (rule.method != "*" && rule.method != method) continue;
         std::string_view pattern = rule.pattern;
         if (pattern.empty() || pattern.front() != '/') continue;
-        auto parts = split(pattern.substr(1), '/');
+        // The pattern's segments, one by one (this runs for every rule of every proxied call: no allocation).
+        pattern.remove_prefix(1);
         bool match = true;
         size_t i = 0;
-        for (; i < parts.size(); ++i) {
-            if (parts[i] == "**") {
+        for (size_t pos = 0;; ++i) {
+            size_t next = pattern.find('/', pos);
+            bool last = next == std::string_view::npos;
+            std::string_view part = pattern.substr(pos, last ? std::string_view::npos : next - pos);
+            if (part == "**") {
                 // "**" is only meaningful last; it matches one or more remaining segments.
-                match = i + 1 == parts.size() && segments.size() > i;
+                match = last && segments.size() > i;
                 i = segments.size();
                 break;
             }
-            if (i >= segments.size()) {
+            if (i >= segments.size() || (part != "*" && part != segments[i])) {
                 match = false;
                 break;
             }
-            if (parts[i] != "*" && parts[i] != segments[i]) {
-                match = false;
+            if (last) {
+                ++i;
                 break;
             }
+            pos = next + 1;
         }
         if (match && i == segments.size()) return true;
     }
