@@ -1232,6 +1232,10 @@ struct Relay::Impl {
             auto inject = std::make_shared<InjectedAttempt>();
             inject->started = f.started;
             inject->id = f.id;
+            // The connection whose token got this answer: a 401 is about that token's version. Were the worker to
+            // look the connection up again, it could find one refreshed meanwhile by another call and refresh it
+            // once more for a 401 it never got (a stampede of rotations).
+            inject->conn = f.conn;
             inject->first.emplace(std::move(outcome), seconds);
             OutgoingResponse o;
             o.to_slow = true;

@@ -129,6 +129,40 @@ test('OAuth: an access token the provider refuses (401) on the fast path is refr
   assert.equal(after.fast - before.fast, 1, 'the refused call went to a worker; the next one took the fast path again');
 });
 
+test('OAuth, server-to-server: 50 concurrent calls whose token the provider refuses (401) cause exactly one refresh, and all succeed', async (t) => {
+  const apiKey = newApiKey();
+  const { sandbox, relay } = await connectedSetup({ t, relayOptions: { apiKey }, sandboxOptions: { accessTtl: 30 } });
+  assert.equal((await apiCall(relay.url, 'GET', LOOKUP, { apiKey })).status, 200);
+  // The sandbox expires the token; the relay still thinks it good, so all 50 go out on the fast path and get a 401.
+  await sandbox.clock(sandbox.config.keap.access_ttl + 60);
+  const before = await sandbox.tokenStats('keap');
+  const results = await Promise.all(Array.from({ length: 50 }, () => apiCall(relay.url, 'GET', LOOKUP, { apiKey, timeout: 20_000 })));
+  const after = await sandbox.tokenStats('keap');
+  const bad = results.filter((r) => r.status !== 200).map((r) => `${r.status} ${r.body.slice(0, 200)}`);
+  assert.deepEqual(bad, [], `${bad.length} of 50 calls failed`);
+  assert.equal(after.refreshes - before.refreshes, 1, `refreshes went from ${before.refreshes} to ${after.refreshes}: not a single flight`);
+  assert.equal(after.refresh_failures, 0);
+});
+
+test('OAuth, server-to-server: a 401 that arrives after another call already refreshed causes no second refresh', async (t) => {
+  const apiKey = newApiKey();
+  const { sandbox, relay } = await connectedSetup({ t, relayOptions: { apiKey }, sandboxOptions: { accessTtl: 30 } });
+  assert.equal((await apiCall(relay.url, 'GET', LOOKUP, { apiKey })).status, 200);
+  await sandbox.clock(sandbox.config.keap.access_ttl + 60);
+  const before = await sandbox.tokenStats('keap');
+  // Wave 1 is held 1.5 s by the sandbox, then refused (401) - long after wave 2 was refused and refreshed the token.
+  // Its 401 is about the old token: the worker that continues it must see that and not refresh again.
+  await sandbox.fail({ path: '/keap/crm/rest/v1/contacts', count: 5, mode: 'slow', delay_ms: 1500 });
+  const late = Array.from({ length: 5 }, () => apiCall(relay.url, 'GET', LOOKUP, { apiKey, timeout: 20_000 }));
+  await new Promise((r) => setTimeout(r, 300));
+  const early = await Promise.all(Array.from({ length: 5 }, () => apiCall(relay.url, 'GET', LOOKUP, { apiKey, timeout: 20_000 })));
+  const results = [...early, ...await Promise.all(late)];
+  const after = await sandbox.tokenStats('keap');
+  const bad = results.filter((r) => r.status !== 200).map((r) => `${r.status} ${r.body.slice(0, 200)}`);
+  assert.deepEqual(bad, [], `${bad.length} of 10 calls failed`);
+  assert.equal(after.refreshes - before.refreshes, 1, `refreshes went from ${before.refreshes} to ${after.refreshes}`);
+});
+
 test('connections: pipelined requests are answered in order, Expect: 100-continue gets its interim answer, a half-closed client still gets its answer', async (t) => {
   const sandbox = await startSandbox({ t });
   const apiKey = newApiKey();
