@@ -14,6 +14,7 @@
 
 #include "common.h"
 #include "sandbox.h"
+#include "task_queue.h"
 
 namespace keyrelay::sandbox {
 namespace {
@@ -218,8 +219,16 @@ Result<int> Server::start() {
     // A client that closes early must not kill the process (cpp-httplib writes without MSG_NOSIGNAL).
     std::signal(SIGPIPE, SIG_IGN);
     auto http = std::make_unique<WideServer>();
-    // Slow failures and the relay's keep-alive connections each hold a worker: more than the default 8.
-    http->new_task_queue = [] { return new httplib::ThreadPool(64); };
+    // cpp-httplib gives each connection a worker for its whole keep-alive life, and a relay's idle pooled connections
+    // each hold one. A fixed pool (it was 64) starved a burst of 500 new connections for the 5 s keep-alive wait,
+    // which Keap never does: workers start on demand, up to 1024, and the extra ones exit when idle.
+    http->new_task_queue = [] {
+        keyrelay::relay::ElasticQueueOptions o;
+        o.core = 8;
+        o.max = 1024;
+        o.max_queued = 1024;
+        return new keyrelay::relay::ElasticQueue(o);
+    };
     http->set_keep_alive_max_count(1000);
     http->set_tcp_nodelay(true);   // headers and body go out in two writes: Nagle + delayed ACK would add ~40 ms
     // cpp-httplib's default also sets SO_REUSEPORT, which lets a second server bind a port that is in use and
