@@ -482,6 +482,13 @@ struct AsyncUpstream::Impl {
     SSL_CTX* ctx = nullptr;
     std::unordered_map<Conn*, std::unique_ptr<Conn>> conns;
     std::map<std::string, std::vector<Conn*>> idle;   // origin -> pooled connections, most recent last
+    // max_conns_per_origin: connections per origin (any state), and the exchanges waiting for one of them. A burst
+    // of 500 calls then shares a bounded set of connections (keep-alive, one exchange after the other) instead of
+    // opening 500 connections and TLS handshakes at once.
+    std::map<std::string, size_t> open_per_origin;
+    std::map<std::string, std::deque<std::unique_ptr<Exchange>>> queued;
+    bool destroying = false;
+    void release_slot(const std::string& origin);
     struct Cached {
         Addresses addresses;
         Clock::time_point expires;
@@ -515,6 +522,7 @@ struct Conn final : EventLoop::Handler {
 }  // namespace
 
 AsyncUpstream::Impl::~Impl() {
+    destroying = true;
     if (resolver) {
         std::lock_guard<std::mutex> lock(resolver->mutex);
         resolver->stop = true;
@@ -723,7 +731,34 @@ void AsyncUpstream::Impl::start(std::unique_ptr<Exchange> ex) {
         begin_exchange(c, std::move(ex));
         return;
     }
+    if (options.max_conns_per_origin > 0) {
+        auto open = open_per_origin.find(ex->target.origin);
+        if (open != open_per_origin.end() && open->second >= options.max_conns_per_origin) {
+            const std::string origin = ex->target.origin;
+            queued[origin].push_back(std::move(ex));   // the next connection that frees up takes it
+            return;
+        }
+    }
     connect_fresh(std::move(ex));
+}
+
+// A connection of `origin` closed: a waiting exchange may open another (after the current event, not inside it).
+void AsyncUpstream::Impl::release_slot(const std::string& origin) {
+    auto open = open_per_origin.find(origin);
+    if (open != open_per_origin.end() && --open->second == 0) open_per_origin.erase(open);
+    if (destroying) return;
+    auto q = queued.find(origin);
+    if (q == queued.end() || q->second.empty()) return;
+    std::weak_ptr<char> token = alive;
+    loop.add_timer(Clock::now(), [this, token, origin] {
+        if (token.expired()) return;
+        auto waiting = queued.find(origin);
+        if (waiting == queued.end() || waiting->second.empty()) return;
+        auto next = std::move(waiting->second.front());
+        waiting->second.pop_front();
+        if (waiting->second.empty()) queued.erase(waiting);
+        start(std::move(next));
+    });
 }
 
 void AsyncUpstream::Impl::connect_fresh(std::unique_ptr<Exchange> ex) {
@@ -797,6 +832,7 @@ void AsyncUpstream::Impl::connect_next(std::unique_ptr<Exchange> ex) {
         c->origin = ex->target.origin;
         c->ex = std::move(ex);
         conns.emplace(c, std::move(owned));
+        ++open_per_origin[c->origin];
         if (!loop.add(fd, 0, c)) {
             ex = std::move(c->ex);
             last_problem = "cannot watch the socket";
@@ -862,7 +898,9 @@ void AsyncUpstream::Impl::close(Conn* c) {
     c->ex.reset();
     std::unique_ptr<EventLoop::Handler> handler = std::move(it->second);
     conns.erase(it);
+    const std::string origin = c->origin;
     loop.retire(std::move(handler));
+    release_slot(origin);
 }
 
 void AsyncUpstream::Impl::on_timer(Conn* c) {
@@ -1130,6 +1168,22 @@ void AsyncUpstream::Impl::answer_complete(Conn* c) {
     auto ex = std::move(c->ex);   // the pending timer stays: it finds the connection idle (or moved on) and goes
     bool keep = ex->parser->keep_alive();
     HttpResponse response = ex->parser->take();
+    auto waiting = queued.find(c->origin);
+    if (keep && waiting != queued.end() && !waiting->second.empty()) {
+        // A call is waiting for a connection to this origin: this one carries it next.
+        auto next = std::move(waiting->second.front());
+        waiting->second.pop_front();
+        if (waiting->second.empty()) queued.erase(waiting);
+        c->reused = true;
+        if (!next->clock_started) {
+            next->started = Clock::now();
+            next->clock_started = true;
+        }
+        begin_exchange(c, std::move(next));
+        double seconds = std::chrono::duration<double>(Clock::now() - ex->started).count();
+        deliver(std::move(ex->done), std::move(response), seconds);
+        return;
+    }
     auto& pool = idle[c->origin];
     if (keep && pool.size() < options.max_idle_per_origin) {
         c->state = Conn::State::idle;

@@ -1618,8 +1618,11 @@ Result<Unit> Relay::init() {
             };
         }
         hooks.slow = [self_](const IncomingRequest& r) { return self_->serve_slow(r); };
-        hooks.loop_started = [self_, uo](size_t i, EventLoop& loop) {
-            self_->async[i] = std::make_unique<AsyncUpstream>(loop, uo);
+        // Each loop opens at most 64 connections to one provider at once; a burst beyond that waits for one of them.
+        UpstreamOptions ao = uo;
+        ao.max_conns_per_origin = 64;
+        hooks.loop_started = [self_, ao](size_t i, EventLoop& loop) {
+            self_->async[i] = std::make_unique<AsyncUpstream>(loop, ao);
             log_batch_begin();
             loop.set_before_wait([] { log_batch_flush(); });
         };

@@ -29,6 +29,7 @@ struct UpstreamOptions {
     size_t max_body = 10 << 20;   // larger answers are refused (upstream.too_large)
     std::string ca_file;          // extra trusted CA (PEM), added to the system CAs
     size_t max_idle_per_origin = 16;
+    size_t max_conns_per_origin = 0;   // AsyncUpstream: connections open at once (0: no limit); more calls wait
 };
 
 // RFC 9110 §9.2.2: idempotent methods may be retried automatically; POST and PATCH never are.

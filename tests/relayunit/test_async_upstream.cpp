@@ -20,8 +20,11 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "async_upstream.h"
 #include "event_loop.h"
@@ -687,4 +690,50 @@ TEST_CASE("https: a certificate for another name is refused even when trusted", 
     REQUIRE_FALSE(out.result.ok());
     CHECK(out.result.error().code == "upstream.tls");
     CHECK(out.result.error().message.find("hostname mismatch") != std::string::npos);
+}
+
+TEST_CASE("max_conns_per_origin: a burst of calls shares that many connections, one call after the other on each",
+          "[async]") {
+    Running<httplib::Server> srv;
+    std::mutex m;
+    std::set<int> ports;
+    int busy = 0, most = 0;
+    srv.server.Get("/slow", [&](const httplib::Request& req, httplib::Response& res) {
+        {
+            std::lock_guard<std::mutex> lock(m);
+            ports.insert(req.remote_port);
+            most = std::max(most, ++busy);
+        }
+        std::this_thread::sleep_for(30ms);
+        {
+            std::lock_guard<std::mutex> lock(m);
+            --busy;
+        }
+        res.set_content("ok", "text/plain");
+    });
+    srv.start();
+    UpstreamOptions o;
+    o.max_conns_per_origin = 2;
+    Harness h(o);
+    const std::string url = "http://127.0.0.1:" + std::to_string(srv.port) + "/slow";
+    auto results = std::make_shared<std::vector<std::promise<Outcome>>>(8);
+    std::vector<std::future<Outcome>> futures;
+    for (auto& p : *results) futures.push_back(p.get_future());
+    h.on_loop([&h, results, url] {
+        for (auto& p : *results) {
+            h.upstream()->send(get(url), [&p](Result<HttpResponse> r, double s) {
+                p.set_value(Outcome{std::move(r), s, false});
+            });
+        }
+        return 0;
+    });
+    for (auto& f : futures) {
+        REQUIRE(f.wait_for(15s) == std::future_status::ready);
+        auto o2 = f.get();
+        REQUIRE(o2.result.ok());
+        CHECK(o2.result->body == "ok");
+    }
+    std::lock_guard<std::mutex> lock(m);
+    CHECK(ports.size() == 2);   // two connections carried all eight calls
+    CHECK(most <= 2);
 }
