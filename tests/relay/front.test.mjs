@@ -61,7 +61,13 @@ test('server-to-server proxied calls are answered on the event loop with the sam
   const cases = [
     { what: 'a JSON lookup', target: LOOKUP },
     { what: 'the same, gzip accepted', target: LOOKUP, headers: { 'Accept-Encoding': 'gzip' } },
-    { what: 'the same, brotli accepted', target: LOOKUP, headers: { 'Accept-Encoding': 'gzip, deflate, br' } },
+    { what: 'the same, brotli accepted too', target: LOOKUP, headers: { 'Accept-Encoding': 'gzip, deflate, br' } },
+    // cpp-httplib compresses text/* (XML-RPC is text/xml), not "application/json; charset=UTF-8"; never brotli here.
+    { what: 'XML-RPC, brotli accepted too (gzip is used)', target: '/proxy/keap/crm/xmlrpc/v1', method: 'POST',
+      headers: { 'Content-Type': 'text/xml', 'Accept-Encoding': 'gzip, deflate, br' }, body: xmlrpc, encoding: 'gzip' },
+    { what: 'XML-RPC, only brotli accepted (not compressed)', target: '/proxy/keap/crm/xmlrpc/v1', method: 'POST',
+      headers: { 'Content-Type': 'text/xml', 'Accept-Encoding': 'br' }, body: xmlrpc, encoding: null },
+    { what: 'a page file, brotli preferred (gzip is used)', target: '/app.js', headers: { 'Accept-Encoding': 'br;q=1.0, gzip;q=0.8' }, encoding: 'gzip' },
     { what: 'HEAD', target: LOOKUP, method: 'HEAD' },
     { what: 'a 404 of the API', target: '/proxy/keap/crm/rest/v1/contacts/999999' },
     { what: 'an XML-RPC call', target: '/proxy/keap/crm/xmlrpc/v1', method: 'POST', headers: { 'Content-Type': 'text/xml' }, body: xmlrpc },
@@ -83,16 +89,23 @@ test('server-to-server proxied calls are answered on the event loop with the sam
         .replace(/\r\n(x-keap-product-(?:quota|throttle)-(?:available|used)|X-RateLimit-Remaining): [^\r\n]*/gi, '\r\n$1: *'));
     }
     assert.match(answers[0], /^HTTP\/1\.1 \d{3} /, `${c.what}: ${answers[0].slice(0, 200)}`);
+    if ('encoding' in c) {
+      const m = /\r\nContent-Encoding: ([^\r\n]+)/i.exec(answers[0].slice(0, answers[0].indexOf('\r\n\r\n')));
+      assert.equal(m ? m[1] : null, c.encoding, `${c.what}: Content-Encoding`);
+    }
     assert.equal(answers[0], answers[1], `${c.what}: the fast path answered differently from a worker`);
   }
   const after = await frontCounts(fast);
-  // Every proxied case except the refusal (answered by a worker: it never reaches the provider) took the fast path.
-  assert.equal(after.fast - before.fast, cases.length - 1, JSON.stringify({ before, after }));
+  // Every proxied case took the fast path, except the refusal (answered by a worker: it never reaches the provider)
+  // and the page file (not a proxied call). The sandbox throttles Keap at 10 calls a second like Keap: a call that
+  // met a 429 was retried by a worker after Retry-After (and counted there).
+  const retried = metricValue((await apiCall(fast.url, 'GET', '/metrics')).body, 'keyrelay_upstream_retries_total', { provider: 'keap' });
+  assert.equal(after.fast - before.fast + retried, cases.length - 2, JSON.stringify({ before, after, retried }));
   assert.equal((await frontCounts(slow)).fast, 0, 'KEYRELAY_FAST_PATH=off sends everything to the workers');
   // Both relays logged each call with its provider and status.
   for (const relay of [fast, slow]) {
     const lines = relay.logs().map((l) => l.line).filter((l) => l.includes('"msg":"request"') && l.includes('/proxy/keap/'));
-    assert.equal(lines.length, cases.length, lines.join('\n'));
+    assert.equal(lines.length, cases.filter((c) => c.target.startsWith('/proxy/')).length, lines.join('\n'));
     assert.ok(lines.every((l) => /"provider":"keap"/.test(l) && /"duration_ms":\d/.test(l)), lines.join('\n'));
   }
 });
