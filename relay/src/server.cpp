@@ -1315,6 +1315,7 @@ struct Relay::Impl {
         t_ctx.provider = call.p->name;
         t_ctx.active = true;
         FastResponse res;
+        res.headers.reserve(16);
         res.set_header("X-Request-Id", f.id);
         if (!outcome) {
             const Error& e = outcome.error();
@@ -1331,6 +1332,7 @@ struct Relay::Impl {
     // Keep-Alive, headers sorted as its case-insensitive multimap keeps them, then the logger. Its error handler has
     // nothing to do here: every fast-path answer has a body or is the provider's own (passthrough).
     OutgoingResponse write_fast(const FastCall& f, FastResponse& res) {
+        res.headers.reserve(res.headers.size() + default_headers.size() + 4);
         res.headers.insert(res.headers.begin(), default_headers.begin(), default_headers.end());
         if (!res.body.empty()) {
             auto type = httplib::detail::EncodingType::None;
@@ -1374,10 +1376,16 @@ struct Relay::Impl {
         if (!res.has_header("Accept-Ranges") && f.method == "HEAD") res.set_header("Accept-Ranges", "bytes");
         // httplib::Headers is a multimap ordered by httplib::detail::ci (ASCII case-insensitive), equal names in
         // insertion order: a stable sort by the same order writes them alike.
-        std::stable_sort(res.headers.begin(), res.headers.end(), [](const auto& a, const auto& b) {
-            return std::lexicographical_compare(a.first.begin(), a.first.end(), b.first.begin(), b.first.end(),
+        // (An insertion sort: stable, and a dozen headers need no temporary buffer.)
+        auto before = [](const std::string& a, const std::string& b) {
+            return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(),
                                                 [](char x, char y) { return lower_char(x) < lower_char(y); });
-        });
+        };
+        for (size_t i = 1; i < res.headers.size(); ++i) {
+            for (size_t j = i; j > 0 && before(res.headers[j].first, res.headers[j - 1].first); --j) {
+                std::swap(res.headers[j], res.headers[j - 1]);
+            }
+        }
 
         OutgoingResponse out;
         std::string& b = out.bytes;
