@@ -811,8 +811,9 @@ struct Relay::Impl {
     template <class Req>
     Caller authenticate(const Req& req, httplib::Response& res, bool need_csrf_for_page) {
         if (req.has_header("Authorization")) {
-            std::string auth = req.get_header_value("Authorization");
-            const std::string prefix = "Bearer ";
+            const std::string auth_value = req.get_header_value("Authorization");
+            const std::string_view auth(auth_value);
+            constexpr std::string_view prefix = "Bearer ";
             if (config.api_key.empty()) {
                 send_error(res, 401, "auth.bad_api_key", "This relay accepts no API key.",
                            "Set KEYRELAY_API_KEY in the relay's environment (a long random value, e.g. `openssl "
@@ -1102,12 +1103,13 @@ struct Relay::Impl {
         // The provider's bytes are served from the relay's origin: whatever they are, they may not run script here.
         res.set_header("Content-Security-Policy", "default-src 'none'; sandbox");
         for (const char* h : {"ETag", "Last-Modified", "Cache-Control"}) {
-            if (auto v = answer.headers.get(h)) res.set_header(h, *v);
+            if (const std::string* v = answer.headers.find(h)) res.set_header(h, *v);
         }
         if (!res.has_header("Cache-Control")) res.set_header("Cache-Control", "no-store");
         if (answer.status == 204 || answer.status == 304 || method == "HEAD") return;
-        std::string type = answer.headers.get("Content-Type").value_or("application/octet-stream");
-        res.set_content(answer.body, type);
+        static const std::string kOctets = "application/octet-stream";
+        const std::string* type = answer.headers.find("Content-Type");
+        res.set_content(answer.body, type != nullptr ? *type : kOctets);
     }
 
     // A 2xx with a JSON media type (RFC 8259 §11, or a +json suffix, RFC 6839 §3.1) and a body that is a
@@ -1115,13 +1117,13 @@ struct Relay::Impl {
     // the common case is checked with a validating scan instead of building the whole document.
     static bool looks_like_api_json(const HttpResponse& answer) {
         if (answer.status < 200 || answer.status >= 300 || answer.status == 204) return false;
-        auto type = answer.headers.get("Content-Type");
-        if (!type) return false;
-        std::string media = type->substr(0, type->find(';'));
-        media = trim_ascii(media);
-        for (char& c : media) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        bool json_media = media == "application/json" ||
-                          (media.size() > 5 && media.compare(media.size() - 5, 5, "+json") == 0);
+        const std::string* type = answer.headers.find("Content-Type");
+        if (type == nullptr) return false;
+        std::string_view media = std::string_view(*type).substr(0, type->find(';'));
+        while (!media.empty() && (media.front() == ' ' || media.front() == '\t')) media.remove_prefix(1);
+        while (!media.empty() && (media.back() == ' ' || media.back() == '\t')) media.remove_suffix(1);
+        bool json_media = iequals(media, "application/json") ||
+                          (media.size() > 5 && iequals(media.substr(media.size() - 5), "+json"));
         if (!json_media) return false;
         const std::string& body = answer.body;
         size_t first = body.find_first_not_of(" \t\r\n");
@@ -1368,8 +1370,9 @@ struct Relay::Impl {
         if (f.close) {
             res.set_header("Connection", "close");
         } else {
-            res.set_header("Keep-Alive",
-                           "timeout=" + std::to_string(kKeepAliveSeconds) + ", max=" + std::to_string(kKeepAliveMax));
+            static const std::string kKeepAlive =
+                "timeout=" + std::to_string(kKeepAliveSeconds) + ", max=" + std::to_string(kKeepAliveMax);
+            res.set_header("Keep-Alive", kKeepAlive);
         }
         if (!res.has_header("Content-Type") && !res.body.empty()) res.set_header("Content-Type", "text/plain");
         if (!res.has_header("Content-Length") && res.body.empty()) res.set_header("Content-Length", "0");

@@ -102,6 +102,13 @@ std::optional<std::string> Headers::get(std::string_view name) const {
     return std::nullopt;
 }
 
+const std::string* Headers::find(std::string_view name) const {
+    for (const auto& [n, v] : items_) {
+        if (iequals(n, name)) return &v;
+    }
+    return nullptr;
+}
+
 bool Headers::has(std::string_view name) const {
     for (const auto& item : items_) {
         if (iequals(item.first, name)) return true;

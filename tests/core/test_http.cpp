@@ -18,6 +18,9 @@ TEST_CASE("header names are looked up case-insensitively and keep their order", 
     CHECK_FALSE(h.has("Authorization"));
     CHECK_FALSE(h.get("Authorization").has_value());
     CHECK(h.get("Set-Cookie") == std::optional<std::string>("a=1"));
+    REQUIRE(h.find("SET-cookie") != nullptr);
+    CHECK(*h.find("SET-cookie") == "a=1");   // find: the first value, without a copy
+    CHECK(h.find("Authorization") == nullptr);
     REQUIRE(h.items().size() == 4);
     CHECK(h.items()[2].second == "a=1");
     CHECK(h.items()[3].second == "b=2");

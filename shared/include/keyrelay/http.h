@@ -23,6 +23,8 @@ public:
 
     // First value for name, if any.
     std::optional<std::string> get(std::string_view name) const;
+    // The first value of that name without a copy, or nullptr; valid until the headers change.
+    const std::string* find(std::string_view name) const;
     bool has(std::string_view name) const;
     // Replaces every existing value of name.
     void set(std::string name, std::string value);
