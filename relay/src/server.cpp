@@ -95,13 +95,12 @@ struct ProxyCall {
     HttpRequest up;
 };
 
-// Left by the event loop's fast path for the cpp-httplib pass that answers the request (event_server.h): the
-// upstream exchange it already made (attempt 0), and the connection whose token it used, so that this pass neither
-// sends the request again nor takes its own refresh decisions.
+// Left by the event loop's fast path for the worker that continues a call it handed over (a retry or a refresh,
+// event_server.h): the upstream exchange it already made (attempt 0) and the connection whose token it used, so
+// that the worker neither sends the request again for nothing nor takes a refresh decision about another token.
 struct InjectedAttempt {
     Clock::time_point started;   // when the front end took the request (its logged duration counts from there)
     std::string id;              // the request id it was given
-    std::optional<ProxyCall> call;   // the call as checked and sent (the cpp-httplib pass does not redo it)
     std::optional<Connection> conn;
     std::optional<std::pair<Result<HttpResponse>, double>> first;
 };
@@ -917,14 +916,7 @@ struct Relay::Impl {
     }
 
     void handle_proxy(const httplib::Request& req, httplib::Response& res) {
-        std::optional<ProxyCall> call;
-        if (t_inject != nullptr && t_inject->call) {
-            call = std::move(t_inject->call);   // checked and sent by the fast path from these same bytes
-            t_inject->call.reset();
-            t_ctx.provider = call->p->name;
-        } else {
-            call = prepare_proxy(req, res, req.matches[1], true);
-        }
+        auto call = prepare_proxy(req, res, req.matches[1], true);
         if (!call) return;
         const ProviderConfig* p = call->p;
         std::optional<Connection>& conn = call->conn;
@@ -1146,10 +1138,9 @@ struct Relay::Impl {
     }
 
     // ------------------------------------------------------------------------------------------------------------
-    // The event front end (plain HTTP, event_server.h). Every answer comes out of cpp-httplib's own processing of
-    // the request's bytes (the routes above, the error handler, the logger): on a worker thread for the slow path;
-    // on the loop's thread for a /proxy call the fast path has already sent without blocking, which that pass then
-    // answers from the injected upstream outcome (it neither sends again nor waits).
+    // The event front end (plain HTTP, event_server.h). The slow path feeds the request's bytes to cpp-httplib's own
+    // processing (the routes above, the error handler, the logger) on a worker thread. The fast path sends a /proxy
+    // call from the loop without blocking and writes the answer as that processing would (answer_fast).
 
     OutgoingResponse serve_bytes(const std::string& raw, const std::string& ip, int port, bool close) {
         MemoryStream stream(raw, ip, port);
