@@ -1,5 +1,6 @@
 #include "keyrelay/proxy.h"
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
@@ -56,26 +57,48 @@ std::string shown(std::string_view raw) {
     return out;
 }
 
-std::vector<std::string_view> split(std::string_view s, char sep) {
-    std::vector<std::string_view> out;
+// Calls f(segment) for each '/'-separated part of s (empty parts included) until f returns false.
+template <class F>
+bool each_segment(std::string_view s, F f) {
     size_t pos = 0;
     while (true) {
-        size_t next = s.find(sep, pos);
-        out.push_back(s.substr(pos, next == std::string_view::npos ? std::string_view::npos : next - pos));
-        if (next == std::string_view::npos) break;
+        size_t next = s.find('/', pos);
+        if (!f(s.substr(pos, next == std::string_view::npos ? std::string_view::npos : next - pos))) return false;
+        if (next == std::string_view::npos) return true;
         pos = next + 1;
     }
-    return out;
+}
+
+constexpr const char* kPathHint =
+    "Pass the provider's API path after /proxy/{provider}/, e.g. crm/rest/v1/contacts?email=a%40b.com, with each "
+    "segment percent-encoded once.";
+
+// RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":". True when the segment starts with one.
+bool starts_with_scheme(std::string_view decoded) {
+    size_t colon = decoded.find(':');
+    if (colon == std::string_view::npos || colon == 0) return false;
+    for (size_t k = 0; k < colon; ++k) {
+        char ch = decoded[k];
+        bool alpha = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z');
+        if (!(alpha || (k > 0 && ((ch >= '0' && ch <= '9') || ch == '+' || ch == '-' || ch == '.')))) return false;
+    }
+    return true;
 }
 
 // Checks one path segment (still percent-encoded) and appends its normalized form to out.
 std::optional<Error> check_segment(std::string_view raw, std::string_view segment, size_t index, std::string& out) {
-    const std::string path_hint =
-        "Pass the provider's API path after /proxy/{provider}/, e.g. crm/rest/v1/contacts?email=a%40b.com, with "
-        "each segment percent-encoded once.";
     if (segment.empty()) {
         return bad_path("The path \"" + shown(raw) + "\" has an empty segment (\"//\" or a trailing '/').",
-                        "Remove the doubled or trailing slash. " + path_hint);
+                        std::string("Remove the doubled or trailing slash. ") + kPathHint);
+    }
+    // The common case, a segment of plain pchars: it decodes to itself and is sent as it is.
+    if (std::all_of(segment.begin(), segment.end(), [](char ch) { return is_pchar(static_cast<unsigned char>(ch)); })) {
+        std::string_view bare = segment.substr(0, segment.find(';'));
+        if (bare != "." && bare != ".." && (index != 0 || !starts_with_scheme(segment))) {
+            out += '/';
+            out += segment;
+            return std::nullopt;
+        }
     }
     std::string decoded;
     std::string normalized;
@@ -135,24 +158,11 @@ std::optional<Error> check_segment(std::string_view raw, std::string_view segmen
                         "Dot-segments are refused: they would move the request outside the allowed API paths. "
                         "Write the path without them.");
     }
-    if (index == 0) {
-        // RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":".
-        size_t colon = decoded.find(':');
-        if (colon != std::string::npos) {
-            bool scheme = colon > 0;
-            for (size_t k = 0; k < colon && scheme; ++k) {
-                char ch = decoded[k];
-                bool alpha = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z');
-                bool ok = alpha || (k > 0 && ((ch >= '0' && ch <= '9') || ch == '+' || ch == '-' || ch == '.'));
-                scheme = ok;
-            }
-            if (scheme) {
-                return bad_path("The path \"" + shown(raw) + "\" starts with a URL scheme (\"" +
-                                    decoded.substr(0, colon + 1) + "\").",
-                                "The relay only calls the provider's configured API host; pass a path such as "
-                                "crm/rest/v1/contacts, never a full URL.");
-            }
-        }
+    if (index == 0 && starts_with_scheme(decoded)) {
+        return bad_path("The path \"" + shown(raw) + "\" starts with a URL scheme (\"" +
+                            decoded.substr(0, decoded.find(':') + 1) + "\").",
+                        "The relay only calls the provider's configured API host; pass a path such as "
+                        "crm/rest/v1/contacts, never a full URL.");
     }
     out += '/';
     out += normalized;
@@ -189,10 +199,14 @@ Result<std::string> validate_path(std::string_view raw) {
                         "Call /proxy/{provider}/<api path>, e.g. /proxy/keap/crm/rest/v1/contacts?email=a%40b.com.");
     }
     std::string out;
-    auto segments = split(path, '/');
-    for (size_t i = 0; i < segments.size(); ++i) {
-        if (auto error = check_segment(raw, segments[i], i, out)) return *error;
-    }
+    out.reserve(raw.size() + 16);
+    std::optional<Error> error;
+    size_t index = 0;
+    each_segment(path, [&](std::string_view segment) {
+        error = check_segment(raw, segment, index++, out);
+        return !error;
+    });
+    if (error) return *error;
     if (!query.empty()) {
         // The query is data for the provider: encoded control characters are allowed in values, but every '%'
         // must start a valid escape so the provider decodes what the caller meant.
@@ -221,30 +235,42 @@ bool allowed(const std::vector<Rule>& rules, std::string_view method, std::strin
     size_t q = path.find('?');
     if (q != std::string_view::npos) path = path.substr(0, q);
     if (path.empty() || path.front() != '/') return false;
-    auto segments = split(path.substr(1), '/');
-    for (auto s : segments) {
-        if (s.empty() || s == "." || s == "..") return false;   // never valid after validate_path
-    }
+    path.remove_prefix(1);
+    size_t count = 0;
+    bool valid = each_segment(path, [&](std::string_view s) {
+        ++count;
+        return !(s.empty() || s == "." || s == "..");   // never valid after validate_path
+    });
+    if (!valid) return false;
     for (const auto& rule : rules) {
         // RFC 9110 §9.1: method names are case-sensitive.
         if (rule.method != "*" && rule.method != method) continue;
         std::string_view pattern = rule.pattern;
         if (pattern.empty() || pattern.front() != '/') continue;
-        // The pattern's segments, one by one (this runs for every rule of every proxied call: no allocation).
+        // The pattern's and the path's segments side by side (this runs for every rule of every proxied call: no
+        // allocation).
         pattern.remove_prefix(1);
         bool match = true;
         size_t i = 0;
+        size_t at = 0;   // the path's next segment starts here
         for (size_t pos = 0;; ++i) {
             size_t next = pattern.find('/', pos);
             bool last = next == std::string_view::npos;
             std::string_view part = pattern.substr(pos, last ? std::string_view::npos : next - pos);
             if (part == "**") {
                 // "**" is only meaningful last; it matches one or more remaining segments.
-                match = last && segments.size() > i;
-                i = segments.size();
+                match = last && count > i;
+                i = count;
                 break;
             }
-            if (i >= segments.size() || (part != "*" && part != segments[i])) {
+            if (i >= count) {
+                match = false;
+                break;
+            }
+            size_t end = path.find('/', at);
+            std::string_view segment = path.substr(at, end == std::string_view::npos ? std::string_view::npos : end - at);
+            at = end == std::string_view::npos ? path.size() : end + 1;
+            if (part != "*" && part != segment) {
                 match = false;
                 break;
             }
@@ -254,7 +280,7 @@ bool allowed(const std::vector<Rule>& rules, std::string_view method, std::strin
             }
             pos = next + 1;
         }
-        if (match && i == segments.size()) return true;
+        if (match && i == count) return true;
     }
     return false;
 }

@@ -97,9 +97,10 @@ private:
         return true;
     }
 
-    // Values, iteratively: `open` holds the brackets still open, so hostile nesting cannot exhaust the stack.
+    // Values, iteratively: `open` holds the brackets still open, so hostile nesting cannot exhaust the stack (a
+    // string: the usual few levels fit in its inline buffer, no allocation).
     bool value() {
-        std::vector<char> open;
+        std::string open;
         for (;;) {
             if (at_end()) return false;
             char c = s_[i_];
