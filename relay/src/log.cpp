@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -32,7 +33,7 @@ const char* level_name(LogLevel level) {
 }
 
 // "2026-11-28T13:47:45.123Z". The date and time of the current second are formatted once per thread and second.
-std::string iso_now() {
+void append_iso_now(std::string& out) {
     auto now = std::chrono::system_clock::now();
     auto secs = std::chrono::system_clock::to_time_t(now);
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
@@ -45,13 +46,24 @@ std::string iso_now() {
                       tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
         cached_secs = secs;
     }
-    std::string out(cached);
+    out += cached;
     out += '.';
     out += static_cast<char>('0' + ms / 100);
     out += static_cast<char>('0' + ms / 10 % 10);
     out += static_cast<char>('0' + ms % 10);
     out += 'Z';
+}
+
+std::string iso_now() {
+    std::string out;
+    append_iso_now(out);
     return out;
+}
+
+void append_number(std::string& out, long long n) {
+    char digits[24];
+    auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
+    out.append(digits, static_cast<size_t>(end - digits));
 }
 
 thread_local bool t_batching = false;
@@ -180,10 +192,12 @@ void append_json_string(std::string& out, std::string_view text) {
 
 void log_request(const RequestLogLine& r) {
     if (static_cast<int>(LogLevel::info) < g_min_level.load(std::memory_order_relaxed)) return;
-    std::string line;
-    line.reserve(192 + r.path.size());
+    // Straight into the loop's batch when there is one; otherwise into this thread's buffer, then one write.
+    thread_local std::string buffer;
+    std::string& line = t_batching ? t_batch : buffer;
+    if (!t_batching) line.clear();
     line += "{\"ts\":\"";
-    line += iso_now();
+    append_iso_now(line);
     line += "\",\"level\":\"info\",\"msg\":\"request\",\"request_id\":";
     append_json_string(line, r.request_id);
     line += ",\"method\":";
@@ -194,9 +208,9 @@ void log_request(const RequestLogLine& r) {
     const long long us = r.duration_ms > 0 ? std::llround(r.duration_ms * 1000.0) : 0;
     const long long frac = us % 1000;
     line += ",\"status\":";
-    line += std::to_string(r.status);
+    append_number(line, r.status);
     line += ",\"duration_ms\":";
-    line += std::to_string(us / 1000);
+    append_number(line, us / 1000);
     line += '.';
     line += static_cast<char>('0' + frac / 100);
     line += static_cast<char>('0' + frac / 10 % 10);
@@ -208,7 +222,10 @@ void log_request(const RequestLogLine& r) {
         append_json_string(line, r.provider);
     }
     line += "}\n";
-    write_line(line);
+    if (!t_batching) {
+        write_line(line);
+        if (line.capacity() > (1u << 16)) line = std::string();
+    }
 }
 
 std::string redact_target(std::string_view target) {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <charconv>
 #include <climits>
 #include <cstring>
 #include <cstdlib>
@@ -171,48 +172,80 @@ struct FastRequest {
 
     explicit FastRequest(const IncomingRequest& r)
         : in(r), method(r.method), target(r.target),
-          path(httplib::detail::decode_url(r.target.substr(0, r.target.find('?')), false)), headers(r.headers),
+          path(decoded_path(r.target)), headers(r.headers),
           remote_addr(r.remote_ip) {
         if (method != "GET" && method != "HEAD" && method != "DELETE") body.assign(r.body());
     }
+    // The path as cpp-httplib gives it: percent-decoded, without the query.
+    static std::string decoded_path(const std::string& target) {
+        size_t q = target.find('?');
+        size_t pct = target.find('%');
+        if (pct == std::string::npos || pct > q) return target.substr(0, q);
+        return httplib::detail::decode_url(target.substr(0, q), false);
+    }
     bool has_header(const std::string& name) const { return in.header(name) != nullptr; }
-    std::string get_header_value(const std::string& name) const {
+    // A reference, not a copy (callers bind it to a const reference, which also holds httplib's returned value).
+    const std::string& get_header_value(const std::string& name) const {
+        static const std::string kNone;
         const std::string* v = in.header(name);
-        return v == nullptr ? std::string() : *v;
+        return v == nullptr ? kNone : *v;
     }
     size_t get_header_value_count(const std::string& name) const { return in.header_count(name); }
 };
 
 // The fast path's answer under construction: the members of httplib::Response that relay_answer and send_error use,
-// with headers kept in insertion order (write_fast puts them in cpp-httplib's order at the end).
+// with headers kept in insertion order (write_fast puts them in cpp-httplib's order at the end). Names and values are
+// kept in one buffer: an answer costs two allocations for its headers, not two per header.
 struct FastResponse {
+    struct Field {
+        uint32_t name, name_len, value, value_len;
+        bool removed;
+    };
     int status = -1;
-    std::vector<std::pair<std::string, std::string>> headers;
     std::string body;
+    std::string store;
+    std::vector<Field> fields;
 
-    static bool has_crlf(const std::string& s) { return has_line_break(s); }
-    void set_header(const std::string& name, const std::string& value) {
-        if (!has_crlf(name) && !has_crlf(value)) headers.emplace_back(name, value);   // as httplib: refused quietly
+    FastResponse() {
+        store.reserve(1024);
+        fields.reserve(24);
     }
-    const std::string* find(const std::string& name) const {
-        for (const auto& [n, v] : headers) {
-            if (iequals(n, name)) return &v;
+    std::string_view name_of(const Field& f) const { return std::string_view(store).substr(f.name, f.name_len); }
+    std::string_view value_of(const Field& f) const { return std::string_view(store).substr(f.value, f.value_len); }
+
+    void set_header(std::string_view name, std::string_view value) {
+        if (has_line_break(name) || has_line_break(value)) return;   // as httplib: refused quietly
+        Field f{static_cast<uint32_t>(store.size()), static_cast<uint32_t>(name.size()), 0,
+                static_cast<uint32_t>(value.size()), false};
+        store.append(name);
+        f.value = static_cast<uint32_t>(store.size());
+        store.append(value);
+        fields.push_back(f);
+    }
+    std::optional<std::string_view> find(std::string_view name) const {
+        for (const Field& f : fields) {
+            if (!f.removed && iequals(name_of(f), name)) return value_of(f);
         }
-        return nullptr;
+        return std::nullopt;
     }
-    bool has_header(const std::string& name) const { return find(name) != nullptr; }
-    std::string get_header_value(const std::string& name) const {
-        const std::string* v = find(name);
-        return v == nullptr ? std::string() : *v;
-    }
-    void set_content(const std::string& content, const std::string& type) {
-        body = content;
-        headers.erase(std::remove_if(headers.begin(), headers.end(),
-                                     [](const auto& h) { return iequals(h.first, "Content-Type"); }),
-                      headers.end());
+    bool has_header(std::string_view name) const { return find(name).has_value(); }
+    // As httplib's: the body, and Content-Type replaced.
+    void set_content(std::string content, std::string_view type) {
+        body = std::move(content);
+        for (Field& f : fields) {
+            if (iequals(name_of(f), "Content-Type")) f.removed = true;
+        }
         set_header("Content-Type", type);
     }
 };
+
+// The provider's body as the answer's content, without a copy where the answer type allows it.
+void move_content(FastResponse& res, std::string&& body, const std::string& type) {
+    res.set_content(std::move(body), type);
+}
+void move_content(httplib::Response& res, std::string&& body, const std::string& type) {
+    res.set_content(body, type);
+}
 
 // ASCII lower case, as ::tolower in the "C" locale (cpp-httplib's header order).
 inline unsigned char lower_char(char c) {
@@ -376,7 +409,7 @@ struct Relay::Impl {
     // "Host: evil.example". Only the relay's own names are served.
     template <class Req>
     bool host_allowed(const Req& req) const {
-        std::string host = req.get_header_value("Host");
+        const std::string& host = req.get_header_value("Host");
         if (host.empty()) return false;
         for (const std::string& name : own_hosts) {
             if (iequals(host, name)) return true;
@@ -456,7 +489,7 @@ struct Relay::Impl {
         // whole, unauthenticated, with no limit. Content-Length must be one decimal number (§6.3 (5)).
         if (req.has_header("Transfer-Encoding") || req.has_header("Content-Length")) {
             res.set_header("Connection", "close");
-            std::string length = req.get_header_value("Content-Length");
+            const std::string& length = req.get_header_value("Content-Length");
             bool decimal = req.get_header_value_count("Content-Length") == 1 && !length.empty() &&
                            length.size() <= 18 &&
                            std::all_of(length.begin(), length.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
@@ -481,7 +514,7 @@ struct Relay::Impl {
             res.headers.erase("Connection");
         }
 
-        std::string origin = req.get_header_value("Origin");
+        const std::string& origin = req.get_header_value("Origin");
         bool has_origin = req.has_header("Origin");
         if (has_origin) res.set_header("Vary", "Origin");
         bool cross = has_origin && origin != own_origin(req) &&
@@ -810,7 +843,7 @@ struct Relay::Impl {
     template <class Req>
     Caller authenticate(const Req& req, httplib::Response& res, bool need_csrf_for_page) {
         if (req.has_header("Authorization")) {
-            const std::string auth_value = req.get_header_value("Authorization");
+            const std::string& auth_value = req.get_header_value("Authorization");
             const std::string_view auth(auth_value);
             constexpr std::string_view prefix = "Bearer ";
             if (config.api_key.empty()) {
@@ -872,19 +905,18 @@ struct Relay::Impl {
         auto starts = [&name](std::string_view prefix) {
             return name.size() >= prefix.size() && iequals(std::string_view(name).substr(0, prefix.size()), prefix);
         };
-        static const char* const kAllowed[] = {"accept", "accept-language", "content-type", "if-match",
-                                               "if-none-match", "if-modified-since", "if-unmodified-since"};
+        static constexpr std::string_view kAllowed[] = {"accept", "accept-language", "content-type", "if-match",
+                                                         "if-none-match", "if-modified-since", "if-unmodified-since"};
         bool ok = false;
-        for (const char* a : kAllowed) ok = ok || iequals(name, a);
+        for (std::string_view a : kAllowed) ok = ok || iequals(name, a);
         if (!ok && starts("x-")) {
-            static const char* const kDenied[] = {"x-requested-with", "x-forwarded-", "x-real-ip", "x-keap-api-key",
-                                                  "x-original-url", "x-rewrite-url", "x-http-method",
-                                                  "x-method-override", "x-host", "x-request-id", "x-csrf",
-                                                  "x-xsrf", "x-api-key", "x-auth", "x-amz-", "x-client-ip",
-                                                  "x-cluster-client-ip", "x-proxy", "x-access-token",
-                                                  "x-original-", "x-override"};
+            static constexpr std::string_view kDenied[] = {
+                "x-requested-with", "x-forwarded-", "x-real-ip", "x-keap-api-key", "x-original-url", "x-rewrite-url",
+                "x-http-method", "x-method-override", "x-host", "x-request-id", "x-csrf", "x-xsrf", "x-api-key",
+                "x-auth", "x-amz-", "x-client-ip", "x-cluster-client-ip", "x-proxy", "x-access-token", "x-original-",
+                "x-override"};
             ok = true;
-            for (const char* d : kDenied) {
+            for (std::string_view d : kDenied) {
                 if (starts(d)) ok = false;
             }
         }
@@ -901,12 +933,11 @@ struct Relay::Impl {
 
     void attach_credentials(const ProviderConfig& p, HttpRequest& up, const Connection* c) {
         Attach how = p.attach;
-        std::string secret;
-        if (p.mode == Mode::oauth) {
-            secret = c->tokens.access_token;
-        } else {
-            secret = p.static_secret;
-            how = p.mode == Mode::api_key ? p.static_attach : p.mode == Mode::api_token ? Attach::basic : Attach::bearer;
+        const std::string& secret = p.mode == Mode::oauth ? c->tokens.access_token : p.static_secret;
+        if (p.mode != Mode::oauth) {
+            how = p.mode == Mode::api_key     ? p.static_attach
+                  : p.mode == Mode::api_token ? Attach::basic
+                                              : Attach::bearer;
         }
         switch (how) {
             case Attach::bearer: jira::attach_bearer(up, secret); break;
@@ -955,15 +986,16 @@ struct Relay::Impl {
         if (authenticate(req, res, true) == Caller::none) return std::nullopt;
 
         // The raw target after /proxy/{provider}, still percent-encoded: the core checks it byte by byte.
-        const std::string prefix = "/proxy/" + p->name;
-        std::string raw = req.target.size() > prefix.size() ? req.target.substr(prefix.size()) : std::string();
+        const size_t prefix = std::string_view("/proxy/").size() + p->name.size();
+        std::string_view raw =
+            req.target.size() > prefix ? std::string_view(req.target).substr(prefix) : std::string_view();
         auto path = raw.empty() || raw[0] != '/'
                         ? Result<std::string>(make_error("proxy.bad_path", "The proxied path is empty.",
                                                          "Call /proxy/" + p->name + "/<api path>."))
                         : proxy::validate_path(raw);
         if (path) {
             // "@host" as the first segment reads as userinfo@host to some URL parsers (RFC 3986 §3.2.1).
-            std::string first = path->substr(1, path->find_first_of("/?", 1) - 1);
+            std::string_view first = std::string_view(*path).substr(1, path->find_first_of("/?", 1) - 1);
             if (first.find('@') != std::string::npos) {
                 path = make_error("proxy.bad_path", "The proxied path starts with a user@host authority.",
                                   "Pass only the provider's API path, e.g. crm/rest/v1/contacts; the host is fixed "
@@ -1013,11 +1045,12 @@ struct Relay::Impl {
         HttpRequest& up = call.up;
         up.method = req.method;
         up.url = join_url(resolve_api_base(*p, conn ? conn->cloud_id : std::string()), *path);
-        const std::string connection_tokens = req.get_header_value("Connection");
+        const std::string& connection_tokens = req.get_header_value("Connection");
         for (const auto& [name, value] : req.headers) {
             if (forwardable(name, connection_tokens)) up.headers.add(name, value);
         }
-        up.headers.set("User-Agent", std::string("keyrelay/") + KEYRELAY_VERSION);
+        static const std::string kUserAgent = std::string("keyrelay/") + KEYRELAY_VERSION;
+        up.headers.set("User-Agent", kUserAgent);
         // Jira Cloud's CDN refuses a GET with a body (jira.md).
         if (req.method != "GET" && req.method != "HEAD" && req.method != "DELETE") up.body = req.body;
         attach_credentials(*p, up, conn ? &*conn : nullptr);
@@ -1028,19 +1061,18 @@ struct Relay::Impl {
     // A gateway or error page may echo the request back (its Authorization header in a title, a faultstring, a
     // plain-text dump): the credential the relay attached must never reach the caller, in a diagnosis or a body.
     static void scrub_credentials(const HttpRequest& up, HttpResponse& answer) {
-        std::vector<std::string> secrets;
-        if (auto auth = up.headers.get("Authorization")) {
-            size_t space = auth->find(' ');
-            secrets.push_back(space == std::string::npos ? *auth : auth->substr(space + 1));
-        }
-        if (auto key = up.headers.get("X-Keap-API-Key")) secrets.push_back(*key);
-        for (const std::string& secret : secrets) {
-            if (secret.size() < 8) continue;
+        auto scrub = [&answer](std::string_view secret) {
+            if (secret.size() < 8) return;
             for (size_t at = answer.body.find(secret); at != std::string::npos;
                  at = answer.body.find(secret, at + 10)) {
                 answer.body.replace(at, secret.size(), "[redacted]");
             }
+        };
+        if (const std::string* auth = up.headers.find("Authorization")) {
+            size_t space = auth->find(' ');
+            scrub(space == std::string::npos ? std::string_view(*auth) : std::string_view(*auth).substr(space + 1));
         }
+        if (const std::string* key = up.headers.find("X-Keap-API-Key")) scrub(*key);
     }
 
     Result<HttpResponse> forward(const ProviderConfig& p, const HttpRequest& up) {
@@ -1072,7 +1104,7 @@ struct Relay::Impl {
     // fault, XML-RPC that is not methodResponse) as 502 upstream.<diagnosis>.
     template <class Res>
     void relay_answer(const ProviderConfig& p, const std::string& method, const std::string& path,
-                      const HttpResponse& answer, Res& res) {
+                      HttpResponse& answer, Res& res) {
         bool xmlrpc = proxy::allowed(p.xmlrpc_paths, method, path);
         Diagnosis d;
         if (!xmlrpc && looks_like_api_json(answer)) {
@@ -1101,7 +1133,7 @@ struct Relay::Impl {
         if (answer.status == 204 || answer.status == 304 || method == "HEAD") return;
         static const std::string kOctets = "application/octet-stream";
         const std::string* type = answer.headers.find("Content-Type");
-        res.set_content(answer.body, type != nullptr ? *type : kOctets);
+        move_content(res, std::move(answer.body), type != nullptr ? *type : kOctets);
     }
 
     // A 2xx with a JSON media type (RFC 8259 §11, or a +json suffix, RFC 6839 §3.1) and a body that is a
@@ -1120,7 +1152,8 @@ struct Relay::Impl {
         const std::string& body = answer.body;
         size_t first = body.find_first_not_of(" \t\r\n");
         if (first == std::string::npos || (body[first] != '{' && body[first] != '[')) return false;
-        if (body.find("\"fault\"") != std::string::npos) return false;
+        static constexpr std::string_view kFault = "\"fault\"";
+        if (::memmem(body.data(), body.size(), kFault.data(), kFault.size()) != nullptr) return false;
         return is_json_text(body);
     }
 
@@ -1308,7 +1341,6 @@ struct Relay::Impl {
         t_ctx.provider = call.p->name;
         t_ctx.active = true;
         FastResponse res;
-        res.headers.reserve(16);
         res.set_header("X-Request-Id", f.id);
         if (!outcome) {
             const Error& e = outcome.error();
@@ -1325,8 +1357,6 @@ struct Relay::Impl {
     // Keep-Alive, headers sorted as its case-insensitive multimap keeps them, then the logger. Its error handler has
     // nothing to do here: every fast-path answer has a body or is the provider's own (passthrough).
     OutgoingResponse write_fast(const FastCall& f, FastResponse& res) {
-        res.headers.reserve(res.headers.size() + default_headers.size() + 4);
-        res.headers.insert(res.headers.begin(), default_headers.begin(), default_headers.end());
         if (!res.body.empty()) {
             auto type = httplib::detail::EncodingType::None;
             if (f.accept_encoding) {
@@ -1334,7 +1364,7 @@ struct Relay::Impl {
                 httplib::Request q;
                 q.headers.emplace("Accept-Encoding", *f.accept_encoding);
                 httplib::Response a;
-                if (const std::string* t = res.find("Content-Type")) a.headers.emplace("Content-Type", *t);
+                if (auto t = res.find("Content-Type")) a.headers.emplace("Content-Type", std::string(*t));
                 type = httplib::detail::encoding_type(q, a);
             }
             std::unique_ptr<httplib::detail::compressor> compressor;
@@ -1356,7 +1386,9 @@ struct Relay::Impl {
                     res.set_header("Content-Encoding", encoding);
                 }
             }
-            res.set_header("Content-Length", std::to_string(res.body.size()));
+            char length[24];
+            auto [end, ec] = std::to_chars(length, length + sizeof length, res.body.size());
+            res.set_header("Content-Length", std::string_view(length, static_cast<size_t>(end - length)));
         }
         if (f.close) {
             res.set_header("Connection", "close");
@@ -1365,39 +1397,66 @@ struct Relay::Impl {
                 "timeout=" + std::to_string(kKeepAliveSeconds) + ", max=" + std::to_string(kKeepAliveMax);
             res.set_header("Keep-Alive", kKeepAlive);
         }
-        if (!res.has_header("Content-Type") && !res.body.empty()) res.set_header("Content-Type", "text/plain");
-        if (!res.has_header("Content-Length") && res.body.empty()) res.set_header("Content-Length", "0");
-        if (!res.has_header("Accept-Ranges") && f.method == "HEAD") res.set_header("Accept-Ranges", "bytes");
+        // The default headers come first (cpp-httplib copies them into every answer before the handler runs).
+        auto has = [&](std::string_view name) {
+            if (res.has_header(name)) return true;
+            for (const auto& [n, v] : default_headers) {
+                if (iequals(n, name)) return true;
+            }
+            return false;
+        };
+        if (!has("Content-Type") && !res.body.empty()) res.set_header("Content-Type", "text/plain");
+        if (!has("Content-Length") && res.body.empty()) res.set_header("Content-Length", "0");
+        if (!has("Accept-Ranges") && f.method == "HEAD") res.set_header("Accept-Ranges", "bytes");
+
         // httplib::Headers is a multimap ordered by httplib::detail::ci (ASCII case-insensitive), equal names in
-        // insertion order: a stable sort by the same order writes them alike.
-        // (An insertion sort: stable, and a dozen headers need no temporary buffer.)
-        auto before = [](const std::string& a, const std::string& b) {
+        // insertion order: a stable sort by the same order writes them alike. An insertion sort of views: stable,
+        // and a dozen headers need no temporary buffer.
+        using View = std::pair<std::string_view, std::string_view>;
+        View inline_views[48];
+        std::vector<View> many;   // only for an answer with more headers than that
+        View* sorted = inline_views;
+        if (default_headers.size() + res.fields.size() > std::size(inline_views)) {
+            many.resize(default_headers.size() + res.fields.size());
+            sorted = many.data();
+        }
+        size_t count = 0;
+        for (const auto& [n, v] : default_headers) sorted[count++] = View(n, v);
+        for (const auto& field : res.fields) {
+            if (!field.removed) sorted[count++] = View(res.name_of(field), res.value_of(field));
+        }
+        auto before = [](std::string_view a, std::string_view b) {
             return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(),
                                                 [](char x, char y) { return lower_char(x) < lower_char(y); });
         };
-        for (size_t i = 1; i < res.headers.size(); ++i) {
-            for (size_t j = i; j > 0 && before(res.headers[j].first, res.headers[j - 1].first); --j) {
-                std::swap(res.headers[j], res.headers[j - 1]);
+        for (size_t i = 1; i < count; ++i) {
+            for (size_t j = i; j > 0 && before(sorted[j].first, sorted[j - 1].first); --j) {
+                std::swap(sorted[j], sorted[j - 1]);
             }
         }
 
         OutgoingResponse out;
         std::string& b = out.bytes;
-        b.reserve(512 + res.body.size());
+        size_t head = 64;
+        for (size_t i = 0; i < count; ++i) head += sorted[i].first.size() + sorted[i].second.size() + 4;
+        b.reserve(head + res.body.size());
         b += "HTTP/1.1 ";
         b += std::to_string(res.status);
         b += ' ';
         b += httplib::detail::status_message(res.status);
         b += "\r\n";
-        for (const auto& [name, value] : res.headers) {
+        bool close = f.close;
+        for (size_t i = 0; i < count; ++i) {
+            const auto& [name, value] = sorted[i];
             b += name;
             b += ": ";
             b += value;
             b += "\r\n";
+            if (name == "Connection" && value == "close") close = true;
         }
         b += "\r\n";
         if (f.method != "HEAD") b += res.body;
-        out.close = f.close || says_close(b);
+        out.close = close;
         log_done(f.method, f.target, f.remote, res.status);
         return out;
     }
@@ -1542,7 +1601,9 @@ struct Relay::Impl {
                         ? std::chrono::duration<double, std::milli>(Clock::now() - t_ctx.started).count()
                         : 0.0;
         const std::string& provider = t_ctx.active ? t_ctx.provider : kRelayProvider;
-        std::string id = t_ctx.active ? t_ctx.id : new_request_id();
+        std::string fresh_id;
+        if (!t_ctx.active) fresh_id = new_request_id();
+        std::string_view id = t_ctx.active ? std::string_view(t_ctx.id) : std::string_view(fresh_id);
         metrics.count_request(provider, status);
         RequestLogLine line;
         line.request_id = id;

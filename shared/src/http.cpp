@@ -400,7 +400,9 @@ Result<Url> parse_url(std::string_view url) {
 
 std::string join_url(std::string_view base, std::string_view path) {
     while (!base.empty() && base.back() == '/') base.remove_suffix(1);
-    std::string out(base);
+    std::string out;
+    out.reserve(base.size() + path.size() + 1);
+    out.append(base);
     if (path.empty()) return out.empty() ? std::string("/") : out;
     if (path.front() == '?' || path.front() == '/') {
         out += path;

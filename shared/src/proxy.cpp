@@ -268,7 +268,8 @@ bool allowed(const std::vector<Rule>& rules, std::string_view method, std::strin
                 break;
             }
             size_t end = path.find('/', at);
-            std::string_view segment = path.substr(at, end == std::string_view::npos ? std::string_view::npos : end - at);
+            std::string_view segment =
+                path.substr(at, end == std::string_view::npos ? std::string_view::npos : end - at);
             at = end == std::string_view::npos ? path.size() : end + 1;
             if (part != "*" && part != segment) {
                 match = false;
