@@ -209,6 +209,38 @@ private:
     std::thread thread_;
 };
 
+// A RawServer that keeps each connection for as many requests as the client sends, records every request and
+// answers each with `answer`. One connection at a time: a second one waits until the first closes.
+class Recorder {
+public:
+    explicit Recorder(std::string answer = "HTTP/1.1 204 No Content\r\n\r\n")
+        : answer_(std::move(answer)),
+          server_(
+              [this](int fd, int) {
+                  for (;;) {
+                      std::string r = read_request(fd);
+                      if (r.empty()) return;
+                      {
+                          std::lock_guard<std::mutex> lock(m_);
+                          seen_.push_back(std::move(r));
+                      }
+                      write_all(fd, answer_);
+                  }
+              }) {}
+    std::vector<std::string> requests() {
+        std::lock_guard<std::mutex> lock(m_);
+        return seen_;
+    }
+    std::string port() const { return std::to_string(server_.port()); }
+    int accepts() const { return server_.accepts(); }
+
+private:
+    std::string answer_;
+    std::mutex m_;
+    std::vector<std::string> seen_;
+    RawServer server_;   // last: its thread stops before the rest goes
+};
+
 // A port nothing listens on: bound once, then released.
 int closed_port() {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -736,4 +768,205 @@ TEST_CASE("max_conns_per_origin: a burst of calls shares that many connections, 
     std::lock_guard<std::mutex> lock(m);
     CHECK(ports.size() == 2);   // two connections carried all eight calls
     CHECK(most <= 2);
+}
+
+TEST_CASE("each URL form gives the request-target and Host it always did, for every origin sent to", "[async]") {
+    Recorder a, b;
+    const std::string pa = a.port(), pb = b.port();
+    Harness h;
+    // Interleaved: each origin keeps its own Host, however often the other one was used in between.
+    const std::string a_base = "http://127.0.0.1:" + pa, b_base = "http://127.0.0.1:" + pb;
+    for (const std::string& url : {a_base, b_base + "/x/y?q=1&r=%20", a_base + "?only=query", b_base + "/p?",
+                                   a_base + "/f?q=1#frag?x", b_base + "#frag/x",
+                                   "HTTP://127.0.0.1:" + pa + "/Upper/Case", b_base + "/last"}) {
+        INFO(url);
+        REQUIRE(h.send(get(url)).result.ok());
+    }
+    const std::string ha = "\r\nHost: 127.0.0.1:" + pa + "\r\n\r\n", hb = "\r\nHost: 127.0.0.1:" + pb + "\r\n\r\n";
+    CHECK(a.requests() == std::vector<std::string>{"GET / HTTP/1.1" + ha, "GET /?only=query HTTP/1.1" + ha,
+                                                   "GET /f?q=1 HTTP/1.1" + ha,
+                                                   "GET /Upper/Case HTTP/1.1" + ha});
+    CHECK(b.requests() == std::vector<std::string>{"GET /x/y?q=1&r=%20 HTTP/1.1" + hb, "GET /p HTTP/1.1" + hb,
+                                                   "GET / HTTP/1.1" + hb, "GET /last HTTP/1.1" + hb});
+    CHECK(a.accepts() == 1);   // one origin however it is spelled: one pooled connection
+    CHECK(b.accepts() == 1);
+}
+
+TEST_CASE("more URL origins than are remembered: every call still goes to its own host and port", "[async]") {
+    Recorder a, b;
+    Harness h;
+    // 20 spellings of each origin (the scheme and host are case-insensitive), one pooled connection per server.
+    for (int i = 0; i < 20; ++i) {
+        std::string host = "localhost";
+        for (size_t k = 0; k < host.size(); ++k) {
+            if ((i >> k) & 1) host[k] = static_cast<char>(host[k] - 'a' + 'A');
+        }
+        const std::string scheme = i % 2 == 0 ? "http" : "HTTP";
+        REQUIRE(h.send(get(scheme + "://" + host + ":" + a.port() + "/a/" + std::to_string(i))).result.ok());
+        REQUIRE(h.send(get(scheme + "://" + host + ":" + b.port() + "/b/" + std::to_string(i))).result.ok());
+    }
+    auto ra = a.requests(), rb = b.requests();
+    REQUIRE(ra.size() == 20);
+    REQUIRE(rb.size() == 20);
+    for (int i = 0; i < 20; ++i) {
+        CHECK(ra[i] == "GET /a/" + std::to_string(i) + " HTTP/1.1\r\nHost: localhost:" + a.port() + "\r\n\r\n");
+        CHECK(rb[i] == "GET /b/" + std::to_string(i) + " HTTP/1.1\r\nHost: localhost:" + b.port() + "\r\n\r\n");
+    }
+    CHECK(a.accepts() == 1);
+    CHECK(b.accepts() == 1);
+}
+
+TEST_CASE("a URL is checked whole even when its origin was used before", "[async]") {
+    Recorder srv;
+    Harness h;
+    const std::string base = "http://127.0.0.1:" + srv.port();
+    REQUIRE(h.send(get(base + "/ok")).result.ok());
+    for (const std::string& url : {base + "/a b", base + "/tab\t", base + "/x?y=\x7f", base + "/nl\n"}) {
+        auto out = h.send(get(url));
+        REQUIRE_FALSE(out.result.ok());
+        CHECK(out.result.error().code == "upstream.bad_url");
+    }
+    REQUIRE(h.send(get(base + "/fine")).result.ok());
+    CHECK(srv.requests().size() == 2);
+}
+
+TEST_CASE("a request's body is sent with that request only, never again with the next one", "[async]") {
+    Recorder srv;
+    Harness h;
+    const std::string base = "http://127.0.0.1:" + srv.port();
+    const std::string big(100000, 'z');
+    REQUIRE(h.send(HttpRequest{"POST", base + "/a", {}, "hello"}).result.ok());
+    REQUIRE(h.send(get(base + "/b")).result.ok());
+    REQUIRE(h.send(HttpRequest{"POST", base + "/c", {}, ""}).result.ok());
+    REQUIRE(h.send(HttpRequest{"PUT", base + "/d", {{"Content-Type", "text/plain"}}, big}).result.ok());
+    REQUIRE(h.send(get(base + "/e")).result.ok());
+    const std::string host = "\r\nHost: 127.0.0.1:" + srv.port() + "\r\n";
+    CHECK(srv.requests() ==
+          std::vector<std::string>{
+              "POST /a HTTP/1.1" + host + "Content-Length: 5\r\nContent-Type: application/octet-stream\r\n\r\nhello",
+              "GET /b HTTP/1.1" + host + "\r\n", "POST /c HTTP/1.1" + host + "Content-Length: 0\r\n\r\n",
+              "PUT /d HTTP/1.1" + host + "Content-Type: text/plain\r\nContent-Length: 100000\r\n\r\n" + big,
+              "GET /e HTTP/1.1" + host + "\r\n"});
+    CHECK(srv.accepts() == 1);
+}
+
+TEST_CASE("an interim answer's fields do not reach the final answer, nor decide its framing or persistence",
+          "[async]") {
+    RawServer srv([](int fd, int) {
+        if (read_request(fd).empty()) return;
+        write_all(fd, "HTTP/1.1 103 Early Hints\r\nX-Stage: interim\r\nLink: </a>\r\n </b>\r\nContent-Length: 999\r\n"
+                      "Connection: close\r\n\r\n"
+                      "HTTP/1.1 200 OK\r\nX-Stage: final\r\nContent-Length: 2\r\n\r\nok");
+        if (read_request(fd).empty()) return;
+        write_all(fd, "HTTP/1.1 100 Continue\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo");
+        read_request(fd);
+    });
+    Harness h;
+    auto out = h.send(get(srv.url()));
+    REQUIRE(out.result.ok());
+    CHECK(out.result->status == 200);
+    CHECK(out.result->body == "ok");
+    CHECK(out.result->headers.items() ==
+          std::vector<std::pair<std::string, std::string>>{{"X-Stage", "final"}, {"Content-Length", "2"}});
+    CHECK(h.idle() == 1);
+    auto next = h.send(get(srv.url()));
+    REQUIRE(next.result.ok());
+    CHECK(next.result->body == "two");
+    CHECK(next.result->headers.items() == std::vector<std::pair<std::string, std::string>>{{"Content-Length", "3"}});
+    CHECK(srv.accepts() == 1);
+}
+
+TEST_CASE("a malformed field in an interim answer is still an error", "[async]") {
+    RawServer srv([](int fd, int) {
+        if (read_request(fd).empty()) return;
+        write_all(fd, "HTTP/1.1 103 Early Hints\r\n folded: first\r\n\r\n"
+                      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        wait_readable(fd, 2000);
+    });
+    Harness h;
+    auto out = h.send(get(srv.url()));
+    REQUIRE_FALSE(out.result.ok());
+    CHECK(out.result.error().code == "upstream.error");
+    CHECK(out.result.error().message.find("malformed header") != std::string::npos);
+}
+
+TEST_CASE("a pooled connection reused after a large answer reads the next answers right", "[async]") {
+    const std::string big_field(60000, 'f');   // one long line: the read buffer grows past what is kept
+    const std::string big_body(300000, 'b');
+    RawServer srv([&](int fd, int) {
+        if (read_request(fd).empty()) return;
+        write_all(fd, "HTTP/1.1 200 OK\r\nX-Big: " + big_field + "\r\nContent-Length: " +
+                          std::to_string(big_body.size()) + "\r\n\r\n" + big_body);
+        if (read_request(fd).empty()) return;
+        write_all(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+        if (read_request(fd).empty()) return;
+        write_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-N: 3\r\n\r\nhello");
+        read_request(fd);
+    });
+    Harness h;
+    auto first = h.send(get(srv.url("/1")));
+    REQUIRE(first.result.ok());
+    CHECK(first.result->body == big_body);
+    CHECK(first.result->headers.get("X-Big") == std::optional<std::string>(big_field));
+    auto second = h.send(get(srv.url("/2")));
+    REQUIRE(second.result.ok());
+    CHECK(second.result->body == "abc");
+    CHECK(second.result->headers.items() ==
+          std::vector<std::pair<std::string, std::string>>{{"Transfer-Encoding", "chunked"}});
+    auto third = h.send(get(srv.url("/3")));
+    REQUIRE(third.result.ok());
+    CHECK(third.result->body == "hello");
+    CHECK(third.result->headers.items() ==
+          std::vector<std::pair<std::string, std::string>>{{"Content-Length", "5"}, {"X-N", "3"}});
+    CHECK(srv.accepts() == 1);
+}
+
+TEST_CASE("list-valued fields are read element by element; folded lines join with a space", "[async]") {
+    // answer, expected body, pooled afterwards
+    auto [answer, body, pooled] = GENERATE(table<std::string, std::string, size_t>({
+        {"HTTP/1.1 200 OK\r\nX-Folded: a\r\n  b\r\n\tc\r\nContent-Length: 2\r\n\r\nok", "ok", 1},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok", "ok", 1},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok", "ok", 1},
+        {"HTTP/1.1 200 OK\r\nContent-Encoding: identity\r\nContent-Length: 2\r\n\r\nok", "ok", 1},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: , Chunked ,\r\n\r\n2\r\nok\r\n0\r\n\r\n", "ok", 1},
+        {"HTTP/1.0 200 OK\r\nConnection: foo, Keep-Alive\r\nContent-Length: 2\r\n\r\nok", "ok", 1},
+        {"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nConnection: foo, CLOSE\r\nContent-Length: 2\r\n\r\nok", "ok", 0},
+    }));
+    RawServer srv([a = answer](int fd, int) {
+        if (read_request(fd).empty()) return;
+        write_all(fd, a);
+        read_request(fd);
+    });
+    Harness h;
+    auto out = h.send(get(srv.url()));
+    REQUIRE(out.result.ok());
+    CHECK(out.result->body == body);
+    if (answer.find("X-Folded") != std::string::npos) {
+        CHECK(out.result->headers.get("X-Folded") == std::optional<std::string>("a b c"));
+    }
+    CHECK(h.wait_idle(pooled));
+}
+
+TEST_CASE("list-valued fields the relay cannot accept are upstream.error naming the elements", "[async]") {
+    auto [answer, words] = GENERATE(table<std::string, std::string>({
+        {"HTTP/1.1 200 OK\r\nContent-Encoding: identity, br\r\nContent-Length: 2\r\n\r\nxx", "Content-Encoding br,"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nok", "two Content-Lengths"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 0x2\r\n\r\nok", "invalid Content-Length"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: ,\r\n\r\nok", "invalid Content-Length"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 1234567890123456789\r\n\r\nok", "invalid Content-Length"},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", "Transfer-Encoding gzip, chunked,"},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+         "Transfer-Encoding chunked, chunked,"},
+    }));
+    RawServer srv([a = answer](int fd, int) {
+        if (read_request(fd).empty()) return;
+        write_all(fd, a);
+        wait_readable(fd, 2000);
+    });
+    Harness h;
+    auto out = h.send(get(srv.url()));
+    REQUIRE_FALSE(out.result.ok());
+    CHECK(out.result.error().code == "upstream.error");
+    CHECK(out.result.error().message.find(words) != std::string::npos);
 }
