@@ -41,7 +41,10 @@ using Clock = std::chrono::steady_clock;
 
 constexpr size_t kMaxHead = 64 * 1024;   // status line + header fields (and, separately, the chunked trailer section)
 constexpr size_t kMaxChunkLine = 4096;
+constexpr size_t kKeepCapacity = 64 * 1024;   // larger buffers are freed after an exchange, not kept for the next
 constexpr auto kDnsTtl = std::chrono::seconds(60);
+constexpr size_t kMaxOrigins = 16;       // origins whose parsed form is cached
+constexpr size_t kSpareExchanges = 16;   // finished exchanges kept for reuse
 
 std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -49,25 +52,56 @@ std::string_view trim(std::string_view s) {
     return s;
 }
 
-// Comma-separated list elements (RFC 9110 §5.6.1), trimmed, empty ones dropped.
-std::vector<std::string> list_elements(const Headers& headers, std::string_view name) {
-    std::vector<std::string> out;
+// Comma-separated list elements (RFC 9110 §5.6.1) of every field called `name`, in order, trimmed, empty ones
+// dropped: `f(element)` for each until it returns false.
+template <class F>
+void for_each_element(const Headers& headers, std::string_view name, F f) {
     for (const auto& [n, v] : headers.items()) {
         if (!iequals(n, name)) continue;
         std::string_view rest = v;
         while (!rest.empty()) {
             size_t comma = rest.find(',');
             std::string_view item = trim(rest.substr(0, comma));
-            if (!item.empty()) out.emplace_back(item);
+            if (!item.empty() && !f(item)) return;
             if (comma == std::string_view::npos) break;
             rest.remove_prefix(comma + 1);
         }
     }
-    return out;
 }
 
-bool has_token(const std::vector<std::string>& items, std::string_view token) {
-    return std::any_of(items.begin(), items.end(), [&](const std::string& t) { return iequals(t, token); });
+bool has_element(const Headers& headers, std::string_view name, std::string_view token) {
+    bool found = false;
+    for_each_element(headers, name, [&](std::string_view item) {
+        found = iequals(item, token);
+        return !found;
+    });
+    return found;
+}
+
+// RFC 3986 §3: an absolute URL's scheme and authority, everything before its path, query or fragment; empty when it
+// has no "://" (parse_url() refuses it then).
+std::string_view origin_prefix(std::string_view url) {
+    size_t colon = url.find("://");
+    if (colon == std::string_view::npos || colon == 0) return {};
+    return url.substr(0, url.find_first_of("/?#", colon + 3));
+}
+
+// What parse_url() refuses anywhere in a URL.
+bool has_space_or_control(std::string_view s) {
+    return std::any_of(s.begin(), s.end(), [](char ch) {
+        auto c = static_cast<unsigned char>(ch);
+        return c <= 0x20 || c == 0x7F;
+    });
+}
+
+void append_decimal(std::string& out, uint64_t v) {
+    char digits[20];
+    size_t n = 0;
+    do {
+        digits[n++] = static_cast<char>('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    while (n > 0) out += digits[--n];
 }
 
 struct Address {
@@ -118,7 +152,19 @@ class ResponseParser {
 public:
     enum class Step { more, done, failed };
 
+    ResponseParser() = default;
     ResponseParser(bool head_request, size_t max_body) : head_request_(head_request), max_body_(max_body) {}
+
+    // Ready for the next exchange on the same connection. The read buffer's room is kept (a pooled connection reads
+    // answers of similar size), unless a large answer grew it.
+    void reset(bool head_request, size_t max_body) {
+        std::string buf = std::move(buf_);
+        *this = ResponseParser(head_request, max_body);
+        if (buf.capacity() <= kKeepCapacity) {
+            buf.clear();
+            buf_ = std::move(buf);
+        }
+    }
 
     Step feed(const char* data, size_t n) {
         if (n > 0) received_ = true;
@@ -217,34 +263,45 @@ private:
             }
             status_seen_ = false;
             status_ = 0;
-            fields_.clear();
+            field_open_ = false;
             head_bytes_ = 0;
             return Step::more;
         }
-        for (auto& [name, value] : fields_) headers_.add(std::move(name), std::move(value));
-        fields_.clear();
+        end_field();
 
         // No Accept-Encoding was sent, so only identity is acceptable (RFC 9110 §8.4, §12.5.3).
-        for (const auto& coding : list_elements(headers_, "Content-Encoding")) {
-            if (!iequals(coding, "identity")) {
-                return fail(TransportFailure::other,
-                            "the answer is compressed with Content-Encoding " + coding +
-                                ", which the relay did not ask for");
-            }
+        std::string_view coding;
+        for_each_element(headers_, "Content-Encoding", [&](std::string_view c) {
+            if (iequals(c, "identity")) return true;
+            coding = c;
+            return false;
+        });
+        if (!coding.empty()) {
+            return fail(TransportFailure::other, "the answer is compressed with Content-Encoding " +
+                                                     std::string(coding) + ", which the relay did not ask for");
         }
         // RFC 9112 §9.3: HTTP/1.1 connections persist unless "Connection: close"; HTTP/1.0 ones only with
         // "Connection: keep-alive".
-        auto connection = list_elements(headers_, "Connection");
-        keep_alive_ = http10_ ? has_token(connection, "keep-alive") : !has_token(connection, "close");
+        keep_alive_ = http10_ ? has_element(headers_, "Connection", "keep-alive")
+                              : !has_element(headers_, "Connection", "close");
 
         // RFC 9112 §6.3, in order: (1) HEAD, 1xx, 204 and 304 answers have no content.
         if (head_request_ || status_ == 204 || status_ == 304) return finish();
         // (3) Transfer-Encoding overrides Content-Length; chunked must be the final (here: only) coding.
-        auto te = list_elements(headers_, "Transfer-Encoding");
-        if (!te.empty()) {
-            if (te.size() != 1 || !iequals(te[0], "chunked")) {
+        size_t codings = 0;
+        std::string_view first;
+        for_each_element(headers_, "Transfer-Encoding", [&](std::string_view t) {
+            if (codings++ == 0) first = t;
+            return true;
+        });
+        if (codings > 0) {
+            if (codings != 1 || !iequals(first, "chunked")) {
                 std::string all;
-                for (const auto& t : te) all += (all.empty() ? "" : ", ") + t;
+                for_each_element(headers_, "Transfer-Encoding", [&](std::string_view t) {
+                    if (!all.empty()) all += ", ";
+                    all += t;
+                    return true;
+                });
                 return fail(TransportFailure::other,
                             "the answer uses Transfer-Encoding " + all + ", which the relay cannot decode");
             }
@@ -254,22 +311,31 @@ private:
             return Step::more;
         }
         // (5) Content-Length: every value must be the same decimal number.
-        auto lengths = list_elements(headers_, "Content-Length");
         if (headers_.has("Content-Length")) {
             std::optional<uint64_t> length;
-            for (const auto& l : lengths) {
-                if (l.empty() || l.size() > 18 ||
-                    !std::all_of(l.begin(), l.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-                    return fail(TransportFailure::other, "the answer has an invalid Content-Length");
+            bool invalid = false;
+            bool differ = false;
+            for_each_element(headers_, "Content-Length", [&](std::string_view l) {
+                if (l.size() > 18 || !std::all_of(l.begin(), l.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+                    invalid = true;
+                    return false;
                 }
-                uint64_t v = std::stoull(l);
-                if (length && *length != v) return fail(TransportFailure::other, "the answer has two Content-Lengths");
+                uint64_t v = 0;
+                for (char c : l) v = v * 10 + static_cast<uint64_t>(c - '0');
+                if (length && *length != v) {
+                    differ = true;
+                    return false;
+                }
                 length = v;
-            }
+                return true;
+            });
+            if (invalid) return fail(TransportFailure::other, "the answer has an invalid Content-Length");
+            if (differ) return fail(TransportFailure::other, "the answer has two Content-Lengths");
             if (!length) return fail(TransportFailure::other, "the answer has an invalid Content-Length");
             if (*length > max_body_) return too_large();
             remaining_ = *length;
             if (remaining_ == 0) return finish();
+            body_.reserve(static_cast<size_t>(remaining_));
             phase_ = Phase::length;
             return Step::more;
         }
@@ -304,9 +370,11 @@ private:
                     }
                     // RFC 9112 §5.2: obsolete line folding is replaced by a space.
                     if (line.front() == ' ' || line.front() == '\t') {
-                        if (fields_.empty()) return fail(TransportFailure::other, "the answer has a malformed header");
-                        fields_.back().second += " ";
-                        fields_.back().second += trim(line);
+                        if (!field_open_) return fail(TransportFailure::other, "the answer has a malformed header");
+                        if (keep_fields()) {
+                            field_value_ += ' ';
+                            field_value_ += trim(line);
+                        }
                         break;
                     }
                     // RFC 9112 §5.1: no whitespace is allowed between the field name and the colon.
@@ -315,7 +383,12 @@ private:
                         line.substr(0, colon).find_first_of(" \t") != std::string_view::npos) {
                         return fail(TransportFailure::other, "the answer has a malformed header");
                     }
-                    fields_.emplace_back(std::string(line.substr(0, colon)), std::string(trim(line.substr(colon + 1))));
+                    end_field();
+                    field_open_ = true;
+                    if (keep_fields()) {
+                        field_name_.assign(line.substr(0, colon));
+                        field_value_.assign(trim(line.substr(colon + 1)));
+                    }
                     break;
                 }
                 case Phase::length:
@@ -388,11 +461,20 @@ private:
         }
     }
 
+    // RFC 9110 §15.2: an interim (1xx) answer's fields describe that answer only: they are checked, not kept.
+    bool keep_fields() const { return status_ >= 200; }
+
+    // The field read last is complete once the next line is not its continuation (obs-fold).
+    void end_field() {
+        if (field_open_ && keep_fields()) headers_.add(std::move(field_name_), std::move(field_value_));
+        field_open_ = false;
+    }
+
     Step head_too_large() { return fail(TransportFailure::other, "the answer's header section is larger than 64 KiB"); }
     Step bad_chunk() { return fail(TransportFailure::other, "the answer's chunked encoding is malformed"); }
 
-    bool head_request_;
-    size_t max_body_;
+    bool head_request_ = false;
+    size_t max_body_ = 0;
     std::string buf_;
     size_t pos_ = 0;
     Phase phase_ = Phase::head;
@@ -403,7 +485,9 @@ private:
     int status_ = 0;
     size_t head_bytes_ = 0;
     uint64_t remaining_ = 0;
-    std::vector<std::pair<std::string, std::string>> fields_;
+    bool field_open_ = false;   // a field line was read; obs-fold lines may still extend its value
+    std::string field_name_;
+    std::string field_value_;
     Headers headers_;
     std::string body_;
     TransportFailure failure_ = TransportFailure::other;
@@ -419,7 +503,7 @@ struct Target {
 };
 
 struct Exchange {
-    Target target;
+    std::shared_ptr<const Target> target;   // shared with the origin cache (Impl::origins)
     std::string method;
     std::string head;   // request line + header section (and, for TLS, the body too: one record when it fits)
     std::string body;
@@ -430,7 +514,6 @@ struct Exchange {
     bool retried = false;
     Addresses addresses;
     size_t next_address = 0;
-    std::unique_ptr<ResponseParser> parser;
 };
 
 struct Conn;
@@ -447,10 +530,17 @@ struct ResolverShared {
 }  // namespace
 
 struct AsyncUpstream::Impl {
-    Impl(EventLoop& l, UpstreamOptions o) : loop(l), options(std::move(o)), alive(std::make_shared<char>(0)) {}
+    Impl(EventLoop& l, UpstreamOptions o) : loop(l), options(std::move(o)), alive(std::make_shared<char>(0)) {
+        origins.reserve(kMaxOrigins);
+        spare.reserve(kSpareExchanges);
+    }
     ~Impl();
 
     void send(const HttpRequest& request, Done done);
+    struct Origin;
+    const Origin* origin_of(std::string_view url);
+    std::unique_ptr<Exchange> new_exchange();
+    void recycle(std::unique_ptr<Exchange> ex);
     void start(std::unique_ptr<Exchange> ex);
     void connect_fresh(std::unique_ptr<Exchange> ex);
     void connect_next(std::unique_ptr<Exchange> ex);
@@ -496,6 +586,16 @@ struct AsyncUpstream::Impl {
     std::map<std::string, Cached> dns_cache;
     std::map<std::string, std::vector<std::unique_ptr<Exchange>>> resolving;   // host -> exchanges waiting for it
     std::shared_ptr<ResolverShared> resolver;
+    // The origins of recent URLs (a relay talks to a few providers), so that a URL's scheme and authority are parsed
+    // once per origin rather than once per call.
+    struct Origin {
+        std::string prefix;   // the URL up to the end of its authority, byte for byte: "https://api.example.com:8443"
+        std::shared_ptr<const Target> target;
+        std::string host_field;   // RFC 9112 §3.2: the Host header's value, the port only when it is not the default
+    };
+    std::vector<Origin> origins;   // oldest first
+    // Finished exchanges, kept with the room of their request buffers for the next send().
+    std::vector<std::unique_ptr<Exchange>> spare;
 };
 
 namespace {
@@ -512,6 +612,7 @@ struct Conn final : EventLoop::Handler {
     State state = State::connecting;
     std::string origin;
     std::unique_ptr<Exchange> ex;
+    ResponseParser parser;   // the current exchange's answer; its read buffer serves every answer on the connection
     bool reused = false;   // the current exchange runs on a connection that already carried one
     EventLoop::TimerId timer = 0;
     Clock::time_point timer_at;   // when `timer` fires
@@ -620,7 +721,7 @@ void AsyncUpstream::Impl::deliver(Done done, Result<HttpResponse> outcome, doubl
 void AsyncUpstream::Impl::fail(std::unique_ptr<Exchange> ex, TransportFailure kind, const std::string& detail) {
     double seconds = ex->clock_started ? std::chrono::duration<double>(Clock::now() - ex->started).count() : 0.0;
     deliver(std::move(ex->done),
-            transport_failure(kind, ex->target.origin, detail, options.read_timeout_ms, options.ca_file), seconds);
+            transport_failure(kind, ex->target->origin, detail, options.read_timeout_ms, options.ca_file), seconds);
 }
 
 void AsyncUpstream::Impl::send(const HttpRequest& request, Done done) {
@@ -630,43 +731,37 @@ void AsyncUpstream::Impl::send(const HttpRequest& request, Done done) {
         ~Guard() { --n; }
     } guard{in_send};
     try {
-        auto url = parse_url(request.url);
-        if (!url || (url->scheme != "http" && url->scheme != "https")) {
+        const Origin* origin = origin_of(request.url);
+        if (origin == nullptr) {
             deliver(std::move(done),
                     make_error("upstream.bad_url", "The upstream URL is not a valid http(s) URL.",
                                "Check the provider's URLs (api_base, token_url) in the config."),
                     0.0);
             return;
         }
-        auto ex = std::make_unique<Exchange>();
+        auto ex = new_exchange();
         ex->done = std::move(done);
         ex->method = request.method;
-        Target& t = ex->target;
-        t.host = url->host;
-        t.port = url->port;
-        t.tls = url->scheme == "https";
-        bool v6 = url->host.find(':') != std::string::npos;
-        std::string bracketed = v6 ? "[" + url->host + "]" : url->host;
-        t.ip = ip_literal(url->host, url->port).has_value();
-        t.origin = url->scheme + "://" + bracketed + ":" + std::to_string(url->port);
+        ex->target = origin->target;
+        const bool tls = origin->target->tls;
 
-        // RFC 9112 §3: request-line = method SP request-target SP HTTP-version; §3.2: Host is required, the port
-        // omitted when it is the scheme's default.
+        // RFC 9112 §3: request-line = method SP request-target SP HTTP-version; the origin-form target is the path
+        // ("/" when empty) and the query, without the fragment (RFC 9112 §3.2.1). §3.2: Host is required.
+        std::string_view rest = std::string_view(request.url).substr(origin->prefix.size());
+        rest = rest.substr(0, rest.find('#'));
+        size_t q = rest.find('?');
+        std::string_view path = rest.substr(0, q);
         std::string& h = ex->head;
         h.reserve(256);
         h += request.method;
         h += ' ';
-        h += url->path;
-        if (!url->query.empty()) {
+        h += path.empty() ? std::string_view("/") : path;
+        if (q != std::string_view::npos && q + 1 < rest.size()) {
             h += '?';
-            h += url->query;
+            h += rest.substr(q + 1);
         }
         h += " HTTP/1.1\r\nHost: ";
-        h += bracketed;
-        if (url->port != (t.tls ? 443 : 80)) {
-            h += ':';
-            h += std::to_string(url->port);
-        }
+        h += origin->host_field;
         h += "\r\n";
         for (const auto& [name, value] : request.headers.items()) {
             if (iequals(name, "Content-Length") || iequals(name, "Host")) continue;
@@ -685,13 +780,15 @@ void AsyncUpstream::Impl::send(const HttpRequest& request, Done done) {
         // Content-Length: 0), as cpp-httplib does for Upstream.
         const std::string& m = request.method;
         if (!request.body.empty() || m == "POST" || m == "PUT" || m == "PATCH") {
-            h += "Content-Length: " + std::to_string(request.body.size()) + "\r\n";
+            h += "Content-Length: ";
+            append_decimal(h, request.body.size());
+            h += "\r\n";
             if (!request.body.empty() && !request.headers.has("Content-Type")) {
                 h += "Content-Type: application/octet-stream\r\n";
             }
         }
         h += "\r\n";
-        if (t.tls) {
+        if (tls) {
             h += request.body;
         } else {
             ex->body = request.body;
@@ -702,6 +799,54 @@ void AsyncUpstream::Impl::send(const HttpRequest& request, Done done) {
     }
 }
 
+const AsyncUpstream::Impl::Origin* AsyncUpstream::Impl::origin_of(std::string_view url) {
+    std::string_view prefix = origin_prefix(url);
+    if (!prefix.empty() && !has_space_or_control(url.substr(prefix.size()))) {
+        for (const Origin& o : origins) {
+            if (o.prefix == prefix) return &o;
+        }
+    }
+    auto url_parts = parse_url(url);
+    if (!url_parts || (url_parts->scheme != "http" && url_parts->scheme != "https")) return nullptr;
+    auto t = std::make_shared<Target>();
+    t->host = url_parts->host;
+    t->port = url_parts->port;
+    t->tls = url_parts->scheme == "https";
+    bool v6 = url_parts->host.find(':') != std::string::npos;
+    std::string bracketed = v6 ? "[" + url_parts->host + "]" : url_parts->host;
+    t->ip = ip_literal(url_parts->host, url_parts->port).has_value();
+    t->origin = url_parts->scheme + "://" + bracketed + ":" + std::to_string(url_parts->port);
+    Origin o;
+    o.prefix = std::string(prefix);
+    o.host_field = bracketed;
+    if (url_parts->port != (t->tls ? 443 : 80)) o.host_field += ":" + std::to_string(url_parts->port);
+    o.target = std::move(t);
+    if (origins.size() >= kMaxOrigins) origins.erase(origins.begin());
+    origins.push_back(std::move(o));
+    return &origins.back();
+}
+
+std::unique_ptr<Exchange> AsyncUpstream::Impl::new_exchange() {
+    if (spare.empty()) return std::make_unique<Exchange>();
+    auto ex = std::move(spare.back());
+    spare.pop_back();
+    return ex;
+}
+
+void AsyncUpstream::Impl::recycle(std::unique_ptr<Exchange> ex) {
+    if (spare.size() >= kSpareExchanges || ex->head.capacity() > kKeepCapacity || ex->body.capacity() > kKeepCapacity) {
+        return;
+    }
+    std::string head = std::move(ex->head);
+    std::string body = std::move(ex->body);
+    *ex = Exchange{};
+    head.clear();
+    body.clear();
+    ex->head = std::move(head);
+    ex->body = std::move(body);
+    spare.push_back(std::move(ex));
+}
+
 bool AsyncUpstream::Impl::still_open(Conn* c) {
     // An idle connection is watched for EPOLLIN|EPOLLRDHUP, so a close the server made while it sat in the pool has
     // already dropped it; no extra syscall per request. A close that crosses the new request is the retry-once case
@@ -710,17 +855,13 @@ bool AsyncUpstream::Impl::still_open(Conn* c) {
 }
 
 void AsyncUpstream::Impl::start(std::unique_ptr<Exchange> ex) {
-    auto it = idle.find(ex->target.origin);
+    auto it = idle.find(ex->target->origin);
     while (it != idle.end() && !it->second.empty()) {
         Conn* c = it->second.back();
-        it->second.pop_back();
-        if (it->second.empty()) {
-            idle.erase(it);
-            it = idle.end();
-        }
+        it->second.pop_back();   // an emptied pool keeps its entry: the connection comes back to it after the answer
         if (!still_open(c)) {
             close(c);
-            it = idle.find(ex->target.origin);
+            it = idle.find(ex->target->origin);
             continue;
         }
         c->reused = true;
@@ -732,9 +873,9 @@ void AsyncUpstream::Impl::start(std::unique_ptr<Exchange> ex) {
         return;
     }
     if (options.max_conns_per_origin > 0) {
-        auto open = open_per_origin.find(ex->target.origin);
+        auto open = open_per_origin.find(ex->target->origin);
         if (open != open_per_origin.end() && open->second >= options.max_conns_per_origin) {
-            const std::string origin = ex->target.origin;
+            const std::string origin = ex->target->origin;
             queued[origin].push_back(std::move(ex));   // the next connection that frees up takes it
             return;
         }
@@ -763,17 +904,17 @@ void AsyncUpstream::Impl::release_slot(const std::string& origin) {
 
 void AsyncUpstream::Impl::connect_fresh(std::unique_ptr<Exchange> ex) {
     ex->next_address = 0;
-    if (auto a = ip_literal(ex->target.host, ex->target.port)) {
+    if (auto a = ip_literal(ex->target->host, ex->target->port)) {
         ex->addresses = {*a};
         connect_next(std::move(ex));
         return;
     }
-    std::string host = ex->target.host;
+    std::string host = ex->target->host;
     auto cached = dns_cache.find(host);
     if (cached != dns_cache.end()) {
         if (cached->second.expires > Clock::now()) {
             ex->addresses = cached->second.addresses;
-            for (auto& a : ex->addresses) set_port(a, ex->target.port);
+            for (auto& a : ex->addresses) set_port(a, ex->target->port);
             connect_next(std::move(ex));
             return;
         }
@@ -800,7 +941,7 @@ void AsyncUpstream::Impl::on_resolved(const std::string& host, Addresses address
             continue;
         }
         ex->addresses = addresses;
-        for (auto& a : ex->addresses) set_port(a, ex->target.port);
+        for (auto& a : ex->addresses) set_port(a, ex->target->port);
         connect_next(std::move(ex));
     }
 }
@@ -829,7 +970,7 @@ void AsyncUpstream::Impl::connect_next(std::unique_ptr<Exchange> ex) {
         }
         auto owned = std::make_unique<Conn>(this, fd);
         Conn* c = owned.get();
-        c->origin = ex->target.origin;
+        c->origin = ex->target->origin;
         c->ex = std::move(ex);
         conns.emplace(c, std::move(owned));
         ++open_per_origin[c->origin];
@@ -961,11 +1102,11 @@ void AsyncUpstream::Impl::connect_done(Conn* c, int error) {
 }
 
 void AsyncUpstream::Impl::connected(Conn* c) {
-    if (!c->ex->target.tls) {
+    if (!c->ex->target->tls) {
         begin_exchange(c, std::move(c->ex));
         return;
     }
-    const Target& t = c->ex->target;
+    const Target& t = *c->ex->target;
     SSL_CTX* context = tls_context();
     SSL* ssl = context != nullptr ? SSL_new(context) : nullptr;
     if (ssl == nullptr) {
@@ -1018,7 +1159,7 @@ void AsyncUpstream::Impl::handshake(Conn* c) {
 
 void AsyncUpstream::Impl::begin_exchange(Conn* c, std::unique_ptr<Exchange> ex) {
     ex->written = 0;
-    ex->parser = std::make_unique<ResponseParser>(ex->method == "HEAD", options.max_body);
+    c->parser.reset(ex->method == "HEAD", options.max_body);
     c->ex = std::move(ex);
     c->state = Conn::State::writing;
     arm(c, options.read_timeout_ms);
@@ -1114,7 +1255,7 @@ void AsyncUpstream::Impl::read_some(Conn* c) {
             }
             eof = n == 0;
         }
-        ResponseParser& p = *c->ex->parser;
+        ResponseParser& p = c->parser;
         if (eof) {
             if (!p.received()) {
                 broke(c, TransportFailure::reset_reading, "");
@@ -1124,10 +1265,10 @@ void AsyncUpstream::Impl::read_some(Conn* c) {
                 answer_complete(c);
                 return;
             }
+            TransportFailure kind = p.failure();
+            std::string detail = p.detail();
             auto ex = std::move(c->ex);
             close(c);
-            TransportFailure kind = ex->parser->failure();
-            std::string detail = ex->parser->detail();
             fail(std::move(ex), kind, detail);
             return;
         }
@@ -1138,10 +1279,10 @@ void AsyncUpstream::Impl::read_some(Conn* c) {
             return;
         }
         if (step == ResponseParser::Step::failed) {
+            TransportFailure kind = p.failure();
+            std::string detail = p.detail();
             auto ex = std::move(c->ex);
             close(c);
-            TransportFailure kind = ex->parser->failure();
-            std::string detail = ex->parser->detail();
             fail(std::move(ex), kind, detail);
             return;
         }
@@ -1154,7 +1295,7 @@ void AsyncUpstream::Impl::read_some(Conn* c) {
 // meet the server's close of that idle connection; an idempotent one is sent again once, on a new connection.
 void AsyncUpstream::Impl::broke(Conn* c, TransportFailure kind, const std::string& detail) {
     auto ex = std::move(c->ex);
-    bool retry = c->reused && !ex->retried && !ex->parser->received() && is_idempotent(ex->method);
+    bool retry = c->reused && !ex->retried && !c->parser.received() && is_idempotent(ex->method);
     close(c);
     if (retry) {
         ex->retried = true;
@@ -1166,8 +1307,11 @@ void AsyncUpstream::Impl::broke(Conn* c, TransportFailure kind, const std::strin
 
 void AsyncUpstream::Impl::answer_complete(Conn* c) {
     auto ex = std::move(c->ex);   // the pending timer stays: it finds the connection idle (or moved on) and goes
-    bool keep = ex->parser->keep_alive();
-    HttpResponse response = ex->parser->take();
+    bool keep = c->parser.keep_alive();
+    HttpResponse response = c->parser.take();
+    Done done = std::move(ex->done);
+    const Clock::time_point started = ex->started;
+    recycle(std::move(ex));
     auto waiting = queued.find(c->origin);
     if (keep && waiting != queued.end() && !waiting->second.empty()) {
         // A call is waiting for a connection to this origin: this one carries it next.
@@ -1180,8 +1324,8 @@ void AsyncUpstream::Impl::answer_complete(Conn* c) {
             next->clock_started = true;
         }
         begin_exchange(c, std::move(next));
-        double seconds = std::chrono::duration<double>(Clock::now() - ex->started).count();
-        deliver(std::move(ex->done), std::move(response), seconds);
+        double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+        deliver(std::move(done), std::move(response), seconds);
         return;
     }
     auto& pool = idle[c->origin];
@@ -1194,8 +1338,8 @@ void AsyncUpstream::Impl::answer_complete(Conn* c) {
         if (pool.empty()) idle.erase(c->origin);
         close(c);
     }
-    double seconds = std::chrono::duration<double>(Clock::now() - ex->started).count();
-    deliver(std::move(ex->done), std::move(response), seconds);
+    double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    deliver(std::move(done), std::move(response), seconds);
 }
 
 AsyncUpstream::AsyncUpstream(EventLoop& loop, UpstreamOptions options)
