@@ -335,7 +335,8 @@ private:
             if (*length > max_body_) return too_large();
             remaining_ = *length;
             if (remaining_ == 0) return finish();
-            body_.reserve(static_cast<size_t>(remaining_));
+            // Room for what is announced, up to 64 KiB: a length claimed but never sent must not hold memory.
+            body_.reserve(static_cast<size_t>(std::min<uint64_t>(remaining_, 64 * 1024)));
             phase_ = Phase::length;
             return Step::more;
         }
@@ -361,6 +362,7 @@ private:
                             return fail(TransportFailure::other, "the answer does not start with an HTTP/1.x status line");
                         }
                         status_seen_ = true;
+                        headers_.reserve(8);
                         break;
                     }
                     if (line.empty()) {

@@ -31,6 +31,8 @@ public:
     // Appends another value (e.g. Set-Cookie).
     void add(std::string name, std::string value);
     void remove(std::string_view name);
+    // Room for n fields without reallocating.
+    void reserve(size_t n) { items_.reserve(n); }
 
     const std::vector<std::pair<std::string, std::string>>& items() const { return items_; }
     bool empty() const { return items_.empty(); }
