@@ -96,10 +96,11 @@ char lower_ascii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c -
 bool sensitive_name(std::string_view name) {
     std::string n;
     for (char c : name) n += lower_ascii(c);
-    static const char* const kWords[] = {"code", "state", "token", "secret", "key", "password", "passwd", "session",
-                                         "signature", "sig", "auth", "verifier", "assertion", "jwt", "cookie",
-                                         "credential"};
-    for (const char* w : kWords) {
+    static constexpr std::string_view kWords[] = {"code",     "state",     "token",     "secret", "key",
+                                                  "password", "passwd",    "session",   "signature", "sig",
+                                                  "auth",     "verifier",  "assertion", "jwt",       "cookie",
+                                                  "credential"};
+    for (std::string_view w : kWords) {
         if (n.find(w) != std::string::npos) return true;
     }
     return false;

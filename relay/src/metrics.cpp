@@ -1,5 +1,6 @@
 #include "metrics.h"
 
+#include <atomic>
 #include <cstdio>
 
 namespace keyrelay::relay {
@@ -43,14 +44,46 @@ void Metrics::add_provider(const std::string& provider) {
     retries_.emplace(provider, 0);
 }
 
+Metrics::Shard& Metrics::shard() {
+    static std::atomic<size_t> next{0};
+    thread_local const size_t index = next.fetch_add(1, std::memory_order_relaxed) % kShards;
+    return shards_[index];
+}
+
+std::map<std::pair<std::string, int>, uint64_t> Metrics::requests_total() const {
+    std::map<std::pair<std::string, int>, uint64_t> total;
+    for (Shard& s : shards_) {
+        std::lock_guard<std::mutex> lock(s.mutex);
+        for (const auto& [key, n] : s.requests) total[key] += n;
+    }
+    return total;
+}
+
+std::map<std::string, Metrics::Histogram> Metrics::latency_total() const {
+    std::map<std::string, Histogram> total;
+    for (Shard& s : shards_) {
+        std::lock_guard<std::mutex> lock(s.mutex);
+        for (const auto& [provider, h] : s.latency) {
+            Histogram& t = total[provider];
+            if (t.counts.empty()) t.counts.assign(h.counts.size(), 0);
+            for (size_t i = 0; i < h.counts.size() && i < t.counts.size(); ++i) t.counts[i] += h.counts[i];
+            t.count += h.count;
+            t.sum += h.sum;
+        }
+    }
+    return total;
+}
+
 void Metrics::count_request(const std::string& provider, int status) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    ++requests_[{provider, status}];
+    Shard& s = shard();
+    std::lock_guard<std::mutex> lock(s.mutex);
+    ++s.requests[{provider, status}];
 }
 
 void Metrics::observe_upstream_latency(const std::string& provider, double seconds) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto& h = latency_[provider];
+    Shard& s = shard();
+    std::lock_guard<std::mutex> lock(s.mutex);
+    auto& h = s.latency[provider];
     if (h.counts.empty()) h.counts.assign(buckets().size() + 1, 0);
     size_t i = 0;
     while (i < buckets().size() && seconds > buckets()[i]) ++i;
@@ -91,9 +124,13 @@ uint64_t Metrics::refreshes(const std::string& provider) const {
 }
 
 uint64_t Metrics::requests(const std::string& provider, int status) const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto it = requests_.find({provider, status});
-    return it == requests_.end() ? 0 : it->second;
+    uint64_t n = 0;
+    for (Shard& s : shards_) {
+        std::lock_guard<std::mutex> lock(s.mutex);
+        auto it = s.requests.find({provider, status});
+        if (it != s.requests.end()) n += it->second;
+    }
+    return n;
 }
 
 std::string Metrics::render() const {
@@ -106,18 +143,20 @@ std::string Metrics::render() const {
     }
     // The gauge reads the store: compute it outside the metrics lock.
     int64_t needing_reauth = reauth ? reauth() : 0;
+    const auto requests = requests_total();
+    const auto latency = latency_total();
 
     std::lock_guard<std::mutex> lock(mutex_);
     std::string out;
     out += "# HELP keyrelay_requests_total HTTP requests served, by provider and status.\n";
     out += "# TYPE keyrelay_requests_total counter\n";
-    for (const auto& [key, n] : requests_) {
+    for (const auto& [key, n] : requests) {
         out += "keyrelay_requests_total{provider=\"" + prometheus_label(key.first) + "\",status=\"" +
                std::to_string(key.second) + "\"} " + std::to_string(n) + "\n";
     }
     out += "# HELP keyrelay_upstream_latency_seconds Latency of upstream API and token requests.\n";
     out += "# TYPE keyrelay_upstream_latency_seconds histogram\n";
-    for (const auto& [provider, h] : latency_) {
+    for (const auto& [provider, h] : latency) {
         std::string label = prometheus_label(provider);
         uint64_t cumulative = 0;
         for (size_t i = 0; i < buckets().size(); ++i) {

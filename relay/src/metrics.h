@@ -1,6 +1,7 @@
 // Counters and a latency histogram, rendered in the Prometheus text exposition format (version 0.0.4).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -44,9 +45,20 @@ private:
         uint64_t count = 0;
         double sum = 0;
     };
+    // The two counted on every request, in shards: each thread counts in its own (its own lock and cache line), so
+    // the event loops on different cores do not contend; render() and requests() add the shards up.
+    struct alignas(64) Shard {
+        std::mutex mutex;
+        std::map<std::pair<std::string, int>, uint64_t> requests;
+        std::map<std::string, Histogram> latency;
+    };
+    static constexpr size_t kShards = 8;
+    Shard& shard();
+    std::map<std::pair<std::string, int>, uint64_t> requests_total() const;
+    std::map<std::string, Histogram> latency_total() const;
+
+    mutable std::array<Shard, kShards> shards_;
     mutable std::mutex mutex_;
-    std::map<std::pair<std::string, int>, uint64_t> requests_;
-    std::map<std::string, Histogram> latency_;
     std::map<std::string, uint64_t> refreshes_;
     std::map<std::string, uint64_t> refresh_failures_;
     std::map<std::string, uint64_t> retries_;

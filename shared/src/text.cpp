@@ -213,7 +213,16 @@ private:
     // RFC 8259 §7 and §8.2; UTF-8 per RFC 3629 §4.
     bool string() {
         ++i_;   // the opening quote
-        while (!at_end()) {
+        const char* data = s_.data();
+        const size_t size = s_.size();
+        while (i_ < size) {
+            // A run of printable ASCII other than '"' and '\\' needs no further look.
+            while (i_ < size) {
+                auto b = static_cast<unsigned char>(data[i_]);
+                if (b < 0x20 || b >= 0x80 || b == '"' || b == '\\') break;
+                ++i_;
+            }
+            if (i_ >= size) break;
             unsigned char c = peek();
             if (c == '"') {
                 ++i_;

@@ -1,5 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <thread>
+#include <vector>
+
 #include <nlohmann/json.hpp>
 
 #include "http_util.h"
@@ -91,6 +94,37 @@ TEST_CASE("metrics render as Prometheus text with cumulative histogram buckets",
     CHECK(text.find("keyrelay_refreshes_total{provider=\"keap\"} 1\n") != std::string::npos);
     CHECK(text.find("keyrelay_refresh_failures_total{provider=\"keap\"} 0\n") != std::string::npos);
     CHECK(text.find("keyrelay_connections_needing_reauth 2\n") != std::string::npos);
+}
+
+TEST_CASE("metrics counted on many threads add up to the totals", "[metrics]") {
+    Metrics m;
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 12; ++t) {
+        threads.emplace_back([&m, t] {
+            for (int i = 0; i < 1000; ++i) {
+                m.count_request("keap", t % 2 == 0 ? 200 : 502);
+                m.observe_upstream_latency("keap", t % 2 == 0 ? 0.001 : 1.5);
+            }
+        });
+    }
+    for (auto& th : threads) th.join();
+    CHECK(m.requests("keap", 200) == 6000);
+    CHECK(m.requests("keap", 502) == 6000);
+    std::string text = m.render();
+    CHECK(text.find("keyrelay_requests_total{provider=\"keap\",status=\"200\"} 6000\n") != std::string::npos);
+    CHECK(text.find("keyrelay_requests_total{provider=\"keap\",status=\"502\"} 6000\n") != std::string::npos);
+    CHECK(text.find("keyrelay_upstream_latency_seconds_bucket{provider=\"keap\",le=\"0.005\"} 6000\n") !=
+          std::string::npos);
+    CHECK(text.find("keyrelay_upstream_latency_seconds_bucket{provider=\"keap\",le=\"2.5\"} 12000\n") !=
+          std::string::npos);
+    CHECK(text.find("keyrelay_upstream_latency_seconds_count{provider=\"keap\"} 12000\n") != std::string::npos);
+    // One line per provider and status, however many threads counted it.
+    size_t lines = 0;
+    for (size_t at = text.find("keyrelay_requests_total{"); at != std::string::npos;
+         at = text.find("keyrelay_requests_total{", at + 1)) {
+        ++lines;
+    }
+    CHECK(lines == 2);
 }
 
 TEST_CASE("Prometheus label values escape backslash, quote and newline", "[metrics]") {
