@@ -809,19 +809,19 @@ const AsyncUpstream::Impl::Origin* AsyncUpstream::Impl::origin_of(std::string_vi
         }
     }
     auto url_parts = parse_url(url);
-    if (!url_parts || (url_parts->scheme != "http" && url_parts->scheme != "https")) return nullptr;
+    if (!url_parts) return nullptr;
+    // RFC 3986 §3.2.2: an IPv6 literal is connected to without its brackets, and keeps them in Host and the origin.
+    auto endpoint = endpoint_of(*url_parts);
+    if (!endpoint) return nullptr;
     auto t = std::make_shared<Target>();
-    t->host = url_parts->host;
-    t->port = url_parts->port;
-    t->tls = url_parts->scheme == "https";
-    bool v6 = url_parts->host.find(':') != std::string::npos;
-    std::string bracketed = v6 ? "[" + url_parts->host + "]" : url_parts->host;
-    t->ip = ip_literal(url_parts->host, url_parts->port).has_value();
-    t->origin = url_parts->scheme + "://" + bracketed + ":" + std::to_string(url_parts->port);
+    t->host = std::move(endpoint->host);
+    t->port = endpoint->port;
+    t->tls = endpoint->tls;
+    t->ip = endpoint->ip;
+    t->origin = std::move(endpoint->origin);
     Origin o;
     o.prefix = std::string(prefix);
-    o.host_field = bracketed;
-    if (url_parts->port != (t->tls ? 443 : 80)) o.host_field += ":" + std::to_string(url_parts->port);
+    o.host_field = std::move(endpoint->host_field);
     o.target = std::move(t);
     if (origins.size() >= kMaxOrigins) origins.erase(origins.begin());
     origins.push_back(std::move(o));

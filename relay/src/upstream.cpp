@@ -1,6 +1,8 @@
 #include "upstream.h"
 
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <openssl/x509.h>
 
 #include <algorithm>
@@ -133,6 +135,31 @@ Error transport_failure(TransportFailure kind, const std::string& origin, const 
                       "Retry; if it persists, check the provider's API base URL in the config.");
 }
 
+std::optional<Endpoint> endpoint_of(const Url& url) {
+    if (url.scheme != "http" && url.scheme != "https") return std::nullopt;
+    Endpoint e;
+    e.port = url.port;
+    e.tls = url.scheme == "https";
+    // RFC 3986 §3.2.2: IP-literal = "[" ( IPv6address / IPvFuture ) "]"; parse_url keeps the brackets.
+    e.ipv6 = !url.host.empty() && url.host.front() == '[';
+    if (e.ipv6) {
+        if (url.host.size() < 2 || url.host.back() != ']') return std::nullopt;
+        e.host = url.host.substr(1, url.host.size() - 2);
+        in6_addr a6{};
+        if (::inet_pton(AF_INET6, e.host.c_str(), &a6) != 1) return std::nullopt;
+        e.ip = true;
+    } else {
+        e.host = url.host;
+        in_addr a4{};
+        e.ip = ::inet_pton(AF_INET, e.host.c_str(), &a4) == 1;
+    }
+    // url.host is the authority's host as written (brackets kept for IPv6): what Host and the origin carry.
+    e.origin = url.scheme + "://" + url.host + ":" + std::to_string(url.port);
+    e.host_field = url.host;
+    if (url.port != (e.tls ? 443 : 80)) e.host_field += ":" + std::to_string(url.port);
+    return e;
+}
+
 bool is_idempotent(const std::string& method) {
     return method == "GET" || method == "HEAD" || method == "PUT" || method == "DELETE" || method == "OPTIONS";
 }
@@ -178,17 +205,29 @@ Upstream::~Upstream() {
     if (ca_store_ != nullptr) X509_STORE_free(ca_store_);
 }
 
-std::unique_ptr<httplib::Client> Upstream::acquire(const std::string& origin) {
+std::unique_ptr<httplib::ClientImpl> Upstream::acquire(const Endpoint& endpoint) {
     {
         std::lock_guard<std::mutex> lock(mutex_);
-        auto& list = idle_[origin];
+        auto& list = idle_[endpoint.origin];
         if (!list.empty()) {
             auto client = std::move(list.back());
             list.pop_back();
             return client;
         }
     }
-    auto client = std::make_unique<httplib::Client>(origin);
+    // The client is built from the host and port, not from an origin string: httplib's "scheme://host:port" parser
+    // takes only digits and colons between brackets, so most IPv6 literals (2001:db8::1) would not parse.
+    std::unique_ptr<httplib::ClientImpl> client;
+    httplib::SSLClient* tls = nullptr;
+    if (endpoint.tls) {
+        auto c = std::make_unique<httplib::SSLClient>(endpoint.host, endpoint.port);
+        tls = c.get();
+        client = std::move(c);
+    } else {
+        client = std::make_unique<httplib::ClientImpl>(endpoint.host, endpoint.port);
+    }
+    // An IPv6 literal is an address already (RFC 3986 §3.2.2): connect to it as a numeric address, never through DNS.
+    if (endpoint.ipv6) client->set_hostname_addr_map({{endpoint.host, endpoint.host}});
     client->set_keep_alive(true);
     client->set_tcp_nodelay(true);   // headers and body go out in separate writes (Nagle + delayed ACK: ~40 ms)
     client->set_follow_location(false);   // a redirect is answered to the caller, never followed with credentials
@@ -196,18 +235,18 @@ std::unique_ptr<httplib::Client> Upstream::acquire(const std::string& origin) {
     client->set_connection_timeout(options_.connect_timeout_ms / 1000, (options_.connect_timeout_ms % 1000) * 1000);
     client->set_read_timeout(options_.read_timeout_ms / 1000, (options_.read_timeout_ms % 1000) * 1000);
     client->set_write_timeout(options_.read_timeout_ms / 1000, (options_.read_timeout_ms % 1000) * 1000);
-    if (origin.rfind("https://", 0) == 0) {
-        client->enable_server_certificate_verification(true);
+    if (tls != nullptr) {
+        tls->enable_server_certificate_verification(true);
         // Loading the system CA bundle takes milliseconds: it is done once and shared (each client's SSL_CTX owns
         // one reference).
         std::lock_guard<std::mutex> lock(mutex_);
         if (ca_store_ == nullptr) ca_store_ = make_ca_store(options_.ca_file);
-        if (ca_store_ != nullptr && X509_STORE_up_ref(ca_store_) == 1) client->set_ca_cert_store(ca_store_);
+        if (ca_store_ != nullptr && X509_STORE_up_ref(ca_store_) == 1) tls->set_ca_cert_store(ca_store_);
     }
     return client;
 }
 
-void Upstream::release(const std::string& origin, std::unique_ptr<httplib::Client> client) {
+void Upstream::release(const std::string& origin, std::unique_ptr<httplib::ClientImpl> client) {
     std::lock_guard<std::mutex> lock(mutex_);
     auto& list = idle_[origin];
     if (list.size() < options_.max_idle_per_origin) list.push_back(std::move(client));
@@ -215,12 +254,13 @@ void Upstream::release(const std::string& origin, std::unique_ptr<httplib::Clien
 
 Result<HttpResponse> Upstream::send(const HttpRequest& request) {
     auto url = parse_url(request.url);
-    if (!url || (url->scheme != "http" && url->scheme != "https")) {
+    std::optional<Endpoint> endpoint;
+    if (url) endpoint = endpoint_of(*url);
+    if (!endpoint) {
         return make_error("upstream.bad_url", "The upstream URL is not a valid http(s) URL.",
                           "Check the provider's URLs (api_base, token_url) in the config.");
     }
-    std::string host = url->host.find(':') != std::string::npos ? "[" + url->host + "]" : url->host;
-    std::string origin = url->scheme + "://" + host + ":" + std::to_string(url->port);
+    const std::string& origin = endpoint->origin;
 
     httplib::Request req;
     req.method = request.method;
@@ -229,6 +269,9 @@ Result<HttpResponse> Upstream::send(const HttpRequest& request) {
         if (iequals(name, "Content-Length") || iequals(name, "Host")) continue;   // httplib writes both
         req.headers.emplace(name, value);
     }
+    // RFC 9110 §7.2: Host is uri-host [":" port], and an IPv6 uri-host keeps its brackets (RFC 3986 §3.2.2). httplib
+    // would write the bare address when the port is the scheme's default.
+    if (endpoint->ipv6) req.headers.emplace("Host", endpoint->host_field);
     if (!request.body.empty() || request.method == "POST" || request.method == "PUT" || request.method == "PATCH") {
         req.body = request.body;
         if (!req.has_header("Content-Type") && !req.body.empty()) {
@@ -247,7 +290,7 @@ Result<HttpResponse> Upstream::send(const HttpRequest& request) {
         return true;
     };
 
-    auto client = acquire(origin);
+    auto client = acquire(*endpoint);
     httplib::Response res;
     httplib::Error err = httplib::Error::Success;
     auto started = Clock::now();

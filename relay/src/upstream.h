@@ -17,7 +17,7 @@
 #include "keyrelay/result.h"
 
 namespace httplib {
-class Client;
+class ClientImpl;
 }
 struct x509_store_st;
 
@@ -70,6 +70,24 @@ enum class TransportFailure {
 Error transport_failure(TransportFailure kind, const std::string& origin, const std::string& detail,
                         int64_t read_timeout_ms, const std::string& ca_file);
 
+// Where an http(s) URL's requests go, as both clients need it. RFC 3986 §3.2.2: an IPv6 address in a URL is an
+// IP-literal in brackets ("[::1]", as parse_url keeps it in Url::host); the brackets belong to the URI syntax, so the
+// address connected to (and named in the certificate, RFC 6125 §6.2 / RFC 5280 §4.2.1.6 iPAddress) is without them,
+// while the Host field (RFC 9110 §7.2: uri-host [":" port]) and the origin keep them. Host names and IPv4 addresses
+// are written as they are.
+struct Endpoint {
+    std::string host;         // to connect to: a host name, or an IP address without brackets
+    int port = 0;
+    bool tls = false;         // https
+    bool ip = false;          // an IP literal (IPv4 or IPv6): no DNS; a certificate must name the address
+    bool ipv6 = false;        // the URL wrote an IPv6 literal in brackets
+    std::string origin;       // "scheme://host:port", IPv6 in brackets: the pool key and the name in messages
+    std::string host_field;   // the Host value: the port only when not the scheme's default (RFC 3986 §6.2.3)
+};
+// nullopt when the scheme is not http(s), or when brackets enclose something other than an IPv6 address (an
+// IPvFuture literal or a zone identifier, neither of which the relay can connect to).
+std::optional<Endpoint> endpoint_of(const Url& url);
+
 class Upstream {
 public:
     explicit Upstream(UpstreamOptions options);
@@ -98,12 +116,12 @@ public:
     const UpstreamOptions& options() const { return options_; }
 
 private:
-    std::unique_ptr<httplib::Client> acquire(const std::string& origin);
-    void release(const std::string& origin, std::unique_ptr<httplib::Client> client);
+    std::unique_ptr<httplib::ClientImpl> acquire(const Endpoint& endpoint);
+    void release(const std::string& origin, std::unique_ptr<httplib::ClientImpl> client);
 
     UpstreamOptions options_;
     std::mutex mutex_;
-    std::map<std::string, std::vector<std::unique_ptr<httplib::Client>>> idle_;
+    std::map<std::string, std::vector<std::unique_ptr<httplib::ClientImpl>>> idle_;
     x509_store_st* ca_store_ = nullptr;   // the trusted CAs, loaded once, shared by every TLS client
 };
 
