@@ -1,6 +1,6 @@
-// AsyncUpstream against real sockets on 127.0.0.1: a cpp-httplib server for ordinary answers, small scripted raw
-// servers for the edge cases of RFC 9112 framing and persistence, and an httplib::SSLServer with a throwaway
-// self-signed certificate for TLS.
+// AsyncUpstream against real sockets on 127.0.0.1 (and ::1 for IPv6 literals, when the machine has it): a cpp-httplib
+// server for ordinary answers, small scripted raw servers for the edge cases of RFC 9112 framing and persistence, and
+// an httplib::SSLServer with a throwaway self-signed certificate for TLS.
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
@@ -17,6 +17,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <functional>
 #include <future>
 #include <memory>
@@ -102,14 +103,14 @@ private:
 
 HttpRequest get(const std::string& url) { return HttpRequest{"GET", url, {}, {}}; }
 
-// A cpp-httplib server on 127.0.0.1, port chosen by the system.
+// A cpp-httplib server on 127.0.0.1 (or `address`), port chosen by the system.
 template <class Server>
 class Running {
 public:
     template <class... Args>
     explicit Running(Args&&... args) : server(std::forward<Args>(args)...) {}
-    void start() {
-        port = server.bind_to_any_port("127.0.0.1");
+    void start(const char* address = "127.0.0.1") {
+        port = server.bind_to_any_port(address);
         REQUIRE(port > 0);
         thread_ = std::thread([this] { server.listen_after_bind(); });
         while (!server.is_running()) std::this_thread::sleep_for(1ms);
@@ -163,23 +164,55 @@ void write_all(int fd, const std::string& s) {
     }
 }
 
+// A loopback address with a port the system chose: 127.0.0.1, or ::1 when `ipv6`.
+struct Loopback {
+    explicit Loopback(bool ipv6) {
+        if (ipv6) {
+            auto* a = reinterpret_cast<sockaddr_in6*>(&addr);
+            a->sin6_family = AF_INET6;
+            a->sin6_addr = in6addr_loopback;
+            len = sizeof(sockaddr_in6);
+        } else {
+            auto* a = reinterpret_cast<sockaddr_in*>(&addr);
+            a->sin_family = AF_INET;
+            a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            len = sizeof(sockaddr_in);
+        }
+    }
+    int family() const { return addr.ss_family; }
+    sockaddr* get() { return reinterpret_cast<sockaddr*>(&addr); }
+    int port() const {
+        return ntohs(addr.ss_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6*>(&addr)->sin6_port
+                                                : reinterpret_cast<const sockaddr_in*>(&addr)->sin_port);
+    }
+    sockaddr_storage addr{};
+    socklen_t len = 0;
+};
+
+// Whether this machine has an IPv6 loopback (::1) to listen on; some containers have none.
+bool have_ipv6_loopback() {
+    int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    Loopback a(true);
+    bool ok = ::bind(fd, a.get(), a.len) == 0;
+    ::close(fd);
+    return ok;
+}
+
 // A scripted HTTP server: each accepted connection is handed to `script(fd, n)` (n = 1 for the first accept) on the
-// server's thread, then closed.
+// server's thread, then closed. It listens on 127.0.0.1, or on ::1 when `ipv6`.
 class RawServer {
 public:
     using Script = std::function<void(int fd, int n)>;
-    explicit RawServer(Script script) : script_(std::move(script)) {
-        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    explicit RawServer(Script script, bool ipv6 = false) : script_(std::move(script)) {
+        Loopback a(ipv6);
+        fd_ = ::socket(a.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
         int one = 1;
         ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+        REQUIRE(::bind(fd_, a.get(), a.len) == 0);
         REQUIRE(::listen(fd_, 16) == 0);
-        socklen_t len = sizeof a;
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-        port_ = ntohs(a.sin_port);
+        ::getsockname(fd_, a.get(), &a.len);
+        port_ = a.port();
         thread_ = std::thread([this] {
             while (!stop_) {
                 if (!wait_readable(fd_, 50)) continue;
@@ -213,7 +246,7 @@ private:
 // answers each with `answer`. One connection at a time: a second one waits until the first closes.
 class Recorder {
 public:
-    explicit Recorder(std::string answer = "HTTP/1.1 204 No Content\r\n\r\n")
+    explicit Recorder(std::string answer = "HTTP/1.1 204 No Content\r\n\r\n", bool ipv6 = false)
         : answer_(std::move(answer)),
           server_(
               [this](int fd, int) {
@@ -226,7 +259,8 @@ public:
                       }
                       write_all(fd, answer_);
                   }
-              }) {}
+              },
+              ipv6) {}
     std::vector<std::string> requests() {
         std::lock_guard<std::mutex> lock(m_);
         return seen_;
@@ -241,17 +275,14 @@ private:
     RawServer server_;   // last: its thread stops before the rest goes
 };
 
-// A port nothing listens on: bound once, then released.
-int closed_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+// A port nothing listens on (on 127.0.0.1, or ::1 when `ipv6`): bound once, then released.
+int closed_port(bool ipv6 = false) {
+    Loopback a(ipv6);
+    int fd = ::socket(a.family(), SOCK_STREAM, 0);
+    ::bind(fd, a.get(), a.len);
+    ::getsockname(fd, a.get(), &a.len);
     ::close(fd);
-    return ntohs(a.sin_port);
+    return a.port();
 }
 
 // A throwaway self-signed certificate (P-256) naming `san` ("DNS:localhost"), written as PEM files.
@@ -969,4 +1000,230 @@ TEST_CASE("list-valued fields the relay cannot accept are upstream.error naming 
     REQUIRE_FALSE(out.result.ok());
     CHECK(out.result.error().code == "upstream.error");
     CHECK(out.result.error().message.find(words) != std::string::npos);
+}
+
+// RFC 3986 §3.2.2: an IPv6 address in a URL is an IP-literal in brackets. The brackets are URI syntax: the address
+// connected to is without them, while Host (RFC 9110 §7.2: uri-host [":" port]) and the origin keep them.
+TEST_CASE("endpoint_of: an IPv6 literal is connected to bare, and keeps its brackets in Host and the origin",
+          "[async][ipv6]") {
+    auto [url, host, ip, ipv6, origin, host_field] =
+        GENERATE(table<std::string, std::string, bool, bool, std::string, std::string>({
+            {"http://[::1]:8080/crm?q=1", "::1", true, true, "http://[::1]:8080", "[::1]:8080"},
+            {"http://[::1]/", "::1", true, true, "http://[::1]:80", "[::1]"},
+            {"https://[2001:DB8::1]/rest", "2001:db8::1", true, true, "https://[2001:db8::1]:443", "[2001:db8::1]"},
+            {"https://[::1]:80/", "::1", true, true, "https://[::1]:80", "[::1]:80"},
+            {"http://[::1]:443/", "::1", true, true, "http://[::1]:443", "[::1]:443"},
+            {"http://[::ffff:127.0.0.1]:9/", "::ffff:127.0.0.1", true, true, "http://[::ffff:127.0.0.1]:9",
+             "[::ffff:127.0.0.1]:9"},
+            // Names and IPv4 addresses: as they always were.
+            {"http://127.0.0.1:8080/", "127.0.0.1", true, false, "http://127.0.0.1:8080", "127.0.0.1:8080"},
+            {"https://127.0.0.1/", "127.0.0.1", true, false, "https://127.0.0.1:443", "127.0.0.1"},
+            {"https://API.Example.com/crm", "api.example.com", false, false, "https://api.example.com:443",
+             "api.example.com"},
+            {"http://localhost:8080/", "localhost", false, false, "http://localhost:8080", "localhost:8080"},
+            {"http://example.com:443/", "example.com", false, false, "http://example.com:443", "example.com:443"},
+        }));
+    INFO(url);
+    auto u = parse_url(url);
+    REQUIRE(u.ok());
+    auto e = endpoint_of(*u);
+    REQUIRE(e.has_value());
+    CHECK(e->host == host);
+    CHECK(e->ip == ip);
+    CHECK(e->ipv6 == ipv6);
+    CHECK(e->origin == origin);
+    CHECK(e->host_field == host_field);
+    CHECK(e->port == u->port);
+    CHECK(e->tls == (u->scheme == "https"));
+}
+
+TEST_CASE("brackets around anything but an IPv6 address are upstream.bad_url in both clients, never looked up",
+          "[async][ipv6]") {
+    // RFC 3986 §3.2.2: an IP-literal is an IPv6 address or an IPvFuture; a name in brackets is not a URL, and a zone
+    // identifier (RFC 6874) is not something the relay can connect to.
+    Harness h;
+    Upstream blocking(UpstreamOptions{});
+    for (const char* url : {"http://[localhost]:8080/", "https://[example.com]/", "http://[v1.fe80::1]/",
+                            "http://[fe80::1%25eth0]:8080/", "http://[127.0.0.1]/", "http://[]/"}) {
+        INFO(url);
+        auto u = parse_url(url);
+        if (u.ok()) CHECK_FALSE(endpoint_of(*u).has_value());
+        auto out = h.send(get(url));
+        REQUIRE_FALSE(out.result.ok());
+        CHECK(out.result.error().code == "upstream.bad_url");
+        auto same = blocking.send(get(url));
+        REQUIRE_FALSE(same.ok());
+        CHECK(same.error().code == "upstream.bad_url");
+    }
+}
+
+TEST_CASE("an IPv6 literal URL reaches ::1 through both clients, with the brackets kept in Host", "[async][ipv6]") {
+    if (!have_ipv6_loopback()) {
+        WARN("This machine has no IPv6 loopback (::1 cannot be bound): the IPv6 literal test is skipped.");
+        return;
+    }
+    const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    Recorder async_srv(ok, true), blocking_srv(ok, true);   // each serves one connection at a time: one per client
+    const std::string pa = async_srv.port(), pb = blocking_srv.port();
+
+    Harness h;
+    for (int i = 0; i < 2; ++i) {
+        auto out = h.send(get("http://[::1]:" + pa + "/path?q=1"));
+        REQUIRE(out.result.ok());
+        CHECK(out.result->status == 200);
+        CHECK(out.result->body == "ok");
+    }
+    CHECK(async_srv.requests() ==
+          std::vector<std::string>(2, "GET /path?q=1 HTTP/1.1\r\nHost: [::1]:" + pa + "\r\n\r\n"));
+    CHECK(async_srv.accepts() == 1);   // the second call reused the connection pooled under http://[::1]:port
+
+    Upstream blocking(UpstreamOptions{});
+    for (int i = 0; i < 2; ++i) {
+        auto out = blocking.send(get("http://[::1]:" + pb + "/path?q=1"));
+        REQUIRE(out.ok());
+        CHECK(out->status == 200);
+        CHECK(out->body == "ok");
+    }
+    auto seen = blocking_srv.requests();
+    REQUIRE(seen.size() == 2);
+    for (const auto& r : seen) {
+        INFO(r);
+        CHECK(r.rfind("GET /path?q=1 HTTP/1.1\r\n", 0) == 0);
+        CHECK(r.find("\r\nHost: [::1]:" + pb + "\r\n") != std::string::npos);
+        CHECK(r.find("Host:") == r.rfind("Host:"));   // one Host field only
+    }
+    CHECK(blocking_srv.accepts() == 1);
+}
+
+TEST_CASE("an IPv6 literal with letters (an IPv4-mapped address) works in both clients", "[async][ipv6]") {
+    // cpp-httplib's "scheme://host:port" parser takes only digits and colons in brackets: Upstream must not rely on it.
+    if (!have_ipv6_loopback()) {
+        WARN("This machine has no IPv6 loopback (::1 cannot be bound): the IPv4-mapped address test is skipped.");
+        return;
+    }
+    std::string v6only;
+    if (FILE* f = std::fopen("/proc/sys/net/ipv6/bindv6only", "r")) {
+        char c = 0;
+        if (std::fread(&c, 1, 1, f) == 1) v6only = c;
+        std::fclose(f);
+    }
+    if (v6only == "1") {
+        WARN("IPv6 sockets are IPv6-only here (net.ipv6.bindv6only=1): the IPv4-mapped address test is skipped.");
+        return;
+    }
+    const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nmapped";
+    Recorder async_srv(ok), blocking_srv(ok);   // on 127.0.0.1, reached as ::ffff:127.0.0.1
+    Harness h;
+    auto out = h.send(get("http://[::FFFF:127.0.0.1]:" + async_srv.port() + "/m"));
+    REQUIRE(out.result.ok());
+    CHECK(out.result->body == "mapped");
+    CHECK(async_srv.requests() ==
+          std::vector<std::string>{"GET /m HTTP/1.1\r\nHost: [::ffff:127.0.0.1]:" + async_srv.port() + "\r\n\r\n"});
+    Upstream blocking(UpstreamOptions{});
+    auto same = blocking.send(get("http://[::FFFF:127.0.0.1]:" + blocking_srv.port() + "/m"));
+    REQUIRE(same.ok());
+    CHECK(same->body == "mapped");
+    auto seen = blocking_srv.requests();
+    REQUIRE(seen.size() == 1);
+    CHECK(seen[0].find("\r\nHost: [::ffff:127.0.0.1]:" + blocking_srv.port() + "\r\n") != std::string::npos);
+}
+
+TEST_CASE("a closed port on ::1 is upstream.unreachable, naming the origin with its brackets in both clients",
+          "[async][ipv6]") {
+    if (!have_ipv6_loopback()) {
+        WARN("This machine has no IPv6 loopback (::1 cannot be bound): the closed IPv6 port test is skipped.");
+        return;
+    }
+    const std::string port = std::to_string(closed_port(true));
+    const std::string url = "http://[::1]:" + port + "/";
+    Harness h;
+    auto out = h.send(get(url));
+    REQUIRE_FALSE(out.result.ok());
+    CHECK(out.result.error().code == "upstream.unreachable");
+    CHECK(out.result.error().message == "The relay could not connect to http://[::1]:" + port + ".");
+    Upstream blocking(UpstreamOptions{});
+    auto same = blocking.send(get(url));
+    REQUIRE_FALSE(same.ok());
+    CHECK(same.error().code == out.result.error().code);
+    CHECK(same.error().message == out.result.error().message);
+}
+
+TEST_CASE("https to an IPv6 literal: the certificate must name that address, in both clients", "[async][ipv6]") {
+    if (!have_ipv6_loopback()) {
+        WARN("This machine has no IPv6 loopback (::1 cannot be bound): the https IPv6 literal test is skipped.");
+        return;
+    }
+    // RFC 6125 §6.2.1 / RFC 5280 §4.2.1.6: an IP address is matched against an iPAddress subjectAltName.
+    relaytest::TempDir dir;
+    make_certificate("IP:::1", dir / "ip.pem", dir / "ip-key.pem");
+    make_certificate("DNS:localhost", dir / "name.pem", dir / "name-key.pem");
+    Running<httplib::SSLServer> by_ip((dir / "ip.pem").c_str(), (dir / "ip-key.pem").c_str());
+    Running<httplib::SSLServer> by_name((dir / "name.pem").c_str(), (dir / "name-key.pem").c_str());
+    REQUIRE(by_ip.server.is_valid());
+    REQUIRE(by_name.server.is_valid());
+    std::promise<std::string> async_host, blocking_host;
+    auto handler = [&](const httplib::Request& req, httplib::Response& res) {
+        (req.get_header_value("User-Agent").empty() ? async_host : blocking_host)
+            .set_value(req.get_header_value("Host"));
+        res.set_content("v6 tls", "text/plain");
+    };
+    by_ip.server.Get("/secure", handler);
+    by_name.server.Get("/secure", [](const httplib::Request&, httplib::Response& res) {
+        res.set_content("x", "text/plain");
+    });
+    by_ip.start("::1");
+    by_name.start("::1");
+
+    SECTION("a trusted certificate naming ::1: 200, with Host [::1]:port") {
+        const std::string port = std::to_string(by_ip.port);
+        UpstreamOptions o;
+        o.ca_file = dir / "ip.pem";
+        Harness h(o);
+        auto out = h.send(get("https://[::1]:" + port + "/secure"));
+        REQUIRE(out.result.ok());
+        CHECK(out.result->body == "v6 tls");
+        CHECK(async_host.get_future().get() == "[::1]:" + port);
+        Upstream blocking(o);
+        auto same = blocking.send(get("https://[::1]:" + port + "/secure"));
+        REQUIRE(same.ok());
+        CHECK(same->body == "v6 tls");
+        CHECK(blocking_host.get_future().get() == "[::1]:" + port);
+    }
+    SECTION("a trusted certificate naming only localhost: upstream.tls") {
+        const std::string url = "https://[::1]:" + std::to_string(by_name.port) + "/secure";
+        UpstreamOptions o;
+        o.ca_file = dir / "name.pem";
+        Harness h(o);
+        auto out = h.send(get(url));
+        REQUIRE_FALSE(out.result.ok());
+        CHECK(out.result.error().code == "upstream.tls");
+        CHECK(out.result.error().message.find("https://[::1]:") != std::string::npos);
+        Upstream blocking(o);
+        auto same = blocking.send(get(url));
+        REQUIRE_FALSE(same.ok());
+        CHECK(same.error().code == "upstream.tls");
+    }
+}
+
+TEST_CASE("IPv4 and host name URLs keep the Host they always had, in both clients", "[async][ipv6]") {
+    // One server per client and URL: a Recorder serves one connection at a time, and each origin is pooled apart.
+    Recorder async_v4, async_name, blocking_v4, blocking_name;
+    Harness h;
+    REQUIRE(h.send(get("http://127.0.0.1:" + async_v4.port() + "/a?q=1")).result.ok());
+    REQUIRE(h.send(get("http://LocalHost:" + async_name.port() + "/b")).result.ok());
+    CHECK(async_v4.requests() ==
+          std::vector<std::string>{"GET /a?q=1 HTTP/1.1\r\nHost: 127.0.0.1:" + async_v4.port() + "\r\n\r\n"});
+    CHECK(async_name.requests() ==
+          std::vector<std::string>{"GET /b HTTP/1.1\r\nHost: localhost:" + async_name.port() + "\r\n\r\n"});
+
+    Upstream blocking(UpstreamOptions{});
+    REQUIRE(blocking.send(get("http://127.0.0.1:" + blocking_v4.port() + "/a?q=1")).ok());
+    REQUIRE(blocking.send(get("http://LocalHost:" + blocking_name.port() + "/b")).ok());
+    auto v4 = blocking_v4.requests(), name = blocking_name.requests();
+    REQUIRE(v4.size() == 1);
+    REQUIRE(name.size() == 1);
+    CHECK(v4[0].rfind("GET /a?q=1 HTTP/1.1\r\n", 0) == 0);
+    CHECK(v4[0].find("\r\nHost: 127.0.0.1:" + blocking_v4.port() + "\r\n") != std::string::npos);
+    CHECK(name[0].rfind("GET /b HTTP/1.1\r\n", 0) == 0);
+    CHECK(name[0].find("\r\nHost: localhost:" + blocking_name.port() + "\r\n") != std::string::npos);
 }
