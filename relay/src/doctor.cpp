@@ -90,8 +90,11 @@ void check_tls(const Config& c, Report& r) {
     }
     if (!c.public_url.empty()) {
         auto u = parse_url(c.public_url);
-        if (u && X509_check_host(cert, u->host.c_str(), u->host.size(), 0, nullptr) != 1 &&
-            X509_check_ip_asc(cert, u->host.c_str(), 0) != 1) {
+        // An IPv6 literal keeps its brackets in the URL (RFC 3986 §3.2.2); the certificate names the bare address.
+        std::string name = u ? u->host : std::string();
+        if (name.size() > 2 && name.front() == '[' && name.back() == ']') name = name.substr(1, name.size() - 2);
+        if (u && X509_check_host(cert, name.c_str(), name.size(), 0, nullptr) != 1 &&
+            X509_check_ip_asc(cert, name.c_str(), 0) != 1) {
             r.fail("The TLS certificate does not name " + u->host + " (the host of public_url).",
                    "Browsers will refuse it. Get a certificate for " + u->host + ", or fix public_url.");
         }
@@ -143,7 +146,7 @@ void check_store_key(const Config& c, Report& r) {
 }
 
 bool is_loopback(const std::string& host) {
-    return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+    return host == "127.0.0.1" || host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
 }
 
 void check_redirects(const Config& c, int port, Report& r) {

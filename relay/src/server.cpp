@@ -424,7 +424,9 @@ struct Relay::Impl {
         own_hosts.clear();
         if (!config.public_url.empty()) {
             if (auto u = parse_url(config.public_url)) {
-                std::string h = u->host.find(':') != std::string::npos ? "[" + u->host + "]" : u->host;
+                // parse_url keeps an IPv6 literal's brackets (RFC 3986 §3.2.2), as Host carries them.
+                std::string h = u->host.find(':') != std::string::npos && u->host.front() != '[' ? "[" + u->host + "]"
+                                                                                                : u->host;
                 bool default_port = (u->scheme == "https" && u->port == 443) || (u->scheme == "http" && u->port == 80);
                 own_hosts.push_back(h + ":" + std::to_string(u->port));
                 if (default_port) own_hosts.push_back(h);
@@ -1251,8 +1253,8 @@ struct Relay::Impl {
         std::optional<ProxyCall> call;
     };
 
-    // A FastCall is over 1 KiB, past malloc's per-thread cache: a fresh one per call cost more than all the call's other
-    // allocations together. Each thread keeps a few for reuse; a returned one is reset to a fresh state first.
+    // A FastCall is over 1 KiB, past malloc's per-thread cache: a fresh one per call cost more than all the call's
+    // other allocations together. Each thread keeps a few for reuse; a returned one is reset to a fresh state first.
     static std::vector<std::unique_ptr<FastCall>>& spare_fast_calls() {
         thread_local std::vector<std::unique_ptr<FastCall>> spare;
         return spare;

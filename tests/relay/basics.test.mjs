@@ -4,7 +4,7 @@ import { test } from 'node:test';
 
 import {
   DEMO_PASSWORD, DEMO_USER, addSecret, checkLeaksAfterAll, client, connectedSetup, errorOf, metricValue, rawRequest,
-  startRelay, startSandbox, waitFor,
+  startRelay, startSandbox, tempDir, waitFor, writeConfig,
 } from '../lib/harness.mjs';
 
 checkLeaksAfterAll();
@@ -174,6 +174,16 @@ test('a foreign Host header is refused with 400 http.bad_host (DNS rebinding), p
     { host: 'evil.example', headers: { Cookie: cookie, 'X-Requested-With': 'keyrelay' } });
   assert.equal(proxied.status, 400, `${proxied.statusLine} ${proxied.body}`);
   assert.equal(proxied.json?.error?.code, 'proxy.bad_path', proxied.body);
+});
+
+test('an IPv6 public_url makes its bracketed Host the relay\'s own ([::1]:8443), and nothing else', async (t) => {
+  const dir = await tempDir(t);
+  const config = await writeConfig(dir, { public_url: 'http://[::1]:8443' });
+  const relay = await startRelay({ args: ['--config', config], t });
+  for (const [host, status] of [['[::1]:8443', 200], ['[[::1]]:8443', 400], ['[::1]:8444', 400], ['::1:8443', 400]]) {
+    const res = await rawRequest(relay.url, '/healthz', { host });
+    assert.equal(res.status, status, `Host ${host}: ${res.statusLine} ${res.body}`);
+  }
 });
 
 test('a login body that is not {username, password} strings → 400 auth.bad_request', async (t) => {
