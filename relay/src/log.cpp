@@ -11,6 +11,7 @@
 #include <mutex>
 
 #include <limits.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "keyrelay/http.h"
@@ -117,9 +118,23 @@ void log_batch_end() {
     t_batching = false;
 }
 
+size_t log_batch_bytes() { return t_batch.size(); }
+
 void log_batch_flush() {
     if (t_batch.empty()) return;
-    // Pieces of whole lines, each at most PIPE_BUF bytes (or one longer line under the mutex), so that no line is
+    // A regular file takes the whole batch in one write(2): Linux writes it whole, not interleaved with another
+    // thread's write to the same file (the file position lock, or the inode lock with O_APPEND).
+    static const bool regular_file = [] {
+        struct stat st {};
+        return ::fstat(STDERR_FILENO, &st) == 0 && S_ISREG(st.st_mode);
+    }();
+    if (regular_file) {
+        write_all(t_batch.data(), t_batch.size());
+        t_batch.clear();
+        if (t_batch.capacity() > (1u << 20)) t_batch.shrink_to_fit();
+        return;
+    }
+    // A pipe or a socket: pieces of whole lines, each at most PIPE_BUF bytes (or one longer line under the mutex), so that no line is
     // ever interleaved with another thread's.
     const char* p = t_batch.data();
     const char* end = p + t_batch.size();

@@ -35,13 +35,15 @@ void append_json_string(std::string& out, std::string_view text);
 // Sets the minimum level written (default info).
 void set_log_level(LogLevel level);
 
-// Event-loop threads (event_server.h) collect their log lines and write them once per loop iteration, just before
-// the loop waits again: one write(2) for every request answered in that iteration instead of one per line. Lines
-// still reach the log whole (written in pieces of at most PIPE_BUF bytes, cut at line ends), in order, and within
-// microseconds; what a crash can lose is the lines of the iteration it interrupts.
+// Event-loop threads (event_server.h) collect their log lines and write them together: the relay writes a loop's
+// batch once it holds 16 KiB or 2 ms after its first line, whichever comes first (server.cpp), so a busy loop makes
+// one write(2) for a hundred requests instead of one per line. Lines still reach the log whole (a regular file takes
+// the batch in one write; a pipe or socket gets pieces of at most PIPE_BUF bytes, cut at line ends) and in order;
+// what a crash can lose is the last 2 ms of a loop's lines.
 void log_batch_begin();   // this thread collects from now on
 void log_batch_flush();   // writes what this thread collected
 void log_batch_end();     // writes what this thread collected; lines are written one by one again
+size_t log_batch_bytes(); // how much this thread has collected and not written yet
 
 // "/callback/keap?code=abc&state=xyz&scope=full" -> "/callback/keap?code=REDACTED&state=REDACTED&scope=full".
 // Every query value whose name suggests a credential (code, state, token, secret, key, password, session,

@@ -1757,8 +1757,22 @@ Result<Unit> Relay::init() {
         ao.max_conns_per_origin = 64;
         hooks.loop_started = [self_, ao](size_t i, EventLoop& loop) {
             self_->async[i] = std::make_unique<AsyncUpstream>(loop, ao);
+            // The loop's log lines go out once 16 KiB have gathered, or 2 ms after the first of them (log.h).
             log_batch_begin();
-            loop.set_before_wait([] { log_batch_flush(); });
+            auto armed = std::make_shared<bool>(false);
+            EventLoop* on = &loop;
+            loop.set_before_wait([on, armed] {
+                if (log_batch_bytes() >= 16 * 1024) {
+                    log_batch_flush();
+                    return;
+                }
+                if (*armed || log_batch_bytes() == 0) return;
+                *armed = true;
+                on->add_timer(std::chrono::milliseconds(2), [armed] {
+                    *armed = false;
+                    log_batch_flush();
+                });
+            });
         };
         hooks.loop_stopped = [self_](size_t i) {
             self_->async[i].reset();
