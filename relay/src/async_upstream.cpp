@@ -1002,7 +1002,8 @@ void AsyncUpstream::Impl::watch(Conn* c, uint32_t events) {
 // Every bit of progress moves the deadline; the loop's timer is only re-set when it would fire too late, and a timer
 // that fires before the deadline sets itself again for it. So a busy connection costs no timer operation per read.
 void AsyncUpstream::Impl::arm(Conn* c, int64_t ms) {
-    c->deadline = Clock::now() + std::chrono::milliseconds(ms);
+    // From the loop's time of this wake-up (read once per wake-up): a deadline of seconds needs no fresher clock.
+    c->deadline = loop.now() + std::chrono::milliseconds(ms);
     if (c->timer != 0 && c->timer_at <= c->deadline) return;
     if (c->timer != 0) loop.cancel_timer(c->timer);
     c->timer_at = c->deadline;
@@ -1200,10 +1201,14 @@ void AsyncUpstream::Impl::write_some(Conn* c) {
                 size_t off = ex.written - ex.head.size();
                 iov[count++] = {const_cast<char*>(ex.body.data()) + off, ex.body.size() - off};
             }
-            msghdr msg{};
-            msg.msg_iov = iov;
-            msg.msg_iovlen = static_cast<size_t>(count);
-            n = ::sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+            if (count == 1) {
+                n = ::send(c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);   // no iovec to copy in
+            } else {
+                msghdr msg{};
+                msg.msg_iov = iov;
+                msg.msg_iovlen = static_cast<size_t>(count);
+                n = ::sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+            }
             if (n < 0) {
                 if (errno == EINTR) continue;
                 if (errno == EAGAIN || errno == EWOULDBLOCK) {

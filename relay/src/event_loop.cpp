@@ -108,6 +108,7 @@ void EventLoop::run_timers() {
 void EventLoop::run() {
     constexpr int kBatch = 128;
     epoll_event events[kBatch];
+    now_ = Clock::now();
     {
         std::lock_guard<std::mutex> lock(posted_mutex_);
         if (stop_requested_) stopping_ = true;
