@@ -1,6 +1,7 @@
 #include "keyrelay/proxy.h"
 
 #include <algorithm>
+#include <array>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,19 +18,21 @@ int hex_value(char c) {
 
 bool is_control(unsigned char c) { return c < 0x20 || c == 0x7F; }
 
-// RFC 3986 §3.3 pchar without '%': unreserved / sub-delims / ":" / "@".
-bool is_pchar(unsigned char c) {
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) return true;
-    switch (c) {
-        case '-': case '.': case '_': case '~':                                   // unreserved
-        case '!': case '$': case '&': case '\'': case '(': case ')':              // sub-delims
-        case '*': case '+': case ',': case ';': case '=':
-        case ':': case '@':
-            return true;
-        default:
-            return false;
+// RFC 3986 §3.3 pchar without '%': unreserved / sub-delims / ":" / "@". As a table: every byte of every proxied path
+// and query is looked up.
+constexpr std::array<bool, 256> make_pchar_table() {
+    std::array<bool, 256> table{};
+    for (int c = 0; c < 256; ++c) {
+        bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        bool other = false;
+        for (char ch : std::string_view("-._~!$&'()*+,;=:@")) other = other || c == static_cast<unsigned char>(ch);
+        table[static_cast<size_t>(c)] = alnum || other;   // unreserved, sub-delims, ":" and "@"
     }
+    return table;
 }
+constexpr std::array<bool, 256> kPchar = make_pchar_table();
+
+bool is_pchar(unsigned char c) { return kPchar[c]; }
 
 constexpr char kHex[] = "0123456789ABCDEF";
 
@@ -211,7 +214,15 @@ Result<std::string> validate_path(std::string_view raw) {
         // The query is data for the provider: encoded control characters are allowed in values, but every '%'
         // must start a valid escape so the provider decodes what the caller meant.
         out += '?';
-        for (size_t i = 0; i < query.size(); ++i) {
+        for (size_t i = 0; i < query.size();) {
+            // RFC 3986 §3.4: query = *( pchar / "/" / "?" ), passed on as it is.
+            size_t start = i;
+            while (i < query.size() && (is_pchar(static_cast<unsigned char>(query[i])) || query[i] == '/' ||
+                                        query[i] == '?')) {
+                ++i;
+            }
+            out.append(query.substr(start, i - start));
+            if (i >= query.size()) break;
             auto c = static_cast<unsigned char>(query[i]);
             if (c == '%') {
                 if (i + 2 >= query.size() || hex_value(query[i + 1]) < 0 || hex_value(query[i + 2]) < 0) {
@@ -219,13 +230,10 @@ Result<std::string> validate_path(std::string_view raw) {
                                     "Percent-encode query values (a literal '%' is %25), e.g. email=a%40b.com.");
                 }
                 out += '%';
-                continue;
-            }
-            if (is_pchar(c) || c == '/' || c == '?') {
-                out += static_cast<char>(c);   // RFC 3986 §3.4: query = *( pchar / "/" / "?" )
             } else {
                 append_pct(out, c);
             }
+            ++i;
         }
     }
     return out;
