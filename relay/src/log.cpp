@@ -179,6 +179,15 @@ void append_json_string(std::string& out, std::string_view text) {
     out += '"';
     size_t i = 0;
     while (i < text.size()) {
+        // A run of printable ASCII that needs no escape goes in whole.
+        size_t start = i;
+        while (i < text.size()) {
+            auto b = static_cast<unsigned char>(text[i]);
+            if (b < 0x20 || b >= 0x7f || b == '"' || b == '\\') break;
+            ++i;
+        }
+        out.append(text.substr(start, i - start));
+        if (i >= text.size()) break;
         unsigned char c = static_cast<unsigned char>(text[i]);
         if (c >= 0x80) {
             size_t n = utf8_sequence_length(text, i);

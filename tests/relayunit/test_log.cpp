@@ -83,3 +83,30 @@ TEST_CASE("batched log lines reach the log whole and in order, also next to anot
     CHECK(next == 300);
     CHECK(others == 200);
 }
+
+TEST_CASE("log strings are escaped as JSON and invalid UTF-8 becomes U+FFFD", "[log]") {
+    struct Case {
+        std::string in;
+        std::string decoded;   // what a JSON parser reads back
+    };
+    const std::vector<Case> cases = {
+        {"", ""},
+        {"/proxy/keap/crm/rest/v1/contacts?email=ada@example.com",
+         "/proxy/keap/crm/rest/v1/contacts?email=ada@example.com"},
+        {"a\"b\\c", "a\"b\\c"},
+        {"line\nbreak\r\ttab\x01\x7f", "line\nbreak\r\ttab\x01\x7f"},
+        {"caf\xc3\xa9 \xe2\x82\xac", "caf\xc3\xa9 \xe2\x82\xac"},
+        {"bad \xff byte", "bad \xef\xbf\xbd byte"},
+        {"cut \xe2\x82", "cut \xef\xbf\xbd\xef\xbf\xbd"},
+        {std::string("nul\0x", 5), std::string("nul\0x", 5)},
+    };
+    for (const auto& c : cases) {
+        std::string out;
+        append_json_string(out, c.in);
+        INFO(out);
+        auto j = nlohmann::json::parse(out, nullptr, false);
+        REQUIRE(j.is_string());
+        CHECK(j.get<std::string>() == c.decoded);
+        for (char ch : out) CHECK((static_cast<unsigned char>(ch) >= 0x20 && ch != 0x7f));   // nothing raw in a line
+    }
+}
