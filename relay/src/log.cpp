@@ -134,8 +134,8 @@ void log_batch_flush() {
         if (t_batch.capacity() > (1u << 20)) t_batch.shrink_to_fit();
         return;
     }
-    // A pipe or a socket: pieces of whole lines, each at most PIPE_BUF bytes (or one longer line under the mutex), so that no line is
-    // ever interleaved with another thread's.
+    // A pipe or a socket: pieces of whole lines, each at most PIPE_BUF bytes (or one longer line under the mutex), so
+    // that no line is ever interleaved with another thread's.
     const char* p = t_batch.data();
     const char* end = p + t_batch.size();
     while (p < end) {
