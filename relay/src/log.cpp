@@ -124,11 +124,8 @@ void log_batch_flush() {
     if (t_batch.empty()) return;
     // A regular file takes the whole batch in one write(2): Linux writes it whole, not interleaved with another
     // thread's write to the same file (the file position lock, or the inode lock with O_APPEND).
-    static const bool regular_file = [] {
-        struct stat st {};
-        return ::fstat(STDERR_FILENO, &st) == 0 && S_ISREG(st.st_mode);
-    }();
-    if (regular_file) {
+    struct stat st {};
+    if (::fstat(STDERR_FILENO, &st) == 0 && S_ISREG(st.st_mode)) {
         write_all(t_batch.data(), t_batch.size());
         t_batch.clear();
         if (t_batch.capacity() > (1u << 20)) t_batch.shrink_to_fit();

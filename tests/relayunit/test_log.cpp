@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -82,6 +84,54 @@ TEST_CASE("batched log lines reach the log whole and in order, also next to anot
     }
     CHECK(next == 300);
     CHECK(others == 200);
+}
+
+TEST_CASE("batched log lines written to a regular file arrive whole, next to another thread's lines", "[log]") {
+    char path[] = "/tmp/keyrelay-log-XXXXXX";
+    int fd = ::mkstemp(path);
+    REQUIRE(fd >= 0);
+    int saved = ::dup(STDERR_FILENO);
+    ::dup2(fd, STDERR_FILENO);
+    auto writer = [](const std::string& who, int count, bool batch) {
+        if (batch) log_batch_begin();
+        for (int i = 0; i < count; ++i) {
+            std::string id = who + "-" + std::to_string(i);
+            RequestLogLine l;
+            l.request_id = id;
+            l.method = "GET";
+            l.path = "/proxy/keap/crm/rest/v1/contacts?email=ada@example.com";
+            l.status = 200;
+            log_request(l);
+            if (batch && log_batch_bytes() >= 16 * 1024) log_batch_flush();
+        }
+        if (batch) log_batch_end();
+    };
+    std::thread a(writer, "a", 2000, true);
+    std::thread b(writer, "b", 2000, true);
+    std::thread c(writer, "c", 500, false);
+    a.join();
+    b.join();
+    c.join();
+    ::dup2(saved, STDERR_FILENO);
+    ::close(saved);
+    ::close(fd);
+    std::ifstream in(path);
+    std::string line;
+    std::map<char, int> next;
+    size_t lines = 0;
+    while (std::getline(in, line)) {
+        ++lines;
+        auto j = nlohmann::json::parse(line, nullptr, false);
+        REQUIRE_FALSE(j.is_discarded());   // no line was cut or interleaved
+        std::string id = j.value("request_id", "");
+        REQUIRE(id.size() > 2);
+        CHECK(id.substr(2) == std::to_string(next[id[0]]++));   // each writer's lines in its order
+    }
+    ::unlink(path);
+    CHECK(lines == 4500);
+    CHECK(next['a'] == 2000);
+    CHECK(next['b'] == 2000);
+    CHECK(next['c'] == 500);
 }
 
 TEST_CASE("log strings are escaped as JSON and invalid UTF-8 becomes U+FFFD", "[log]") {
