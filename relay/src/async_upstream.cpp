@@ -721,7 +721,7 @@ void AsyncUpstream::Impl::deliver(Done done, Result<HttpResponse> outcome, doubl
 }
 
 void AsyncUpstream::Impl::fail(std::unique_ptr<Exchange> ex, TransportFailure kind, const std::string& detail) {
-    double seconds = ex->clock_started ? std::chrono::duration<double>(Clock::now() - ex->started).count() : 0.0;
+    double seconds = ex->clock_started ? std::chrono::duration<double>(loop.now() - ex->started).count() : 0.0;
     deliver(std::move(ex->done),
             transport_failure(kind, ex->target->origin, detail, options.read_timeout_ms, options.ca_file), seconds);
 }
@@ -868,7 +868,7 @@ void AsyncUpstream::Impl::start(std::unique_ptr<Exchange> ex) {
         }
         c->reused = true;
         if (!ex->clock_started) {
-            ex->started = Clock::now();
+            ex->started = loop.now();
             ex->clock_started = true;
         }
         begin_exchange(c, std::move(ex));
@@ -949,8 +949,10 @@ void AsyncUpstream::Impl::on_resolved(const std::string& host, Addresses address
 }
 
 void AsyncUpstream::Impl::connect_next(std::unique_ptr<Exchange> ex) {
+    // An exchange's time is measured on the loop's clock, read once per wake-up: from the wake-up that sent it to the
+    // one that saw its answer (the upstream latency metric counts in milliseconds).
     if (!ex->clock_started) {
-        ex->started = Clock::now();
+        ex->started = loop.now();
         ex->clock_started = true;
     }
     std::string last_problem = "no address";
@@ -1327,11 +1329,11 @@ void AsyncUpstream::Impl::answer_complete(Conn* c) {
         if (waiting->second.empty()) queued.erase(waiting);
         c->reused = true;
         if (!next->clock_started) {
-            next->started = Clock::now();
+            next->started = loop.now();
             next->clock_started = true;
         }
         begin_exchange(c, std::move(next));
-        double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+        double seconds = std::chrono::duration<double>(loop.now() - started).count();
         deliver(std::move(done), std::move(response), seconds);
         return;
     }
@@ -1345,7 +1347,7 @@ void AsyncUpstream::Impl::answer_complete(Conn* c) {
         if (pool.empty()) idle.erase(c->origin);
         close(c);
     }
-    double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    double seconds = std::chrono::duration<double>(loop.now() - started).count();
     deliver(std::move(done), std::move(response), seconds);
 }
 
