@@ -1283,7 +1283,6 @@ struct Relay::Impl {
         const std::string& m = r.method;
         if (m != "GET" && m != "POST" && m != "PUT" && m != "PATCH" && m != "DELETE" && m != "HEAD") return false;
         if (r.target.compare(0, 7, "/proxy/") != 0 || r.header("Authorization") == nullptr) return false;
-        const Clock::time_point started = Clock::now();
         if (r.header("Origin") != nullptr || r.header("Range") != nullptr || r.header("Expect") != nullptr) {
             return false;
         }
@@ -1300,6 +1299,7 @@ struct Relay::Impl {
             call = prepare_proxy(req, refused, provider, false);
         }
         std::string id = std::move(t_ctx.id);
+        const Clock::time_point started = t_ctx.started;   // pre_route's clock read: the request's start
         t_ctx = RequestContext{};
         if (!call) return false;
 
