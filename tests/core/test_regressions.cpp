@@ -35,7 +35,7 @@ HttpResponse response(int status, std::string body, Headers headers = {}) {
 TEST_CASE("diagnose never copies control characters from a server's headers or body into its summary or hint",
           "[regression][diagnose]") {
     SECTION("a Content-Type with NUL and an escape sequence") {
-        Diagnosis d = diagnose(response(200, "[]", {{"Content-Type", std::string("app\0lication/\x1b[31mjson", 24)}}),
+        Diagnosis d = diagnose(response(200, "[]", {{"Content-Type", std::string("app\0lication/\x1b[31mjson", 22)}}),
                                Expect::xmlrpc);
         CHECK(d.code == "not_method_response");
         CHECK(d.summary.find("Content-Type: app lication/ [31mjson") != std::string::npos);
