@@ -60,6 +60,7 @@ public:
     // Runs until stop(). The time is read once per wake-up (now()).
     void run();
     void stop();   // thread-safe
+    bool stopping() const { return stopping_; }   // loop thread: run() is about to return
     Clock::time_point now() const { return now_; }
 
 private:

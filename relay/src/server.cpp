@@ -1762,7 +1762,7 @@ Result<Unit> Relay::init() {
             auto armed = std::make_shared<bool>(false);
             EventLoop* on = &loop;
             loop.set_before_wait([on, armed] {
-                if (log_batch_bytes() >= 16 * 1024) {
+                if (log_batch_bytes() >= 16 * 1024 || on->stopping()) {
                     log_batch_flush();
                     return;
                 }
