@@ -14,6 +14,16 @@ checkLeaksAfterAll();
 
 const LOOKUP = '/proxy/keap/crm/rest/v1/contacts?email=ada@example.com';
 
+/** A relay connected over OAuth, called once, whose access token the sandbox has since expired (the relay does not
+ * know: its next calls go out on the fast path and get a 401). */
+async function tokenExpiredAtSandbox(t) {
+  const apiKey = newApiKey();
+  const { sandbox, relay } = await connectedSetup({ t, relayOptions: { apiKey }, sandboxOptions: { accessTtl: 30 } });
+  assert.equal((await apiCall(relay.url, 'GET', LOOKUP, { apiKey })).status, 200);
+  await sandbox.clock(sandbox.config.keap.access_ttl + 60);
+  return { sandbox, relay, apiKey };
+}
+
 async function frontCounts(relay) {
   const text = (await apiCall(relay.url, 'GET', '/metrics')).body;
   return {
@@ -143,11 +153,8 @@ test('OAuth: an access token the provider refuses (401) on the fast path is refr
 });
 
 test('OAuth, server-to-server: 50 concurrent calls whose token the provider refuses (401) cause exactly one refresh, and all succeed', async (t) => {
-  const apiKey = newApiKey();
-  const { sandbox, relay } = await connectedSetup({ t, relayOptions: { apiKey }, sandboxOptions: { accessTtl: 30 } });
-  assert.equal((await apiCall(relay.url, 'GET', LOOKUP, { apiKey })).status, 200);
   // The sandbox expires the token; the relay still thinks it good, so all 50 go out on the fast path and get a 401.
-  await sandbox.clock(sandbox.config.keap.access_ttl + 60);
+  const { sandbox, relay, apiKey } = await tokenExpiredAtSandbox(t);
   const before = await sandbox.tokenStats('keap');
   const results = await Promise.all(Array.from({ length: 50 }, () => apiCall(relay.url, 'GET', LOOKUP, { apiKey, timeout: 20_000 })));
   const after = await sandbox.tokenStats('keap');
@@ -158,10 +165,7 @@ test('OAuth, server-to-server: 50 concurrent calls whose token the provider refu
 });
 
 test('OAuth, server-to-server: a 401 that arrives after another call already refreshed causes no second refresh', async (t) => {
-  const apiKey = newApiKey();
-  const { sandbox, relay } = await connectedSetup({ t, relayOptions: { apiKey }, sandboxOptions: { accessTtl: 30 } });
-  assert.equal((await apiCall(relay.url, 'GET', LOOKUP, { apiKey })).status, 200);
-  await sandbox.clock(sandbox.config.keap.access_ttl + 60);
+  const { sandbox, relay, apiKey } = await tokenExpiredAtSandbox(t);
   const before = await sandbox.tokenStats('keap');
   // Wave 1 is held 1.5 s by the sandbox, then refused (401) - long after wave 2 was refused and refreshed the token.
   // Its 401 is about the old token: the worker that continues it must see that and not refresh again.
