@@ -199,14 +199,6 @@ Server::Server(Options options) : impl_(std::make_unique<Impl>()) { impl_->optio
 
 Server::~Server() { stop(); }
 
-namespace {
-// cpp-httplib's server with a listen backlog wider than its built-in 5 (a second listen() on Linux widens it).
-class WideServer : public httplib::Server {
-public:
-    void widen_backlog(int backlog) { ::listen(svr_sock_, backlog); }
-};
-}  // namespace
-
 Result<int> Server::start() {
     if (impl_->http) {
         return make_error("sandbox.already_started", "This sandbox server is already started.",
@@ -218,7 +210,7 @@ Result<int> Server::start() {
 
     // A client that closes early must not kill the process (cpp-httplib writes without MSG_NOSIGNAL).
     std::signal(SIGPIPE, SIG_IGN);
-    auto http = std::make_unique<WideServer>();
+    auto http = std::make_unique<httplib::Server>();
     // cpp-httplib gives each connection a worker for its whole keep-alive life, and a relay's idle pooled connections
     // each hold one. A fixed pool (it was 64) starved a burst of 500 new connections for the 5 s keep-alive wait,
     // which Keap never does: workers start on demand, up to 1024, and the extra ones exit when idle.
@@ -269,8 +261,6 @@ Result<int> Server::start() {
                           "Another program probably uses that port: pick another with --port, or --port 0 to let "
                           "the system choose.");
     }
-    // cpp-httplib listens with a backlog of 5: 16 clients connecting at once (a refresh race) overflowed it.
-    http->widen_backlog(512);
     impl_->port = port;
     impl_->http = std::move(http);
     httplib::Server* raw = impl_->http.get();

@@ -11,7 +11,6 @@
 #include <mutex>
 
 #include <limits.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "keyrelay/http.h"
@@ -33,26 +32,17 @@ const char* level_name(LogLevel level) {
     return "info";
 }
 
-// "2026-11-28T13:47:45.123Z". The date and time of the current second are formatted once per thread and second.
+// "2026-11-28T13:47:45.123Z".
 void append_iso_now(std::string& out) {
     auto now = std::chrono::system_clock::now();
     auto secs = std::chrono::system_clock::to_time_t(now);
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-    thread_local std::time_t cached_secs = -1;
-    thread_local char cached[96];
-    if (secs != cached_secs) {
-        std::tm tm{};
-        gmtime_r(&secs, &tm);
-        std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
-                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-        cached_secs = secs;
-    }
-    out += cached;
-    out += '.';
-    out += static_cast<char>('0' + ms / 100);
-    out += static_cast<char>('0' + ms / 10 % 10);
-    out += static_cast<char>('0' + ms % 10);
-    out += 'Z';
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char text[64];
+    std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+    out += text;
 }
 
 std::string iso_now() {
@@ -67,9 +57,6 @@ void append_number(std::string& out, long long n) {
     out.append(digits, static_cast<size_t>(end - digits));
 }
 
-thread_local bool t_batching = false;
-thread_local std::string t_batch;
-
 void write_all(const char* p, size_t left) {
     while (left > 0) {
         ssize_t n = ::write(STDERR_FILENO, p, left);
@@ -83,10 +70,6 @@ void write_all(const char* p, size_t left) {
 // One line, one write(2): a line up to PIPE_BUF bytes reaches a pipe or an O_APPEND file whole even when other
 // threads write at the same time; longer lines take the mutex so that they do not interleave either.
 void write_line(const std::string& line) {
-    if (t_batching) {
-        t_batch += line;
-        return;
-    }
     std::unique_lock<std::mutex> lock(g_log_mutex, std::defer_lock);
     if (line.size() > PIPE_BUF) lock.lock();
     write_all(line.data(), line.size());
@@ -110,51 +93,6 @@ bool sensitive_name(std::string_view name) {
 }  // namespace
 
 void set_log_level(LogLevel level) { g_min_level = static_cast<int>(level); }
-
-void log_batch_begin() { t_batching = true; }
-
-void log_batch_end() {
-    log_batch_flush();
-    t_batching = false;
-}
-
-size_t log_batch_bytes() { return t_batch.size(); }
-
-void log_batch_flush() {
-    if (t_batch.empty()) return;
-    // A regular file takes the whole batch in one write(2): Linux writes it whole, not interleaved with another
-    // thread's write to the same file (the file position lock, or the inode lock with O_APPEND).
-    struct stat st {};
-    if (::fstat(STDERR_FILENO, &st) == 0 && S_ISREG(st.st_mode)) {
-        write_all(t_batch.data(), t_batch.size());
-        t_batch.clear();
-        if (t_batch.capacity() > (1u << 20)) t_batch.shrink_to_fit();
-        return;
-    }
-    // A pipe or a socket: pieces of whole lines, each at most PIPE_BUF bytes (or one longer line under the mutex), so
-    // that no line is ever interleaved with another thread's.
-    const char* p = t_batch.data();
-    const char* end = p + t_batch.size();
-    while (p < end) {
-        const char* cut = p;
-        for (;;) {
-            const char* nl = static_cast<const char*>(std::memchr(cut, '\n', static_cast<size_t>(end - cut)));
-            const char* line_end = nl == nullptr ? end : nl + 1;
-            if (cut != p && static_cast<size_t>(line_end - p) > PIPE_BUF) break;
-            cut = line_end;
-            if (cut == end || static_cast<size_t>(cut - p) > PIPE_BUF) break;   // the end, or one long line
-        }
-        if (static_cast<size_t>(cut - p) > PIPE_BUF) {
-            std::lock_guard<std::mutex> lock(g_log_mutex);
-            write_all(p, static_cast<size_t>(cut - p));
-        } else {
-            write_all(p, static_cast<size_t>(cut - p));
-        }
-        p = cut;
-    }
-    t_batch.clear();
-    if (t_batch.capacity() > (1u << 20)) t_batch.shrink_to_fit();
-}
 
 void log_line(LogLevel level, std::string_view msg, const nlohmann::json& fields) {
     if (static_cast<int>(level) < g_min_level.load()) return;
@@ -214,10 +152,8 @@ void append_json_string(std::string& out, std::string_view text) {
 
 void log_request(const RequestLogLine& r) {
     if (static_cast<int>(LogLevel::info) < g_min_level.load(std::memory_order_relaxed)) return;
-    // Straight into the loop's batch when there is one; otherwise into this thread's buffer, then one write.
-    thread_local std::string buffer;
-    std::string& line = t_batching ? t_batch : buffer;
-    if (!t_batching) line.clear();
+    std::string line;
+    line.reserve(256);
     line += "{\"ts\":\"";
     append_iso_now(line);
     line += "\",\"level\":\"info\",\"msg\":\"request\",\"request_id\":";
@@ -226,7 +162,7 @@ void log_request(const RequestLogLine& r) {
     append_json_string(line, r.method);
     line += ",\"path\":";
     append_json_string(line, r.path);
-    // duration_ms with three decimals, formatted from whole microseconds (no printf on this path).
+    // duration_ms with three decimals, from whole microseconds.
     const long long us = r.duration_ms > 0 ? std::llround(r.duration_ms * 1000.0) : 0;
     const long long frac = us % 1000;
     line += ",\"status\":";
@@ -244,10 +180,7 @@ void log_request(const RequestLogLine& r) {
         append_json_string(line, r.provider);
     }
     line += "}\n";
-    if (!t_batching) {
-        write_line(line);
-        if (line.capacity() > (1u << 16)) line = std::string();
-    }
+    write_line(line);
 }
 
 std::string redact_target(std::string_view target) {

@@ -15,8 +15,7 @@ enum class LogLevel { debug, info, warn, error };
 void log_line(LogLevel level, std::string_view msg, const nlohmann::json& fields = nlohmann::json::object());
 
 // The access line of one request, {"ts","level":"info","msg":"request","request_id","method","path","status",
-// "duration_ms","remote"[,"provider"]}, formatted straight into a buffer (no JSON objects: it runs for every request)
-// and written with one write(2). `path` must already be redacted (redact_target).
+// "duration_ms","remote"[,"provider"]}, written with one write(2). `path` must already be redacted (redact_target).
 struct RequestLogLine {
     std::string_view request_id;
     std::string_view method;
@@ -34,16 +33,6 @@ void append_json_string(std::string& out, std::string_view text);
 
 // Sets the minimum level written (default info).
 void set_log_level(LogLevel level);
-
-// Event-loop threads (event_server.h) collect their log lines and write them together: the relay writes a loop's
-// batch once it holds 16 KiB or 2 ms after its first line, whichever comes first (server.cpp), so a busy loop makes
-// one write(2) for a hundred requests instead of one per line. Lines still reach the log whole (a regular file takes
-// the batch in one write; a pipe or socket gets pieces of at most PIPE_BUF bytes, cut at line ends) and in order;
-// what a crash can lose is the last 2 ms of a loop's lines.
-void log_batch_begin();   // this thread collects from now on
-void log_batch_flush();   // writes what this thread collected
-void log_batch_end();     // writes what this thread collected; lines are written one by one again
-size_t log_batch_bytes(); // how much this thread has collected and not written yet
 
 // "/callback/keap?code=abc&state=xyz&scope=full" -> "/callback/keap?code=REDACTED&state=REDACTED&scope=full".
 // Every query value whose name suggests a credential (code, state, token, secret, key, password, session,

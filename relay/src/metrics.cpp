@@ -1,6 +1,5 @@
 #include "metrics.h"
 
-#include <atomic>
 #include <cstdio>
 
 namespace keyrelay::relay {
@@ -44,46 +43,14 @@ void Metrics::add_provider(const std::string& provider) {
     retries_.emplace(provider, 0);
 }
 
-Metrics::Shard& Metrics::shard() {
-    static std::atomic<size_t> next{0};
-    thread_local const size_t index = next.fetch_add(1, std::memory_order_relaxed) % kShards;
-    return shards_[index];
-}
-
-std::map<std::pair<std::string, int>, uint64_t> Metrics::requests_total() const {
-    std::map<std::pair<std::string, int>, uint64_t> total;
-    for (Shard& s : shards_) {
-        std::lock_guard<std::mutex> lock(s.mutex);
-        for (const auto& [key, n] : s.requests) total[key] += n;
-    }
-    return total;
-}
-
-std::map<std::string, Metrics::Histogram> Metrics::latency_total() const {
-    std::map<std::string, Histogram> total;
-    for (Shard& s : shards_) {
-        std::lock_guard<std::mutex> lock(s.mutex);
-        for (const auto& [provider, h] : s.latency) {
-            Histogram& t = total[provider];
-            if (t.counts.empty()) t.counts.assign(h.counts.size(), 0);
-            for (size_t i = 0; i < h.counts.size() && i < t.counts.size(); ++i) t.counts[i] += h.counts[i];
-            t.count += h.count;
-            t.sum += h.sum;
-        }
-    }
-    return total;
-}
-
 void Metrics::count_request(const std::string& provider, int status) {
-    Shard& s = shard();
-    std::lock_guard<std::mutex> lock(s.mutex);
-    ++s.requests[{provider, status}];
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++requests_[{provider, status}];
 }
 
 void Metrics::observe_upstream_latency(const std::string& provider, double seconds) {
-    Shard& s = shard();
-    std::lock_guard<std::mutex> lock(s.mutex);
-    auto& h = s.latency[provider];
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto& h = latency_[provider];
     if (h.counts.empty()) h.counts.assign(buckets().size() + 1, 0);
     size_t i = 0;
     while (i < buckets().size() && seconds > buckets()[i]) ++i;
@@ -112,11 +79,6 @@ void Metrics::set_reauth_gauge(std::function<int64_t()> source) {
     reauth_source_ = std::move(source);
 }
 
-void Metrics::set_front_counters(std::function<std::pair<uint64_t, uint64_t>()> source) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    front_source_ = std::move(source);
-}
-
 uint64_t Metrics::refreshes(const std::string& provider) const {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = refreshes_.find(provider);
@@ -124,39 +86,31 @@ uint64_t Metrics::refreshes(const std::string& provider) const {
 }
 
 uint64_t Metrics::requests(const std::string& provider, int status) const {
-    uint64_t n = 0;
-    for (Shard& s : shards_) {
-        std::lock_guard<std::mutex> lock(s.mutex);
-        auto it = s.requests.find({provider, status});
-        if (it != s.requests.end()) n += it->second;
-    }
-    return n;
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = requests_.find({provider, status});
+    return it == requests_.end() ? 0 : it->second;
 }
 
 std::string Metrics::render() const {
     std::function<int64_t()> reauth;
-    std::function<std::pair<uint64_t, uint64_t>()> front;
     {
         std::lock_guard<std::mutex> lock(mutex_);
         reauth = reauth_source_;
-        front = front_source_;
     }
     // The gauge reads the store: compute it outside the metrics lock.
     int64_t needing_reauth = reauth ? reauth() : 0;
-    const auto requests = requests_total();
-    const auto latency = latency_total();
 
     std::lock_guard<std::mutex> lock(mutex_);
     std::string out;
     out += "# HELP keyrelay_requests_total HTTP requests served, by provider and status.\n";
     out += "# TYPE keyrelay_requests_total counter\n";
-    for (const auto& [key, n] : requests) {
+    for (const auto& [key, n] : requests_) {
         out += "keyrelay_requests_total{provider=\"" + prometheus_label(key.first) + "\",status=\"" +
                std::to_string(key.second) + "\"} " + std::to_string(n) + "\n";
     }
     out += "# HELP keyrelay_upstream_latency_seconds Latency of upstream API and token requests.\n";
     out += "# TYPE keyrelay_upstream_latency_seconds histogram\n";
-    for (const auto& [provider, h] : latency) {
+    for (const auto& [provider, h] : latency_) {
         std::string label = prometheus_label(provider);
         uint64_t cumulative = 0;
         for (size_t i = 0; i < buckets().size(); ++i) {
@@ -186,14 +140,6 @@ std::string Metrics::render() const {
            "again.\n";
     out += "# TYPE keyrelay_connections_needing_reauth gauge\n";
     out += "keyrelay_connections_needing_reauth " + std::to_string(needing_reauth) + "\n";
-    if (front) {
-        auto [fast, slow] = front();
-        out += "# HELP keyrelay_front_requests_total Requests by the path that answered them: fast (a proxied call "
-               "sent from the event loop without blocking) or slow (a worker thread).\n";
-        out += "# TYPE keyrelay_front_requests_total counter\n";
-        out += "keyrelay_front_requests_total{path=\"fast\"} " + std::to_string(fast) + "\n";
-        out += "keyrelay_front_requests_total{path=\"slow\"} " + std::to_string(slow) + "\n";
-    }
     return out;
 }
 

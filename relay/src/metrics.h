@@ -1,7 +1,6 @@
 // Counters and a latency histogram, rendered in the Prometheus text exposition format (version 0.0.4).
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -27,9 +26,6 @@ public:
 
     // The gauge keyrelay_connections_needing_reauth is computed when scraped.
     void set_reauth_gauge(std::function<int64_t()> source);
-    // keyrelay_front_requests_total{path="fast"|"slow"}: which path of the event front end answered (event_server.h);
-    // absent when the front end is not in use (a TLS listener).
-    void set_front_counters(std::function<std::pair<uint64_t, uint64_t>()> source);
 
     std::string render() const;
 
@@ -45,25 +41,13 @@ private:
         uint64_t count = 0;
         double sum = 0;
     };
-    // The two counted on every request, in shards: each thread counts in its own (its own lock and cache line), so
-    // the event loops on different cores do not contend; render() and requests() add the shards up.
-    struct alignas(64) Shard {
-        std::mutex mutex;
-        std::map<std::pair<std::string, int>, uint64_t> requests;
-        std::map<std::string, Histogram> latency;
-    };
-    static constexpr size_t kShards = 8;
-    Shard& shard();
-    std::map<std::pair<std::string, int>, uint64_t> requests_total() const;
-    std::map<std::string, Histogram> latency_total() const;
-
-    mutable std::array<Shard, kShards> shards_;
     mutable std::mutex mutex_;
+    std::map<std::pair<std::string, int>, uint64_t> requests_;
+    std::map<std::string, Histogram> latency_;
     std::map<std::string, uint64_t> refreshes_;
     std::map<std::string, uint64_t> refresh_failures_;
     std::map<std::string, uint64_t> retries_;
     std::function<int64_t()> reauth_source_;
-    std::function<std::pair<uint64_t, uint64_t>()> front_source_;
 };
 
 // Escapes a label value per the exposition format: backslash, double quote and newline.

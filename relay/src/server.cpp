@@ -18,9 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "async_upstream.h"
 #include "crypto.h"
-#include "event_server.h"
 #include "http_util.h"
 #include "keyrelay/diagnose.h"
 #include "keyrelay/jira.h"
@@ -42,12 +40,6 @@
 #ifndef KEYRELAY_SOURCE_DIR
 #define KEYRELAY_SOURCE_DIR "."
 #endif
-
-namespace httplib::detail {
-// The reason phrases of cpp-httplib's own status lines: exported by libcpp-httplib 0.11, not declared in its header.
-// The fast path writes its status lines with the same words.
-const char* status_message(int status);
-}  // namespace httplib::detail
 
 namespace keyrelay::relay {
 namespace {
@@ -96,181 +88,12 @@ struct ProxyCall {
     HttpRequest up;
 };
 
-// Left by the event loop's fast path for the worker that continues a call it handed over (a retry or a refresh,
-// event_server.h): the upstream exchange it already made (attempt 0) and the connection whose token it used, so
-// that the worker neither sends the request again for nothing nor takes a refresh decision about another token.
-struct InjectedAttempt {
-    Clock::time_point started;   // when the front end took the request (its logged duration counts from there)
-    std::string id;              // the request id it was given
-    std::optional<Connection> conn;
-    std::optional<std::pair<Result<HttpResponse>, double>> first;
-};
-thread_local InjectedAttempt* t_inject = nullptr;
-
-// cpp-httplib listens with a backlog of 5; a burst of page calls needs more (re-listen widens it on Linux).
-template <class Base>
-class WideBacklog : public Base {
-public:
-    using Base::Base;
-    void widen_backlog(int backlog) { ::listen(this->svr_sock_, backlog); }
-};
-using TlsServer = WideBacklog<httplib::SSLServer>;
-
-// cpp-httplib's request processing without its socket loop: the event front end (event_server.h) feeds it one
-// request's bytes from memory and collects the answer's bytes.
-class FrontServer : public httplib::Server {
-public:
-    bool serve(httplib::Stream& stream, bool close_connection, bool& connection_closed) {
-        return process_request(stream, close_connection, connection_closed, nullptr);
-    }
-};
-
-class MemoryStream final : public httplib::Stream {
-public:
-    MemoryStream(const std::string& in, const std::string& ip, int port) : in_(in), ip_(ip), port_(port) {}
-    bool is_readable() const override { return true; }
-    bool is_writable() const override { return true; }
-    ssize_t read(char* ptr, size_t size) override {
-        size_t n = std::min(size, in_.size() - pos_);
-        std::memcpy(ptr, in_.data() + pos_, n);
-        pos_ += n;
-        return static_cast<ssize_t>(n);
-    }
-    ssize_t write(const char* ptr, size_t size) override {
-        out_.append(ptr, size);
-        return static_cast<ssize_t>(size);
-    }
-    void get_remote_ip_and_port(std::string& ip, int& port) const override {
-        ip = ip_;
-        port = port_;
-    }
-    void get_local_ip_and_port(std::string& ip, int& port) const override {
-        ip = "";
-        port = 0;
-    }
-    socket_t socket() const override { return 0; }   // no socket: cpp-httplib only compares it with FD_SETSIZE
-    std::string take() { return std::move(out_); }
-
-private:
-    const std::string& in_;
-    size_t pos_ = 0;
-    std::string out_;
-    std::string ip_;
-    int port_;
-};
-
-// The fast path's view of a request, with the members of httplib::Request that the checks shared with the slow path
-// read (pre_route, authenticate, prepare_proxy are templates over both): no multimap to build per request.
-struct FastRequest {
-    const IncomingRequest& in;
-    const std::string& method;
-    const std::string& target;
-    std::string path;   // percent-decoded, as cpp-httplib gives it
-    const std::vector<std::pair<std::string, std::string>>& headers;
-    std::string body;
-    const std::string& remote_addr;
-
-    explicit FastRequest(const IncomingRequest& r)
-        : in(r), method(r.method), target(r.target),
-          path(decoded_path(r.target)), headers(r.headers),
-          remote_addr(r.remote_ip) {
-        if (method != "GET" && method != "HEAD" && method != "DELETE") body.assign(r.body());
-    }
-    // The path as cpp-httplib gives it: percent-decoded, without the query.
-    static std::string decoded_path(const std::string& target) {
-        size_t q = target.find('?');
-        size_t pct = target.find('%');
-        if (pct == std::string::npos || pct > q) return target.substr(0, q);
-        return httplib::detail::decode_url(target.substr(0, q), false);
-    }
-    bool has_header(const std::string& name) const { return in.header(name) != nullptr; }
-    // A reference, not a copy (callers bind it to a const reference, which also holds httplib's returned value).
-    const std::string& get_header_value(const std::string& name) const {
-        static const std::string kNone;
-        const std::string* v = in.header(name);
-        return v == nullptr ? kNone : *v;
-    }
-    size_t get_header_value_count(const std::string& name) const { return in.header_count(name); }
-};
-
-// The fast path's answer under construction: the members of httplib::Response that relay_answer and send_error use,
-// with headers kept in insertion order (write_fast puts them in cpp-httplib's order at the end). Names and values are
-// kept in one buffer: an answer costs two allocations for its headers, not two per header.
-struct FastResponse {
-    struct Field {
-        uint32_t name, name_len, value, value_len;
-        bool removed;
-    };
-    int status = -1;
-    std::string body;
-    std::string store;
-    std::vector<Field> fields;
-
-    FastResponse() {
-        store.reserve(1024);
-        fields.reserve(24);
-    }
-    std::string_view name_of(const Field& f) const { return std::string_view(store).substr(f.name, f.name_len); }
-    std::string_view value_of(const Field& f) const { return std::string_view(store).substr(f.value, f.value_len); }
-
-    void set_header(std::string_view name, std::string_view value) {
-        if (has_line_break(name) || has_line_break(value)) return;   // as httplib: refused quietly
-        Field f{static_cast<uint32_t>(store.size()), static_cast<uint32_t>(name.size()), 0,
-                static_cast<uint32_t>(value.size()), false};
-        store.append(name);
-        f.value = static_cast<uint32_t>(store.size());
-        store.append(value);
-        fields.push_back(f);
-    }
-    std::optional<std::string_view> find(std::string_view name) const {
-        for (const Field& f : fields) {
-            if (!f.removed && iequals(name_of(f), name)) return value_of(f);
-        }
-        return std::nullopt;
-    }
-    bool has_header(std::string_view name) const { return find(name).has_value(); }
-    // As httplib's: the body, and Content-Type replaced.
-    void set_content(std::string content, std::string_view type) {
-        body = std::move(content);
-        for (Field& f : fields) {
-            if (iequals(name_of(f), "Content-Type")) f.removed = true;
-        }
-        set_header("Content-Type", type);
-    }
-};
-
-// The provider's body as the answer's content, without a copy where the answer type allows it.
-void move_content(FastResponse& res, std::string&& body, const std::string& type) {
-    res.set_content(std::move(body), type);
-}
-void move_content(httplib::Response& res, std::string&& body, const std::string& type) {
-    res.set_content(body, type);
-}
-
-// ASCII lower case, as ::tolower in the "C" locale (cpp-httplib's header order).
-inline unsigned char lower_char(char c) {
-    unsigned char u = static_cast<unsigned char>(c);
-    return u >= 'A' && u <= 'Z' ? static_cast<unsigned char>(u - 'A' + 'a') : u;
-}
-
-// Does the head of an answer say "Connection: close"?
-bool says_close(const std::string& bytes) {
-    size_t end = bytes.find("\r\n\r\n");
-    if (end == std::string::npos) return true;
-    return std::string_view(bytes.data(), end + 2).find("\r\nConnection: close\r\n") != std::string_view::npos;
-}
-
 }  // namespace
 
 struct Relay::Impl {
     Config& config;
     int& port;
     std::unique_ptr<httplib::Server> server;
-    FrontServer* front = nullptr;                         // server, when the event front end serves (plain HTTP)
-    std::unique_ptr<EventServer> events;
-    httplib::Headers default_headers;                     // on every answer (cpp-httplib's and the fast path's)
-    std::vector<std::unique_ptr<AsyncUpstream>> async;    // one per event loop
-    std::function<void(int)> widen;
     std::unique_ptr<TokenStore> store;
     std::unique_ptr<Upstream> upstream;
     Metrics metrics;
@@ -471,8 +294,8 @@ struct Relay::Impl {
     template <class Req>
     httplib::Server::HandlerResponse pre_route(const Req& req, httplib::Response& res) {
         t_ctx = RequestContext{};
-        t_ctx.id = t_inject != nullptr && !t_inject->id.empty() ? t_inject->id : new_request_id();
-        t_ctx.started = t_inject != nullptr ? t_inject->started : Clock::now();
+        t_ctx.id = new_request_id();
+        t_ctx.started = Clock::now();
         t_ctx.active = true;
         res.set_header("X-Request-Id", t_ctx.id);
 
@@ -949,7 +772,7 @@ struct Relay::Impl {
     }
 
     void handle_proxy(const httplib::Request& req, httplib::Response& res) {
-        auto call = prepare_proxy(req, res, req.matches[1], true);
+        auto call = prepare_proxy(req, res, req.matches[1]);
         if (!call) return;
         const ProviderConfig* p = call->p;
         std::optional<Connection>& conn = call->conn;
@@ -978,11 +801,10 @@ struct Relay::Impl {
     }
 
     // Checks a /proxy call (caller, path, allowlist, connection) and builds the provider request. On a refusal the
-    // error answer is in res and the result is empty. may_wait = false (the event loop): an OAuth token that is not
-    // usable right now gives an empty result with res untouched, and the caller takes the waiting path instead.
+    // error answer is in res and the result is empty.
     template <class Req>
     std::optional<ProxyCall> prepare_proxy(const Req& req, httplib::Response& res,
-                                           const std::string& provider, bool may_wait) {
+                                           const std::string& provider) {
         const ProviderConfig* p = provider_or_404(provider, req, res, false);
         if (p == nullptr) return std::nullopt;
         if (authenticate(req, res, true) == Caller::none) return std::nullopt;
@@ -1026,19 +848,12 @@ struct Relay::Impl {
 
         std::optional<Connection> conn;
         if (p->mode == Mode::oauth) {
-            if (t_inject != nullptr && t_inject->conn) {
-                conn = t_inject->conn;
-            } else if (!may_wait) {
-                conn = tokens->usable_now(*p);
-                if (!conn) return std::nullopt;
-            } else {
-                auto c = tokens->fresh(*p);
-                if (!c) {
-                    send_connection_error(res, c.error());
-                    return std::nullopt;
-                }
-                conn = *c;
+            auto c = tokens->fresh(*p);
+            if (!c) {
+                send_connection_error(res, c.error());
+                return std::nullopt;
             }
+            conn = *c;
         }
 
         ProxyCall call;
@@ -1079,11 +894,6 @@ struct Relay::Impl {
 
     Result<HttpResponse> forward(const ProviderConfig& p, const HttpRequest& up) {
         RetryPolicy policy;
-        std::optional<std::pair<Result<HttpResponse>, double>> first;
-        if (t_inject != nullptr && t_inject->first) {
-            first = std::move(t_inject->first);   // attempt 0 was made by the event loop; only the first forward
-            t_inject->first.reset();
-        }
         return upstream->send_with_retries(up, policy, [&](const Upstream::Attempt& a) {
             metrics.observe_upstream_latency(p.name, a.seconds);
             if (a.retry_in_ms) {
@@ -1092,7 +902,7 @@ struct Relay::Impl {
                          {{"request_id", t_ctx.id}, {"provider", p.name}, {"attempt", a.attempt + 1},
                           {"outcome", a.outcome}, {"delay_ms", *a.retry_in_ms}});
             }
-        }, first);
+        });
     }
 
     void send_connection_error(httplib::Response& res, const Error& e) {
@@ -1135,7 +945,8 @@ struct Relay::Impl {
         if (answer.status == 204 || answer.status == 304 || method == "HEAD") return;
         static const std::string kOctets = "application/octet-stream";
         const std::string* type = answer.headers.find("Content-Type");
-        move_content(res, std::move(answer.body), type != nullptr ? *type : kOctets);
+        res.body = std::move(answer.body);   // Response::body is public: no copy of a large answer
+        res.set_header("Content-Type", type != nullptr ? *type : kOctets);
     }
 
     // A 2xx with a JSON media type (RFC 8259 §11, or a +json suffix, RFC 6839 §3.1) and a body that is a
@@ -1170,320 +981,6 @@ struct Relay::Impl {
         if (xmlrpc && (d.code == "empty_body" || d.code == "wrong_content_type" || d.code == "not_json")) return true;
         if (!xmlrpc && d.code == "not_json" && answer.status != 204 && !answer.body.empty()) return true;
         return false;
-    }
-
-    // ------------------------------------------------------------------------------------------------------------
-    // The event front end (plain HTTP, event_server.h). The slow path feeds the request's bytes to cpp-httplib's own
-    // processing (the routes above, the error handler, the logger) on a worker thread. The fast path sends a /proxy
-    // call from the loop without blocking and writes the answer as that processing would (answer_fast).
-
-    OutgoingResponse serve_bytes(const std::string& raw, const std::string& ip, int port, bool close) {
-        MemoryStream stream(raw, ip, port);
-        bool closed = false;
-        bool ok = front->serve(stream, close, closed);
-        OutgoingResponse out;
-        out.bytes = stream.take();
-        out.close = !ok || close || closed || says_close(out.bytes);
-        return out;
-    }
-
-    OutgoingResponse serve_slow(const IncomingRequest& r) {
-        OutgoingResponse out;
-        const std::string* ae = r.header("Accept-Encoding");
-        if (ae != nullptr && without_brotli(*ae) != *ae) {
-            out = serve_bytes(with_accept_encoding(r.raw, r.body_offset), r.remote_ip, r.remote_port, r.close);
-        } else {
-            out = serve_bytes(r.raw, r.remote_ip, r.remote_port, r.close);
-        }
-        t_inject = nullptr;
-        return out;
-    }
-
-    // cpp-httplib compresses with brotli whenever a client accepts it (browsers, node's fetch), at brotli's slowest
-    // quality: about 1 ms of CPU for a 400-byte answer, 20 times gzip. The event front end takes "br" out of
-    // Accept-Encoding (RFC 9110 §12.5.3: the server may pick any acceptable coding), so such clients get gzip.
-    static std::string without_brotli(const std::string& accept_encoding) {
-        std::string out;
-        std::stringstream ss(accept_encoding);
-        std::string item;
-        while (std::getline(ss, item, ',')) {
-            std::string coding = trim_ascii(item.substr(0, item.find(';')));
-            if (iequals(coding, "br")) continue;
-            if (!out.empty()) out += ", ";
-            out += trim_ascii(item);
-        }
-        return out;
-    }
-
-    // The request's bytes with every Accept-Encoding field value passed through without_brotli.
-    static std::string with_accept_encoding(const std::string& raw, size_t head_end) {
-        std::string out;
-        out.reserve(raw.size());
-        size_t pos = 0;
-        while (pos < head_end) {
-            size_t eol = raw.find("\r\n", pos);
-            if (eol == std::string::npos || eol >= head_end) break;
-            std::string_view line(raw.data() + pos, eol - pos);
-            size_t colon = line.find(':');
-            if (pos != 0 && colon != std::string_view::npos && iequals(line.substr(0, colon), "Accept-Encoding")) {
-                out.append(line.substr(0, colon + 1));
-                out += ' ';
-                out += without_brotli(trim_ascii(line.substr(colon + 1)));
-            } else {
-                out.append(line);
-            }
-            out += "\r\n";
-            pos = eol + 2;
-        }
-        out.append(raw, pos, std::string::npos);
-        return out;
-    }
-
-    struct FastCall {
-        bool close = false;
-        std::string method;
-        std::string target;
-        std::string remote;
-        std::optional<std::string> accept_encoding;
-        bool oauth = false;
-        std::optional<Connection> conn;
-        Respond respond;
-        Clock::time_point started;
-        std::string id;
-        std::optional<ProxyCall> call;
-    };
-
-    // A FastCall is over 1 KiB, past malloc's per-thread cache: a fresh one per call cost more than all the call's
-    // other allocations together. Each thread keeps a few for reuse; a returned one is reset to a fresh state first.
-    static std::vector<std::unique_ptr<FastCall>>& spare_fast_calls() {
-        thread_local std::vector<std::unique_ptr<FastCall>> spare;
-        return spare;
-    }
-    static std::shared_ptr<FastCall> new_fast_call() {
-        auto& spare = spare_fast_calls();
-        std::unique_ptr<FastCall> f;
-        if (!spare.empty()) {
-            f = std::move(spare.back());
-            spare.pop_back();
-        } else {
-            f = std::make_unique<FastCall>();
-        }
-        return std::shared_ptr<FastCall>(f.release(), [](FastCall* done) {
-            std::unique_ptr<FastCall> owned(done);
-            *owned = FastCall{};
-            auto& keep = spare_fast_calls();
-            if (keep.size() < 64) keep.push_back(std::move(owned));
-        });
-    }
-
-    // Loop thread, must not block. Takes a /proxy call from a server-to-server caller (API key) whose credential is
-    // ready; anything else (a browser's call, a refusal, a token to refresh) is left to the slow path.
-    bool fast_proxy(const IncomingRequest& r, size_t loop_index, const Respond& respond) {
-        if (loop_index >= async.size() || !async[loop_index] || config.api_key.empty()) return false;
-        const std::string& m = r.method;
-        if (m != "GET" && m != "POST" && m != "PUT" && m != "PATCH" && m != "DELETE" && m != "HEAD") return false;
-        if (r.target.compare(0, 7, "/proxy/") != 0 || r.header("Authorization") == nullptr) return false;
-        if (r.header("Origin") != nullptr || r.header("Range") != nullptr || r.header("Expect") != nullptr) {
-            return false;
-        }
-        FastRequest req(r);
-        size_t slash = req.path.find('/', 7);
-        std::string provider = req.path.substr(7, slash == std::string::npos ? std::string::npos : slash - 7);
-        if (provider.empty()) return false;
-
-        // The same checks as the slow path (pre_route, then handle_proxy's), on the same bytes; a refusal is left to
-        // the slow path, which answers it.
-        httplib::Response refused;
-        std::optional<ProxyCall> call;
-        if (pre_route(req, refused) == httplib::Server::HandlerResponse::Unhandled) {
-            call = prepare_proxy(req, refused, provider, false);
-        }
-        std::string id = std::move(t_ctx.id);
-        const Clock::time_point started = t_ctx.started;   // pre_route's clock read: the request's start
-        t_ctx = RequestContext{};
-        if (!call) return false;
-
-        std::shared_ptr<FastCall> f = new_fast_call();
-        f->close = r.close;
-        f->method = m;
-        f->target = r.target;
-        f->remote = r.remote_ip;
-        if (const std::string* ae = r.header("Accept-Encoding")) f->accept_encoding = without_brotli(*ae);
-        f->oauth = call->p->mode == Mode::oauth;
-        f->conn = call->conn;
-        f->respond = respond;
-        f->started = started;
-        f->id = std::move(id);
-        f->call = std::move(*call);
-        async[loop_index]->send(f->call->up, [this, f](Result<HttpResponse> outcome, double seconds) {
-            finish_fast(*f, std::move(outcome), seconds);
-        });
-        return true;
-    }
-
-    void finish_fast(FastCall& f, Result<HttpResponse> outcome, double seconds) {
-        // A retry (it waits) or a reactive refresh (it may wait): the slow path continues from this attempt.
-        bool again = retry_delay_ms(f.method, 0, outcome, 0, RetryPolicy{}).has_value() ||
-                     (f.oauth && outcome.ok() && outcome->status == 401);
-        if (again) {
-            auto inject = std::make_shared<InjectedAttempt>();
-            inject->started = f.started;
-            inject->id = f.id;
-            // The connection whose token got this answer: a 401 is about that token's version. Were the worker to
-            // look the connection up again, it could find one refreshed meanwhile by another call and refresh it
-            // once more for a 401 it never got (a stampede of rotations).
-            inject->conn = f.conn;
-            inject->first.emplace(std::move(outcome), seconds);
-            OutgoingResponse o;
-            o.to_slow = true;
-            o.slow_setup = [inject] { t_inject = inject.get(); };
-            f.respond(std::move(o));
-            return;
-        }
-        OutgoingResponse out;
-        try {
-            out = answer_fast(f, std::move(outcome), seconds);
-        } catch (const std::exception& e) {
-            log_line(LogLevel::error, "unhandled exception", {{"request_id", f.id}, {"what", e.what()}});
-            FastResponse res;
-            res.set_header("X-Request-Id", f.id);
-            send_error(res, 500, "internal.error", "The relay hit an internal error.",
-                       "This is a bug in keyrelay; the relay's log has the details for request " + f.id + ".");
-            out = write_fast(f, res);
-        }
-        t_ctx = RequestContext{};
-        f.respond(std::move(out));
-    }
-
-    // The answer to a fast-path call, as handle_proxy and cpp-httplib would write it (the same response headers, the
-    // same passthrough or diagnosis, the same log line and metrics), without parsing the request a second time.
-    OutgoingResponse answer_fast(FastCall& f, Result<HttpResponse> outcome, double seconds) {
-        ProxyCall& call = *f.call;
-        metrics.observe_upstream_latency(call.p->name, seconds);
-        t_ctx = RequestContext{};
-        t_ctx.id = f.id;
-        t_ctx.started = f.started;
-        t_ctx.provider = call.p->name;
-        t_ctx.active = true;
-        FastResponse res;
-        res.set_header("X-Request-Id", f.id);
-        if (!outcome) {
-            const Error& e = outcome.error();
-            send_error(res, e.code == "upstream.timeout" ? 504 : 502, e);
-        } else {
-            scrub_credentials(call.up, *outcome);
-            relay_answer(*call.p, f.method, call.bare, *outcome, res);
-        }
-        return write_fast(f, res);
-    }
-
-    // cpp-httplib 0.11's Server::write_response_core and apply_ranges for a routed answer without ranges, in the
-    // same order and bytes: default headers first, compression by Accept-Encoding, Content-Length, Connection /
-    // Keep-Alive, headers sorted as its case-insensitive multimap keeps them, then the logger. Its error handler has
-    // nothing to do here: every fast-path answer has a body or is the provider's own (passthrough).
-    OutgoingResponse write_fast(const FastCall& f, FastResponse& res) {
-        if (!res.body.empty()) {
-            auto type = httplib::detail::EncodingType::None;
-            if (f.accept_encoding) {
-                // httplib's own decision, from the only two headers it reads.
-                httplib::Request q;
-                q.headers.emplace("Accept-Encoding", *f.accept_encoding);
-                httplib::Response a;
-                if (auto t = res.find("Content-Type")) a.headers.emplace("Content-Type", std::string(*t));
-                type = httplib::detail::encoding_type(q, a);
-            }
-            std::unique_ptr<httplib::detail::compressor> compressor;
-            std::string encoding;
-            if (type == httplib::detail::EncodingType::Gzip) {
-                compressor = std::make_unique<httplib::detail::gzip_compressor>();
-                encoding = "gzip";
-            } else if (type == httplib::detail::EncodingType::Brotli) {
-                compressor = std::make_unique<httplib::detail::brotli_compressor>();
-                encoding = "br";
-            }
-            if (compressor) {
-                std::string compressed;
-                if (compressor->compress(res.body.data(), res.body.size(), true, [&](const char* data, size_t n) {
-                        compressed.append(data, n);
-                        return true;
-                    })) {
-                    res.body.swap(compressed);
-                    res.set_header("Content-Encoding", encoding);
-                }
-            }
-            char length[24];
-            auto [end, ec] = std::to_chars(length, length + sizeof length, res.body.size());
-            res.set_header("Content-Length", std::string_view(length, static_cast<size_t>(end - length)));
-        }
-        if (f.close) {
-            res.set_header("Connection", "close");
-        } else {
-            static const std::string kKeepAlive =
-                "timeout=" + std::to_string(kKeepAliveSeconds) + ", max=" + std::to_string(kKeepAliveMax);
-            res.set_header("Keep-Alive", kKeepAlive);
-        }
-        // The default headers come first (cpp-httplib copies them into every answer before the handler runs).
-        auto has = [&](std::string_view name) {
-            if (res.has_header(name)) return true;
-            for (const auto& [n, v] : default_headers) {
-                if (iequals(n, name)) return true;
-            }
-            return false;
-        };
-        if (!has("Content-Type") && !res.body.empty()) res.set_header("Content-Type", "text/plain");
-        if (!has("Content-Length") && res.body.empty()) res.set_header("Content-Length", "0");
-        if (!has("Accept-Ranges") && f.method == "HEAD") res.set_header("Accept-Ranges", "bytes");
-
-        // httplib::Headers is a multimap ordered by httplib::detail::ci (ASCII case-insensitive), equal names in
-        // insertion order: a stable sort by the same order writes them alike. An insertion sort of views: stable,
-        // and a dozen headers need no temporary buffer.
-        using View = std::pair<std::string_view, std::string_view>;
-        View inline_views[48];
-        std::vector<View> many;   // only for an answer with more headers than that
-        View* sorted = inline_views;
-        if (default_headers.size() + res.fields.size() > std::size(inline_views)) {
-            many.resize(default_headers.size() + res.fields.size());
-            sorted = many.data();
-        }
-        size_t count = 0;
-        for (const auto& [n, v] : default_headers) sorted[count++] = View(n, v);
-        for (const auto& field : res.fields) {
-            if (!field.removed) sorted[count++] = View(res.name_of(field), res.value_of(field));
-        }
-        auto before = [](std::string_view a, std::string_view b) {
-            return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(),
-                                                [](char x, char y) { return lower_char(x) < lower_char(y); });
-        };
-        for (size_t i = 1; i < count; ++i) {
-            for (size_t j = i; j > 0 && before(sorted[j].first, sorted[j - 1].first); --j) {
-                std::swap(sorted[j], sorted[j - 1]);
-            }
-        }
-
-        OutgoingResponse out;
-        std::string& b = out.bytes;
-        size_t head = 64;
-        for (size_t i = 0; i < count; ++i) head += sorted[i].first.size() + sorted[i].second.size() + 4;
-        b.reserve(head + res.body.size());
-        b += "HTTP/1.1 ";
-        b += std::to_string(res.status);
-        b += ' ';
-        b += httplib::detail::status_message(res.status);
-        b += "\r\n";
-        bool close = f.close;
-        for (size_t i = 0; i < count; ++i) {
-            const auto& [name, value] = sorted[i];
-            b += name;
-            b += ": ";
-            b += value;
-            b += "\r\n";
-            if (name == "Connection" && value == "close") close = true;
-        }
-        b += "\r\n";
-        if (f.method != "HEAD") b += res.body;
-        out.close = close;
-        log_done(f.method, f.target, f.remote, res.status);
-        return out;
     }
 
     // ------------------------------------------------------------------------------------------------------------
@@ -1718,7 +1215,7 @@ Result<Unit> Relay::init() {
             return make_error("tls.bad_files", "TLS needs both a certificate and a key.",
                               "Pass --tls-cert and --tls-key (or tls_cert and tls_key in the config).");
         }
-        auto server = std::make_unique<TlsServer>(config_.tls_cert.c_str(), config_.tls_key.c_str());
+        auto server = std::make_unique<httplib::SSLServer>(config_.tls_cert.c_str(), config_.tls_key.c_str());
         if (!server->is_valid()) {
             return make_error("tls.bad_files",
                               "The TLS certificate " + config_.tls_cert + " or key " + config_.tls_key +
@@ -1726,65 +1223,9 @@ Result<Unit> Relay::init() {
                               "Check both paths and that the key belongs to the certificate (`keyrelay doctor` "
                               "checks this); for local HTTPS make them with scripts/dev-cert.");
         }
-        TlsServer* raw = server.get();
-        m.widen = [raw](int n) { raw->widen_backlog(n); };
         m.server = std::move(server);
     } else {
-        // Plain HTTP: the event front end owns the connections (event_server.h) and hands requests to this
-        // cpp-httplib server's processing, which never listens itself.
-        auto server = std::make_unique<FrontServer>();
-        m.front = server.get();
-        m.widen = [](int) {};
-        m.server = std::move(server);
-        EventServerOptions eo;
-        eo.threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
-        if (auto n = process_env()("KEYRELAY_EVENT_THREADS")) eo.threads = std::clamp(std::atoi(n->c_str()), 1, 64);
-        eo.max_body = config_.max_request_body;
-        eo.keep_alive_timeout = std::chrono::seconds(kKeepAliveSeconds);
-        eo.keep_alive_max_count = kKeepAliveMax;
-        eo.slow_workers = static_cast<size_t>(std::max(1, config_.server_threads));
-        EventServer::Hooks hooks;
-        // KEYRELAY_FAST_PATH=off: every request goes to a worker (to rule the fast path out when chasing a problem).
-        auto fast = process_env()("KEYRELAY_FAST_PATH");
-        if (!fast || (*fast != "off" && *fast != "0")) {
-            hooks.fast = [self_](const IncomingRequest& r, size_t loop_index, EventLoop&, const Respond& respond) {
-                return self_->fast_proxy(r, loop_index, respond);
-            };
-        }
-        hooks.slow = [self_](const IncomingRequest& r) { return self_->serve_slow(r); };
-        // Each loop opens at most 64 connections to one provider at once; a burst beyond that waits for one of them.
-        UpstreamOptions ao = uo;
-        ao.max_conns_per_origin = 64;
-        hooks.loop_started = [self_, ao](size_t i, EventLoop& loop) {
-            self_->async[i] = std::make_unique<AsyncUpstream>(loop, ao);
-            // The loop's log lines go out once 16 KiB have gathered, or 2 ms after the first of them (log.h).
-            log_batch_begin();
-            auto armed = std::make_shared<bool>(false);
-            EventLoop* on = &loop;
-            loop.set_before_wait([on, armed] {
-                if (log_batch_bytes() >= 16 * 1024 || on->stopping()) {
-                    log_batch_flush();
-                    return;
-                }
-                if (*armed || log_batch_bytes() == 0) return;
-                *armed = true;
-                on->add_timer(std::chrono::milliseconds(2), [armed] {
-                    *armed = false;
-                    log_batch_flush();
-                });
-            });
-        };
-        hooks.loop_stopped = [self_](size_t i) {
-            self_->async[i].reset();
-            log_batch_end();
-        };
-        m.async.resize(static_cast<size_t>(eo.threads));
-        m.events = std::make_unique<EventServer>(eo, std::move(hooks));
-        EventServer* events = m.events.get();
-        m.metrics.set_front_counters([events] {
-            auto s = events->stats();
-            return std::make_pair(static_cast<uint64_t>(s.fast), static_cast<uint64_t>(s.slow));
-        });
+        m.server = std::make_unique<httplib::Server>();
     }
     httplib::Server& svr = *m.server;
     // cpp-httplib 0.11 holds one worker per connection for its whole keep-alive life: the pool grows on demand up to
@@ -1806,11 +1247,10 @@ Result<Unit> Relay::init() {
     // middle of a request is dropped. A client that trickles its head gets at most its own worker (see above).
     svr.set_read_timeout(10, 0);
     svr.set_write_timeout(10, 0);
-    m.default_headers = {{"X-Content-Type-Options", "nosniff"},
-                         {"X-Frame-Options", "DENY"},
-                         {"Referrer-Policy", "no-referrer"},
-                         {"Content-Security-Policy", "frame-ancestors 'none'"}};
-    svr.set_default_headers(m.default_headers);
+    svr.set_default_headers({{"X-Content-Type-Options", "nosniff"},
+                             {"X-Frame-Options", "DENY"},
+                             {"Referrer-Policy", "no-referrer"},
+                             {"Content-Security-Policy", "frame-ancestors 'none'"}});
 
     Impl* self = impl_.get();
     svr.set_pre_routing_handler([self](const httplib::Request& req, httplib::Response& res) {
@@ -1861,13 +1301,6 @@ Result<Unit> Relay::init() {
 
 Result<int> Relay::bind() {
     Impl& m = *impl_;
-    if (m.events) {
-        auto bound = m.events->bind(config_.bind, config_.port);
-        if (!bound) return bound.error();
-        port_ = *bound;
-        m.set_own_hosts();
-        return *bound;
-    }
     int port = config_.port;
     if (port == 0) {
         port = m.server->bind_to_any_port(config_.bind);
@@ -1881,7 +1314,6 @@ Result<int> Relay::bind() {
                           "Another program (or another keyrelay) probably uses that port: pick another with --port, "
                           "or --port 0 to let the system choose.");
     }
-    m.widen(512);
     port_ = port;
     m.set_own_hosts();
     return port;
@@ -1903,7 +1335,7 @@ bool Relay::run() {
             next = std::chrono::steady_clock::now() + interval;
         }
     });
-    bool ok = m.events ? m.events->run() : m.server->listen_after_bind();
+    bool ok = m.server->listen_after_bind();
     {
         std::lock_guard<std::mutex> lock(m.stop_mutex);
         m.stopping = true;
@@ -1920,9 +1352,7 @@ void Relay::stop() {
         m.stopping = true;
     }
     m.stop_cv.notify_all();
-    if (m.events) {
-        m.events->stop();
-    } else if (m.server) {
+    if (m.server) {
         m.server->stop();
     }
 }
