@@ -14,7 +14,7 @@
 
 #include "common.h"
 #include "sandbox.h"
-#include "task_queue.h"
+#include "http/task_queue.h"
 
 namespace keyrelay::sandbox {
 namespace {

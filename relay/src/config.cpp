@@ -306,7 +306,7 @@ ProviderConfig builtin_jira() {
     p.oauth.account_from_scope = false;
     p.api_base = "https://api.atlassian.com/ex/jira/{cloud_id}";
     p.accessible_resources_url = "https://api.atlassian.com/oauth/token/accessible-resources";
-    p.post_connect = {"jira_accessible_resources"};
+    p.post_connect = {PostConnect::jira_accessible_resources};
     p.allow = {{"GET", "/rest/api/3/user/search"},
                {"GET", "/rest/api/3/myself"},
                {"GET", "/rest/api/2/user/search"},
@@ -412,12 +412,13 @@ Result<Unit> apply_provider_json(ProviderConfig& p, const json& j) {
         } else if (k == "post_connect") {
             auto l = string_list(v, where);
             if (!l) return l.error();
+            p.post_connect.clear();
             for (const auto& step : *l) {
                 if (step != "jira_accessible_resources") {
                     return bad_value(where, "has an unknown step \"" + step + "\" (known: jira_accessible_resources)");
                 }
+                p.post_connect.push_back(PostConnect::jira_accessible_resources);
             }
-            p.post_connect = *l;
         } else if (k == "env_prefix") {
             auto s = string_value(v, where);
             if (!s) return s.error();

@@ -5,9 +5,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "http_util.h"
-#include "log.h"
-#include "metrics.h"
+#include "http/util.h"
+#include "obs/log.h"
+#include "obs/metrics.h"
 
 using namespace keyrelay;
 using namespace keyrelay::relay;

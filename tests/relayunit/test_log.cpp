@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "log.h"
+#include "obs/log.h"
 
 using namespace keyrelay::relay;
 

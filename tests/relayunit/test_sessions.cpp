@@ -5,7 +5,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "sessions.h"
+#include "state/sessions.h"
 #include "temp_dir.h"
 
 using namespace keyrelay::relay;

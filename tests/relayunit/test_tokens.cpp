@@ -12,10 +12,10 @@
 
 #include "config.h"
 #include "keyrelay/http.h"
-#include "metrics.h"
-#include "store.h"
+#include "obs/metrics.h"
+#include "state/store.h"
 #include "temp_dir.h"
-#include "tokens.h"
+#include "state/tokens.h"
 
 using namespace keyrelay;
 using namespace keyrelay::relay;

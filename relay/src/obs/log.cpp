@@ -1,4 +1,4 @@
-#include "log.h"
+#include "obs/log.h"
 
 #include <atomic>
 #include <cerrno>

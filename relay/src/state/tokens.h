@@ -21,8 +21,8 @@
 #include "config.h"
 #include "keyrelay/http.h"
 #include "keyrelay/result.h"
-#include "metrics.h"
-#include "store.h"
+#include "obs/metrics.h"
+#include "state/store.h"
 
 namespace keyrelay::relay {
 

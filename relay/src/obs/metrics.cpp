@@ -1,4 +1,4 @@
-#include "metrics.h"
+#include "obs/metrics.h"
 
 #include <cstdio>
 

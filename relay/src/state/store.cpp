@@ -4,7 +4,7 @@
 // record id as associated data (so a record cannot be moved to another id). Writes are atomic: a temp file in the
 // same directory, fsync, rename(2) over the old file (atomic on POSIX), then fsync of the directory so the rename
 // itself survives a crash.
-#include "store.h"
+#include "state/store.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -23,7 +23,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "crypto.h"
+#include "state/crypto.h"
 #include "keyrelay/http.h"
 
 namespace keyrelay::relay {

@@ -1,11 +1,11 @@
-#include "tokens.h"
+#include "state/tokens.h"
 
 #include <sys/stat.h>
 
 #include <algorithm>
 
 #include "keyrelay/oauth2.h"
-#include "log.h"
+#include "obs/log.h"
 
 namespace keyrelay::relay {
 namespace {

@@ -1,4 +1,4 @@
-#include "task_queue.h"
+#include "http/task_queue.h"
 
 #include <malloc.h>
 

@@ -1,4 +1,4 @@
-#include "http_util.h"
+#include "http/util.h"
 
 #include <nlohmann/json.hpp>
 

@@ -1,6 +1,6 @@
 // OpenSSL 3 EVP primitives for the relay: CSPRNG, AES-256-GCM (NIST SP 800-38D), PBKDF2-HMAC-SHA256
 // (RFC 8018 §5.2), constant-time comparison, and store-key parsing.
-#include "crypto.h"
+#include "state/crypto.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

@@ -1,4 +1,4 @@
-#include "sessions.h"
+#include "state/sessions.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -10,10 +10,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "crypto.h"
+#include "state/crypto.h"
 #include "keyrelay/sha256.h"
-#include "log.h"
-#include "store.h"
+#include "obs/log.h"
+#include "state/store.h"
 
 namespace keyrelay::relay {
 namespace {

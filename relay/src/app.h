@@ -1,4 +1,4 @@
-// The relay's HTTP server (docs/api.md): page sessions, the OAuth code flow run server-side, connection status, the
+// The relay (docs/api.md): page sessions, the OAuth code flow run server-side, connection status, the
 // allowlisted proxy, CORS, health, metrics and the page's static files. A thin adapter: requests and responses to
 // providers are built and parsed by the core (oauth2, proxy, keap, jira, diagnose); policy is data (config.h).
 #pragma once
