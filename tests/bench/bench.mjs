@@ -1,4 +1,4 @@
-// scripts/bench (issue 6): what the relay costs, measured side by side with its peers in the same run, since these
+// scripts/bench: what the relay costs, measured side by side with its peers in the same run, since these
 // machines are noisy and only ratios carry over. Prints a table and writes build/bench/results.json. Never asserts a
 // timing: a target that is missed is printed as MISS; the exit status is non-zero only when a measurement could not
 // run at all (a binary missing, a server that does not start, a leg whose every request failed).

@@ -1,4 +1,4 @@
-// Security suite: XXE and entity-expansion bombs against XML-RPC decoding. The sandbox never sends such a body, so
+// XXE and entity-expansion bombs against XML-RPC decoding. The sandbox never sends such a body, so
 // the tap plays a hostile (or impersonated) Keap: it answers the relay's XML-RPC call with the attack. The core
 // decoder never processes a DOCTYPE or an entity declaration (shared/src/xmlrpc.cpp), so the relay must answer the
 // caller with 502 upstream.<diagnosis> at once — no file content, no expansion, no outbound fetch of a DTD — and keep
@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { checkLeaksAfterAll, errorOf } from '../lib/harness.mjs';
-import { tappedSetup } from './lib.mjs';
+import { tappedSetup } from '../lib/security.mjs';
 
 checkLeaksAfterAll();
 

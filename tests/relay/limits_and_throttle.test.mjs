@@ -1,4 +1,4 @@
-// Security suite: path traversal on the static files, request size limits and the login throttle.
+// Path traversal on the static files, request size limits and the login throttle.
 // Extends tests/relay/basics.test.mjs (/../, /%2e%2e/, /web/../ refused; hidden files 404; a 1 MiB+ PATCH body → 413;
 // the 6th failed login → 429) with the spellings, channels and dodges those do not try.
 import assert from 'node:assert/strict';
@@ -11,7 +11,7 @@ import {
   ROOT, addSecret, checkLeaksAfterAll, client, errorOf, rawRequest, startRelay, startSandbox, tempDir,
 } from '../lib/harness.mjs';
 import { procStatus } from '../faults/lib.mjs';
-import { tappedSetup } from './lib.mjs';
+import { tappedSetup } from '../lib/security.mjs';
 
 checkLeaksAfterAll();
 

@@ -1,4 +1,4 @@
-// Security suite: the page session and its cookie (reference/security.md "Cookies", BFF draft). Extends
+// The page session and its cookie (reference/security.md "Cookies", BFF draft). Extends
 // tests/relay/basics.test.mjs (flags on login, logout needs the CSRF header) and tests/relay/tls.test.mjs (__Host-
 // prefix and Secure over HTTPS) with the attacks on the session id itself.
 import assert from 'node:assert/strict';

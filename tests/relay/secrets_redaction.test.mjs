@@ -1,4 +1,4 @@
-// Security suite: no secret, token or cookie in any response to the browser nor in any log line. The tour of
+// No secret, token or cookie in any response to the browser nor in any log line. The tour of
 // tests/relay/secrets.test.mjs scans a whole session at the default log level (and every relay test file scans what
 // it recorded). Here: the most talkative log level, credentials that arrive where the relay does not expect them (a
 // query string), and a provider error page that reflects the relay's own credentials back.
@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import {
   SANDBOX_TOKEN_PATTERNS, addSecret, apiCall, checkLeaksAfterAll, client, findLeaks, newApiKey, rawRequest, sleep,
 } from '../lib/harness.mjs';
-import { tappedSetup } from './lib.mjs';
+import { tappedSetup } from '../lib/security.mjs';
 
 checkLeaksAfterAll();
 

@@ -1,10 +1,10 @@
-// Shared setup of the security suite (tests/security): a sandbox, the recording and intercepting tap of
+// Shared setup of the relay's attack tests: a sandbox, the recording and intercepting tap of
 // tests/faults/lib.mjs in front of it (so a test sees every request the relay forwards, byte for byte, and can play a
 // hostile provider), a relay on the tap, and a logged-in browser with the providers connected.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 
-import { BIN_DIR, client, recorded, startRelay, startSandbox } from '../lib/harness.mjs';
+import { BIN_DIR, client, recorded, startRelay, startSandbox } from './harness.mjs';
 import { startHookTap } from '../faults/lib.mjs';
 
 /**

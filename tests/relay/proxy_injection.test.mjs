@@ -1,4 +1,4 @@
-// Security suite: the proxy is not an open proxy and does not carry injections upstream (reference/security.md "No
+// The proxy is not an open proxy and does not carry injections upstream (reference/security.md "No
 // open proxy"; docs/api.md Proxy). tests/relay/proxy_guard.test.mjs already proves: CSRF header, off-allowlist paths,
 // absolute URLs, .., %2e%2e, %2f, double encoding, backslashes, CR/LF and NUL in the path, X-Forwarded-Host /
 // X-Original-URL ignored, the browser's Cookie/Origin/User-Agent stripped. Here: what reaches the provider, byte for
@@ -8,7 +8,7 @@ import net from 'node:net';
 import { test } from 'node:test';
 
 import { checkLeaksAfterAll, errorOf, rawRequest } from '../lib/harness.mjs';
-import { tappedSetup } from './lib.mjs';
+import { tappedSetup } from '../lib/security.mjs';
 
 checkLeaksAfterAll();
 

@@ -1,4 +1,4 @@
-// Security suite: the store key is checked (issue 7; reference/security.md "Tokens at rest"). tokens.json holds every
+// The store key is checked (docs/reference/security.md "Tokens at rest"). tokens.json holds every
 // record sealed with AES-256-GCM under the store key, the record id as associated data (relay/src/store.cpp). A relay
 // given the wrong key, a damaged or tampered store, or a bad key must refuse to start with a clear message that names
 // the fix — never start on garbage, never silently reset the store, and never print a key.
@@ -8,7 +8,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { addSecret, checkLeaksAfterAll, client, newStoreKey, startRelay, startSandbox, tempDir } from '../lib/harness.mjs';
-import { runRelayOnce } from './lib.mjs';
+import { runRelayOnce } from '../lib/security.mjs';
 
 checkLeaksAfterAll();
 

@@ -1,4 +1,4 @@
-// Test 7 of issue 4: the callback refuses a state that does not match, a replayed callback and a missing state
+// The callback refuses a state that does not match, a replayed callback and a missing state
 // cookie (RFC 6749 §10.12, RFC 9700 §4.7), and nothing ever redirects off-site (RFC 9700 §4.11, open redirectors).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

@@ -1,4 +1,4 @@
-// Security suite: cross-site request forgery, the one-time OAuth `state`, open redirects and response splitting.
+// Cross-site request forgery, the one-time OAuth `state`, open redirects and response splitting.
 // Extends tests/relay/proxy_guard.test.mjs (a proxied GET/POST without X-Requested-With), tests/relay/cors.test.mjs
 // (login CSRF by Origin) and tests/relay/oauth_attacks.test.mjs (state mismatch, replay, missing cookie, foreign
 // session, return_to/next/redirect parameters) with the routes and spellings those do not try.
@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { checkLeaksAfterAll, client, errorOf, rawRequest } from '../lib/harness.mjs';
-import { tappedSetup } from './lib.mjs';
+import { tappedSetup } from '../lib/security.mjs';
 
 checkLeaksAfterAll();
 
