@@ -55,7 +55,7 @@ bool abort_connection(const httplib::Request& req, int server_port) {
     return done;
 }
 
-// "XML broken by a bad character" (keap.md, infusionsoft-php #339): a control character XML 1.0 forbids, inside
+// "XML broken by a bad character" (docs/reference/keap.md, infusionsoft-php #339): a control character XML 1.0 forbids, inside
 // the first value of the answer.
 void insert_bad_char(std::string& body) {
     size_t at = body.find("<string>");
@@ -84,7 +84,7 @@ Reply failure_reply(State& s, const Failure& f, const std::string& path) {
                           "problems. Please try again later.</p>\n</body></html>\n");
     }
     if (f.mode == "http_596") {
-        // The old Mashery gateway's "596 Service Not Found" (keap.md "What comes back that is NOT XML-RPC").
+        // The old Mashery gateway's "596 Service Not Found" (docs/reference/keap.md "What comes back that is NOT XML-RPC").
         return html_reply(596, "<h1>596 Service Not Found</h1>");
     }
     if (f.mode == "gateway_fault") {

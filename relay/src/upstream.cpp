@@ -38,7 +38,7 @@ std::string trim(const std::string& s) {
     return s.substr(b, e - b + 1);
 }
 
-// Keap's throttle interval in milliseconds, from x-keap-product-throttle-{interval,time-unit} (keap.md).
+// Keap's throttle interval in milliseconds, from x-keap-product-throttle-{interval,time-unit} (docs/reference/keap.md).
 std::optional<int64_t> keap_throttle_interval_ms(const Headers& h) {
     auto interval = h.get("x-keap-product-throttle-interval");
     auto unit = h.get("x-keap-product-throttle-time-unit");

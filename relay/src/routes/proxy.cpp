@@ -236,7 +236,7 @@ std::optional<ProxyCall> ProxyRoute::prepare(RequestContext& ctx, const httplib:
     }
     static const std::string kUserAgent = std::string("keyrelay/") + KEYRELAY_VERSION;
     up.headers.set("User-Agent", kUserAgent);
-    // Jira Cloud's CDN refuses a GET with a body (jira.md).
+    // Jira Cloud's CDN refuses a GET with a body (docs/reference/jira.md).
     if (req.method != "GET" && req.method != "HEAD" && req.method != "DELETE") up.body = req.body;
     attach_credentials(*p, up, conn ? &*conn : nullptr);
     call.conn = std::move(conn);

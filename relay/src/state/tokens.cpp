@@ -109,20 +109,6 @@ bool TokenManager::due(const Connection& c, RefreshReason reason, uint64_t stale
     return false;
 }
 
-std::optional<Connection> TokenManager::usable_now(const ProviderConfig& p) {
-    if (p.mode != Mode::oauth) return std::nullopt;
-    Flight& f = flight(p.name);
-    {
-        std::lock_guard<std::mutex> lock(f.mutex);
-        if (f.running) return std::nullopt;
-    }
-    auto current = get(p.name);
-    if (!current || !current->has_value()) return std::nullopt;
-    const Connection& c = **current;
-    if (c.needs_reauth || due(c, RefreshReason::proactive, 0, now_())) return std::nullopt;
-    return c;
-}
-
 Result<Connection> TokenManager::fresh(const ProviderConfig& p, RefreshReason reason, uint64_t stale_version) {
     if (p.mode != Mode::oauth) {
         return make_error("connection.not_oauth", p.name + " uses a static credential; there is nothing to refresh.",

@@ -1,6 +1,6 @@
 // Keeps OAuth connections usable: proactive refresh before expiry, one reactive refresh after an upstream 401, and
 // keep-alive refresh of idle connections whose refresh token is getting old. Keap and Atlassian both ROTATE refresh
-// tokens (keap.md, jira.md), so a refresh must never run twice with the same token:
+// tokens (docs/reference/keap.md, docs/reference/jira.md), so a refresh must never run twice with the same token:
 //  - single flight per connection inside the process (every other caller waits for the one refresh);
 //  - across processes sharing the data dir: the file lock "refresh-<provider>", then a re-read of the store, since
 //    another process may have rotated already;
@@ -50,11 +50,6 @@ public:
     // "store.*", "connection.not_oauth".
     Result<Connection> fresh(const ProviderConfig& provider, RefreshReason reason = RefreshReason::proactive,
                              uint64_t stale_version = 0);
-
-    // The connection when its access token can be used now without waiting: connected, no re-authorization needed,
-    // not due for a proactive refresh and no refresh in flight. nullopt otherwise (then call fresh(), which may
-    // block). For the event loop's fast path, which must never wait.
-    std::optional<Connection> usable_now(const ProviderConfig& provider);
 
     // Saves a new connection after the code exchange.
     Result<Connection> save(Connection c);
