@@ -212,13 +212,14 @@ Result<int> Server::start() {
     std::signal(SIGPIPE, SIG_IGN);
     auto http = std::make_unique<httplib::Server>();
     // cpp-httplib gives each connection a worker for its whole keep-alive life, and a relay's idle pooled connections
-    // each hold one. A fixed pool (it was 64) starved a burst of 500 new connections for the 5 s keep-alive wait,
-    // which Keap never does: workers start on demand, up to 1024, and the extra ones exit when idle.
+    // each hold one: workers start on demand, up to 1024, and the extra ones exit when idle, so that a burst of new
+    // connections is not kept waiting behind idle ones (Keap does not do that). Beyond 1024, connections wait in
+    // the queue: cpp-httplib 0.11 listens with a backlog of 5, so the accepting thread must not stop accepting.
     http->new_task_queue = [] {
         keyrelay::relay::ElasticQueueOptions o;
         o.core = 8;
         o.max = 1024;
-        o.max_queued = 1024;
+        o.max_queued = 4096;
         return new keyrelay::relay::ElasticQueue(o);
     };
     http->set_keep_alive_max_count(1000);
