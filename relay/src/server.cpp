@@ -276,7 +276,7 @@ struct Relay::Impl {
     Metrics metrics;
     std::unique_ptr<TokenManager> tokens;
     std::unique_ptr<SessionStore> sessions;
-    LoginThrottle throttle;
+    std::unique_ptr<LoginThrottle> throttle;
     StateStore states;
     std::map<std::string, std::string> password_hashes;   // username -> hash
     std::string dummy_hash;                               // equalizes timing for unknown users
@@ -567,7 +567,7 @@ struct Relay::Impl {
     void handle_login(const httplib::Request& req, httplib::Response& res) {
         const std::string addr = req.remote_addr;
         int64_t now = unix_now();
-        if (int64_t wait = throttle.retry_after(addr, now); wait > 0) {
+        if (int64_t wait = throttle->retry_after(addr, now); wait > 0) {
             res.set_header("Retry-After", std::to_string(wait));
             send_error(res, 429, "auth.throttled", "Too many failed logins from this address.",
                        "Wait " + std::to_string(wait) + " seconds (see Retry-After) before trying again. If you "
@@ -593,7 +593,7 @@ struct Relay::Impl {
             ok = verify_password(password, it->second);
         }
         if (!ok) {
-            throttle.record_failure(addr, now);
+            throttle->record_failure(addr, username, now);
             log_line(LogLevel::warn, "login failed", {{"request_id", t_ctx.id}, {"remote", addr}});
             send_error(res, 401, "auth.bad_credentials", "Wrong username or password.",
                        config.sandbox ? "In sandbox mode the login is demo / demo."
@@ -601,7 +601,7 @@ struct Relay::Impl {
                                         "the config (users). After 5 failures in 5 minutes logins are paused.");
             return;
         }
-        throttle.record_success(addr);
+        throttle->record_success(addr, username, now);
         if (auto old = cookie_value(req.get_header_value("Cookie"), session_cookie_name())) sessions->remove(*old);
         std::string id = sessions->create(username, now);
         res.set_header("Set-Cookie", cookie(session_cookie_name(), id, "Strict", "/", sessions->lifetime()));
@@ -1726,6 +1726,7 @@ Result<Unit> Relay::init() {
     for (const auto& p : config_.providers) m.metrics.add_provider(p.name);
 
     m.sessions = std::make_unique<SessionStore>(config_.session_hours * 3600, config_.data_dir);
+    m.throttle = std::make_unique<LoginThrottle>(5, 300, config_.data_dir);
 
     // Page users. Sandbox mode: demo / demo (a cheap hash: it protects nothing secret).
     int iterations = config_.sandbox ? 10000 : 210000;
