@@ -111,6 +111,12 @@ bool sensitive_name(std::string_view name) {
 
 void set_log_level(LogLevel level) { g_min_level = static_cast<int>(level); }
 
+namespace {
+std::atomic<bool> g_keep_query_values{false};
+}
+
+void set_log_query_values(bool keep) { g_keep_query_values = keep; }
+
 void log_batch_begin() { t_batching = true; }
 
 void log_batch_end() {
@@ -269,6 +275,9 @@ std::string redact_target(std::string_view target) {
         if (eq != std::string_view::npos && (!decoded.ok() || sensitive_name(*decoded))) {
             out.append(name);
             out += "=REDACTED";
+        } else if (eq != std::string_view::npos && !g_keep_query_values) {
+            out.append(name);
+            out += "=*";
         } else {
             out.append(pair);
         }

@@ -45,9 +45,11 @@ void log_batch_flush();   // writes what this thread collected
 void log_batch_end();     // writes what this thread collected; lines are written one by one again
 size_t log_batch_bytes(); // how much this thread has collected and not written yet
 
-// "/callback/keap?code=abc&state=xyz&scope=full" -> "/callback/keap?code=REDACTED&state=REDACTED&scope=full".
+// "/callback/keap?code=abc&state=xyz&scope=full" -> "/callback/keap?code=REDACTED&state=REDACTED&scope=*".
 // Every query value whose name suggests a credential (code, state, token, secret, key, password, session,
-// signature, auth, verifier, assertion, jwt) is replaced, whatever the path.
+// signature, auth, verifier, assertion, jwt) is replaced, whatever the path. The other values (a looked-up email,
+// say) are masked as "*" too, unless set_log_query_values(true) (the config's log_queries, for debugging).
 std::string redact_target(std::string_view target);
+void set_log_query_values(bool keep);
 
 }  // namespace keyrelay::relay

@@ -523,13 +523,13 @@ struct Relay::Impl {
                      !(!config.public_url.empty() && origin == config.base_url(port));
 
         if (req.method == "OPTIONS") {
+            if (cross && !origin_allowed_cors(origin)) {
+                send_error(res, 403, origin_error(origin));
+                return httplib::Server::HandlerResponse::Handled;
+            }
             if (!has_origin || !req.has_header("Access-Control-Request-Method")) {
                 res.status = 204;
                 res.set_header("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
-                return httplib::Server::HandlerResponse::Handled;
-            }
-            if (cross && !origin_allowed_cors(origin)) {
-                send_error(res, 403, origin_error(origin));
                 return httplib::Server::HandlerResponse::Handled;
             }
             // WHATWG Fetch §4.8 (CORS-preflight fetch): 204, never a redirect, the exact origin, credentials.
@@ -573,6 +573,17 @@ struct Relay::Impl {
                        "Wait " + std::to_string(wait) + " seconds (see Retry-After) before trying again. If you "
                        "forgot the password, make a new hash with `keyrelay hash-password` and put it in the "
                        "config's users.");
+            return;
+        }
+        // A cross-site HTML form can send text/plain, form-urlencoded or multipart without a preflight (a login CSRF
+        // that needs no Origin); application/json cannot be sent cross-site without one (WHATWG Fetch, "CORS-safelisted
+        // request-header").
+        std::string type = lower_ascii(req.get_header_value("Content-Type"));
+        type = type.substr(0, type.find(';'));
+        while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.pop_back();
+        if (type != "application/json") {
+            send_error(res, 415, "http.unsupported_media_type", "POST /login takes a JSON body.",
+                       "Send the body with Content-Type: application/json.");
             return;
         }
         json body = json::parse(req.body, nullptr, false);
@@ -1511,6 +1522,13 @@ struct Relay::Impl {
     // Static files of web/
 
     void handle_static(const httplib::Request& req, httplib::Response& res) {
+        // The catch-all GET route would answer 404 for a GET on a POST-only route: say what is allowed instead.
+        if (auto allowed = allowed_methods(req.path); !allowed.empty() && allowed.find("GET") == std::string::npos) {
+            res.set_header("Allow", allowed);
+            send_error(res, 405, "http.method_not_allowed", req.method + " is not allowed on " + req.path + ".",
+                       "Allowed: " + allowed + ". See docs/api.md.");
+            return;
+        }
         // Without public_url the relay answers to 127.0.0.1, localhost and [::1], which are three sites to a browser,
         // each with its own cookies, while the OAuth redirect URI names one of them (Config::base_url). The page
         // opened by another name moves to that one, so the session, the state cookie and the callback all meet.
@@ -1690,6 +1708,7 @@ std::string Relay::url() const { return config_.base_url(port_); }
 
 Result<Unit> Relay::init() {
     Impl& m = *impl_;
+    set_log_query_values(config_.log_queries);
     if (config_.data_dir.empty()) {
         return make_error("config.bad_value", "No data directory.", "Pass --data-dir or set data_dir in the config.");
     }
@@ -1843,7 +1862,14 @@ Result<Unit> Relay::init() {
     m.default_headers = {{"X-Content-Type-Options", "nosniff"},
                          {"X-Frame-Options", "DENY"},
                          {"Referrer-Policy", "no-referrer"},
-                         {"Content-Security-Policy", "frame-ancestors 'none'"}};
+                         // The page: its own scripts and the Wasm module they compile, nothing inline (images may be
+                         // data: URLs), no plugins, no <base>, forms only to the relay, never framed
+                         // (docs/security.md).
+                         {"Content-Security-Policy",
+                          "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; img-src 'self' data:; "
+                          "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"}};
+    // RFC 6797: over HTTPS, the browser never tries plain HTTP to this host again for a year.
+    if (config_.tls()) m.default_headers.emplace("Strict-Transport-Security", "max-age=31536000");
     svr.set_default_headers(m.default_headers);
 
     Impl* self = impl_.get();

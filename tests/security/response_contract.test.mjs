@@ -60,13 +60,18 @@ test('/login accepts only application/json: a text/plain body without Origin (a 
   const relay = await startRelay({ sandbox, t });
   const browser = client(relay.url);
   const body = JSON.stringify({ username: 'demo', password: 'demo' });
-  for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
+  for (const type of ['text/plain', 'text/plain;charset=UTF-8', 'application/x-www-form-urlencoded']) {
     const res = await browser.post('/login', { headers: { 'Content-Type': type }, body });
     assert.equal(res.status, 415, `${type}: ${res.status} ${res.body}`);
     assert.equal(res.json?.error?.code, 'http.unsupported_media_type', res.body);
     assert.match(res.json.error.hint, /application\/json/);
     assert.equal(res.setCookie.length, 0, 'no session was made');
   }
+  // A multipart body that is not multipart is refused before the route (400); a real one gets 415.
+  const form = `--x\r\nContent-Disposition: form-data; name="username"\r\n\r\ndemo\r\n--x--\r\n`;
+  const multipart = await browser.post('/login', { headers: { 'Content-Type': 'multipart/form-data; boundary=x' }, body: form });
+  assert.equal(multipart.status, 415, `${multipart.status} ${multipart.body}`);
+  assert.equal(multipart.setCookie.length, 0);
   const ok = await browser.post('/login', { headers: { 'Content-Type': 'application/json; charset=utf-8' }, body });
   assert.equal(ok.status, 200, ok.body);
 });
