@@ -45,6 +45,7 @@ struct RateLimitState {
     // Which header decided wait_ms: "retry-after", "keap-throttle", "keap-tenant-throttle", "keap-quota",
     // "jira-reset", "jira-policy"; "" when wait_ms is unset.
     std::string wait_source;
+    std::string retry_after;                      // Retry-After as sent (trimmed); "" when absent
     std::optional<int64_t> retry_after_seconds;   // Retry-After, as seconds from the reference time
 
     // Keap (x-keap-product-throttle-*, x-keap-tenant-throttle-*, x-keap-product-quota-*).
@@ -82,7 +83,7 @@ std::string explain_rate_limit(const RateLimitState& state);
 // budget left), "" otherwise.
 std::string rate_limit_warning(const RateLimitState& state);
 
-// "12 s", "3 min", "2 h 5 min": a duration for a sentence.
+// A duration for a sentence: "1 second", "45 seconds", "about 3 minutes", "about 2 hours".
 std::string seconds_text(int64_t seconds);
 
 }  // namespace keyrelay

@@ -27,8 +27,8 @@ bool is_idempotent(std::string_view method);
 //    answers 429, 502, 503, 504; at most policy.max_retries times.
 //  - The wait is the exponential backoff base_delay_ms * 2^attempt with "equal jitter": half of it fixed, the other
 //    half scaled by `jitter` (0..1, clamped; 1 gives the full backoff). A wait the answer asks for
-//    (read_rate_limit(): Retry-After as delay-seconds or HTTP-date, a used-up Keap throttle) is honoured: the wait
-//    is the larger of the two.
+//    (read_rate_limit(): Retry-After as delay-seconds or HTTP-date, a used-up Keap throttle, Jira's reset time or a
+//    used-up Beta-RateLimit policy) is honoured: the wait is the larger of the two.
 //  - An exhausted Keap quota (x-keap-product-quota-available: 0) is never retried: it refills in hours.
 //  - Not retried either when waited_ms (already waited for this call) plus the wait would pass policy.budget_ms.
 // `now` is unix seconds, for an HTTP-date Retry-After when the answer has no Date header.
