@@ -1,4 +1,4 @@
-// Jira Cloud (REST v3) and Data Center (REST v2) user lookups. Shapes: ../shared/reference/jira.md.
+// Jira Cloud (REST v3) and Data Center (REST v2) user lookups. Shapes: docs/reference/jira.md.
 #include "keyrelay/jira.h"
 
 #include <string>

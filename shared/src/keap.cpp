@@ -1,5 +1,5 @@
 // Keap (formerly Infusionsoft): REST v1/v2 request builders and parsers, XML-RPC calls.
-// Shapes: ../shared/reference/keap.md (developer.keap.com, infusionsoft/keap-sdk swagger, infusionsoft-php).
+// Shapes: docs/reference/keap.md (developer.keap.com, infusionsoft/keap-sdk swagger, infusionsoft-php).
 #include "keyrelay/keap.h"
 
 #include <string>
