@@ -214,10 +214,23 @@ Redactor::Redactor(const std::vector<std::string>& secrets) {
     for (const std::string& s : secrets) add(s);
 }
 
+void Redactor::add_needle(std::string needle, bool base64) {
+    for (const Needle& n : needles_) {
+        if (n.text == needle) return;
+    }
+    const auto index = uint32_t(needles_.size());
+    by_first_[static_cast<unsigned char>(needle[0])].push_back(index);
+    for (char e : {'%', '\\', '&', '+'}) {
+        if (e != needle[0]) by_first_[static_cast<unsigned char>(e)].push_back(index);
+    }
+    needles_.push_back({std::move(needle), base64});
+}
+
 void Redactor::add(std::string_view secret) {
     if (secret.size() < kMinSecretLength) return;
     if (std::find(secrets_.begin(), secrets_.end(), secret) != secrets_.end()) return;
     secrets_.emplace_back(secret);
+    add_needle(std::string(secret), false);
     // RFC 6749 §2.3.1: a Basic credential base64-encodes the form-encoded secret.
     std::vector<std::string> variants = {std::string(secret)};
     if (std::string f = form_urlencode(secret); f != secret) variants.push_back(std::move(f));
@@ -225,11 +238,8 @@ void Redactor::add(std::string_view secret) {
         for (size_t k = 0; k < 3; ++k) {
             std::string core = base64_core(v, k);
             if (core.size() < kMinSecretLength) continue;
-            for (std::string needle : {core, to_base64url_alphabet(core)}) {
-                if (std::find(needles_.begin(), needles_.end(), needle) == needles_.end()) {
-                    needles_.push_back(std::move(needle));
-                }
-            }
+            add_needle(to_base64url_alphabet(core), true);
+            add_needle(std::move(core), true);
         }
     }
 }
@@ -246,30 +256,15 @@ std::string Redactor::redact(std::string_view text) const {
 
 bool Redactor::redact_in_place(std::string& text) const {
     if (secrets_.empty() || text.empty()) return false;
-    // Needles by the byte they may start with: their first byte, or a byte that starts an escape.
-    struct Needle {
-        std::string_view text;
-        bool base64;
-    };
-    std::vector<Needle> all;
-    for (const std::string& s : secrets_) all.push_back({s, false});
-    for (const std::string& n : needles_) all.push_back({n, true});
-    std::array<std::vector<uint16_t>, 256> by_first;
-    for (size_t n = 0; n < all.size(); ++n) {
-        by_first[static_cast<unsigned char>(all[n].text[0])].push_back(uint16_t(n));
-        for (char e : {'%', '\\', '&', '+'}) {
-            if (e != all[n].text[0]) by_first[static_cast<unsigned char>(e)].push_back(uint16_t(n));
-        }
-    }
 
     std::vector<std::pair<size_t, size_t>> spans;
     const std::string_view view(text);
     for (size_t j = 0; j < view.size(); ++j) {
-        for (uint16_t n : by_first[static_cast<unsigned char>(view[j])]) {
-            size_t end = match_at(view, j, all[n].text);
+        for (uint32_t n : by_first_[static_cast<unsigned char>(view[j])]) {
+            size_t end = match_at(view, j, needles_[n].text);
             if (end == std::string_view::npos) continue;
             size_t from = j;
-            if (all[n].base64) {
+            if (needles_[n].base64) {
                 // The whole base64 run: the characters beside the match also carry bits of the secret.
                 while (from > 0 && is_base64_char(view[from - 1])) --from;
                 while (end < view.size() && (is_base64_char(view[end]) || view[end] == '=')) ++end;

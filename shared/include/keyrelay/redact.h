@@ -5,6 +5,8 @@
 // line, a diagnosis hint, a proxied body or a passed-through header (docs/reference/security.md).
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,8 +52,18 @@ public:
     bool redact_response(HttpResponse& response) const;
 
 private:
+    void add_needle(std::string needle, bool base64);
+
     std::vector<std::string> secrets_;
-    std::vector<std::string> needles_;   // each secret's base64 forms (the others are matched per character)
+    // What the text is scanned for: each secret, and its base64 forms (base64 = true: the whole base64 run around a
+    // match is redacted). Other forms are matched per character.
+    struct Needle {
+        std::string text;
+        bool base64 = false;
+    };
+    std::vector<Needle> needles_;
+    // Needles by the byte a match may start with: their first byte, or a byte that starts an escape.
+    std::array<std::vector<uint32_t>, 256> by_first_{};
 };
 
 // The secrets in a request the relay is about to send: the credential of an Authorization header (a Bearer token,
