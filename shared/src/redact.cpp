@@ -310,6 +310,12 @@ bool Redactor::redact_response(HttpResponse& response) const {
     return body || headers;
 }
 
+bool Redactor::redact_error(Error& error) const {
+    bool message = redact_in_place(error.message);
+    bool hint = redact_in_place(error.hint);
+    return message || hint;
+}
+
 std::vector<std::string> secrets_of(const HttpRequest& sent) {
     std::vector<std::string> out;
     auto keep = [&out](std::string s) {

@@ -114,6 +114,31 @@ TEST_CASE("headers are redacted value by value, names kept", "[redact]") {
     CHECK_FALSE(r.redact_response(answer));
 }
 
+TEST_CASE("a token endpoint's error that quotes the request loses the secrets it quotes", "[redact]") {
+    oauth2::Provider jira;
+    jira.token_url = "https://auth.atlassian.com/oauth/token";
+    jira.client_auth = oauth2::ClientAuth::post;
+    jira.token_body = oauth2::BodyFormat::json;
+    const oauth2::Client client{"the-client-id", "jira-client-secret", "https://relay.example/callback"};
+    HttpRequest sent = oauth2::build_refresh(jira, client, "refresh-token-abcdef");
+    HttpResponse answer;
+    answer.status = 400;
+    answer.headers = {{"Content-Type", "application/json"}};
+    // A gateway that puts its request into error_description, JSON-escaped.
+    std::string quoted;
+    for (char c : sent.body) quoted += c == '"' ? std::string("\\\"") : std::string(1, c);
+    answer.body = R"({"error":"invalid_grant","error_description":")" + quoted + R"("})";
+    Error e = oauth2::parse_token_error(answer);
+    REQUIRE(e.message.find("jira-client-secret") != std::string::npos);   // the echo reached the message
+    Redactor r;
+    r.add_request(sent);
+    r.redact_error(e);
+    CHECK(e.message.find("jira-client-secret") == std::string::npos);
+    CHECK(e.message.find("refresh-token-abcdef") == std::string::npos);
+    CHECK(e.hint.find("jira-client-secret") == std::string::npos);
+    CHECK(e.code.rfind("oauth.", 0) == 0);
+}
+
 TEST_CASE("the secrets of a token request are its credentials, never its client id", "[redact]") {
     oauth2::Provider keap;
     keap.token_url = "https://api.infusionsoft.com/token";

@@ -50,6 +50,8 @@ public:
     bool redact_headers(Headers& headers) const;
     // The body and every header value.
     bool redact_response(HttpResponse& response) const;
+    // An error's message and hint (a parsed OAuth error_description, a diagnosis quoting the body).
+    bool redact_error(Error& error) const;
 
 private:
     void add_needle(std::string needle, bool base64);
