@@ -27,6 +27,7 @@
 #include "keyrelay/keap.h"
 #include "keyrelay/oauth2.h"
 #include "keyrelay/proxy.h"
+#include "keyrelay/redact.h"
 #include "keyrelay/text.h"
 #include "log.h"
 #include "metrics.h"
@@ -752,6 +753,10 @@ struct Relay::Impl {
 
         oauth2::Client client{p->client_id, p->client_secret, redirect_uri(*p)};
         HttpRequest exchange = oauth2::build_code_exchange(p->oauth, client, cb->code, pending->pkce_verifier);
+        // What the exchange sent (the client secret, the code, the verifier) never reaches this page, whatever the
+        // token endpoint quotes back.
+        Redactor sent;
+        sent.add_request(exchange);
         auto answer = send_upstream(p->name, exchange);
         if (!answer) {
             log_line(LogLevel::warn, "code exchange failed: provider unreachable",
@@ -763,6 +768,7 @@ struct Relay::Impl {
         auto tokens = oauth2::parse_token_response(*answer, now, nullptr, p->oauth.account_from_scope);
         if (!tokens) {
             Error e = tokens.error();
+            sent.redact_error(e);
             log_line(LogLevel::warn, "code exchange refused",
                      {{"request_id", t_ctx.id}, {"provider", p->name}, {"error", e.code}});
             if (e.code == "oauth.invalid_grant") {
@@ -1094,19 +1100,12 @@ struct Relay::Impl {
 
     // A gateway or error page may echo the request back (its Authorization header in a title, a faultstring, a
     // plain-text dump): the credential the relay attached must never reach the caller, in a diagnosis or a body.
+    // The credential the relay attached, in every form a provider may echo it, out of the answer's body and the
+    // headers that are passed through (docs/api.md).
     static void scrub_credentials(const HttpRequest& up, HttpResponse& answer) {
-        auto scrub = [&answer](std::string_view secret) {
-            if (secret.size() < 8) return;
-            for (size_t at = answer.body.find(secret); at != std::string::npos;
-                 at = answer.body.find(secret, at + 10)) {
-                answer.body.replace(at, secret.size(), "[redacted]");
-            }
-        };
-        if (const std::string* auth = up.headers.find("Authorization")) {
-            size_t space = auth->find(' ');
-            scrub(space == std::string::npos ? std::string_view(*auth) : std::string_view(*auth).substr(space + 1));
-        }
-        if (const std::string* key = up.headers.find("X-Keap-API-Key")) scrub(*key);
+        Redactor sent;
+        sent.add_request(up);
+        sent.redact_response(answer);
     }
 
     Result<HttpResponse> forward(const ProviderConfig& p, const HttpRequest& up) {
