@@ -633,6 +633,10 @@ Result<Config> config_from_json(const json& doc, const EnvLookup& env, const std
                 }
                 c.users.push_back(User{u["username"].get<std::string>(), hash});
             }
+        } else if (k == "log_queries") {
+            auto b = bool_value(v, k);
+            if (!b) return b.error();
+            c.log_queries = *b;
         } else if (k == "cors_origins") {
             auto l = string_list(v, k);
             if (!l) return l.error();

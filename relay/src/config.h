@@ -71,6 +71,7 @@ struct Config {
     std::string wasm_dir;             // served under /wasm/ when web_dir has no wasm/ (default <source>/build/wasm)
     std::vector<User> users;
     std::vector<std::string> cors_origins;
+    bool log_queries = false;   // log query values as sent (default: names kept, values masked)
     int64_t refresh_margin_seconds = 300;
     int64_t keepalive_refresh_days = 30;
     int64_t keepalive_check_seconds = 300;

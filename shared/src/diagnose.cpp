@@ -1,5 +1,5 @@
 // Diagnostics: what came back, why, and what to do. Every branch here is a failure someone met for real; the
-// shapes are in ../shared/reference/keap.md and jira.md (and the fixtures under tests/fixtures/diagnose/).
+// shapes are in docs/reference/keap.md and docs/reference/jira.md (and the fixtures under tests/fixtures/diagnose/).
 #include "keyrelay/diagnose.h"
 #include "keyrelay/text.h"
 
@@ -21,137 +21,6 @@ namespace keyrelay {
 namespace explain {
 namespace {
 
-// ---- time, from the response's own headers (the core has no clock) ------------------------------------------
-
-// Days since 1970-01-01 of a proleptic Gregorian date (the usual era/day-of-era computation).
-int64_t days_from_civil(int64_t y, int m, int d) {
-    y -= m <= 2 ? 1 : 0;
-    const int64_t era = (y >= 0 ? y : y - 399) / 400;
-    const int64_t yoe = y - era * 400;                                  // [0, 399]
-    const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;  // [0, 365]
-    const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;          // [0, 146096]
-    return era * 146097 + doe - 719468;
-}
-
-bool read_digits(std::string_view s, size_t& i, size_t count, int& out) {
-    if (i + count > s.size()) return false;
-    int v = 0;
-    for (size_t k = 0; k < count; ++k) {
-        char c = s[i + k];
-        if (c < '0' || c > '9') return false;
-        v = v * 10 + (c - '0');
-    }
-    i += count;
-    out = v;
-    return true;
-}
-
-bool valid_time(int mo, int d, int h, int mi, int se) {
-    return mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h <= 23 && mi <= 59 && se <= 60;
-}
-
-// RFC 9110 §5.6.7 IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" -> unix seconds.
-std::optional<int64_t> parse_http_date(std::string_view s) {
-    s = trim(s);
-    size_t comma = s.find(',');
-    if (comma == std::string_view::npos) return std::nullopt;
-    size_t i = comma + 1;
-    while (i < s.size() && s[i] == ' ') ++i;
-    int day = 0, year = 0, h = 0, mi = 0, se = 0;
-    if (!read_digits(s, i, 2, day) || i >= s.size() || s[i] != ' ') return std::nullopt;
-    ++i;
-    static const char* months[] = {"jan", "feb", "mar", "apr", "may", "jun",
-                                   "jul", "aug", "sep", "oct", "nov", "dec"};
-    if (i + 3 > s.size()) return std::nullopt;
-    int month = 0;
-    for (int m = 0; m < 12; ++m) {
-        if (istarts_with(s.substr(i, 3), months[m])) month = m + 1;
-    }
-    if (month == 0) return std::nullopt;
-    i += 3;
-    if (i >= s.size() || s[i] != ' ') return std::nullopt;
-    ++i;
-    if (!read_digits(s, i, 4, year) || i >= s.size() || s[i] != ' ') return std::nullopt;
-    ++i;
-    if (!read_digits(s, i, 2, h) || i >= s.size() || s[i] != ':') return std::nullopt;
-    ++i;
-    if (!read_digits(s, i, 2, mi) || i >= s.size() || s[i] != ':') return std::nullopt;
-    ++i;
-    if (!read_digits(s, i, 2, se)) return std::nullopt;
-    if (!valid_time(month, day, h, mi, se)) return std::nullopt;
-    return days_from_civil(year, month, day) * 86400 + h * 3600 + mi * 60 + se;
-}
-
-// ISO 8601 as Jira sends it in X-RateLimit-Reset: "2024-04-25T10:08Z", "2024-04-25T10:08:30.123+02:00".
-// No zone means UTC.
-std::optional<int64_t> parse_iso8601(std::string_view s) {
-    s = trim(s);
-    size_t i = 0;
-    int y = 0, mo = 0, d = 0, h = 0, mi = 0, se = 0;
-    if (!read_digits(s, i, 4, y) || i >= s.size() || s[i] != '-') return std::nullopt;
-    ++i;
-    if (!read_digits(s, i, 2, mo) || i >= s.size() || s[i] != '-') return std::nullopt;
-    ++i;
-    if (!read_digits(s, i, 2, d) || i >= s.size() || (s[i] != 'T' && s[i] != 't' && s[i] != ' ')) {
-        return std::nullopt;
-    }
-    ++i;
-    if (!read_digits(s, i, 2, h) || i >= s.size() || s[i] != ':') return std::nullopt;
-    ++i;
-    if (!read_digits(s, i, 2, mi)) return std::nullopt;
-    if (i < s.size() && s[i] == ':') {
-        ++i;
-        if (!read_digits(s, i, 2, se)) return std::nullopt;
-        if (i < s.size() && (s[i] == '.' || s[i] == ',')) {
-            ++i;
-            while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
-        }
-    }
-    if (!valid_time(mo, d, h, mi, se)) return std::nullopt;
-    int64_t t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
-    if (i == s.size() || s[i] == 'Z' || s[i] == 'z') return t;
-    if (s[i] != '+' && s[i] != '-') return std::nullopt;
-    int sign = s[i] == '-' ? -1 : 1;
-    ++i;
-    int oh = 0, om = 0;
-    if (!read_digits(s, i, 2, oh)) return std::nullopt;
-    if (i < s.size() && s[i] == ':') ++i;
-    if (i < s.size() && !read_digits(s, i, 2, om)) return std::nullopt;
-    // "10:08+02:00" is 08:08 UTC.
-    return t - sign * (oh * 3600 + om * 60);
-}
-
-std::optional<int64_t> header_int(const HttpResponse& r, std::string_view name) {
-    auto v = r.headers.get(name);
-    if (!v) return std::nullopt;
-    return json_util::parse_int64(trim(*v));
-}
-
-int clamp_seconds(int64_t s) {
-    if (s < 0) return 0;
-    if (s > std::numeric_limits<int>::max()) return std::numeric_limits<int>::max();
-    return int(s);
-}
-
-int64_t unit_seconds(std::string_view unit) {
-    std::string u = lower(trim(unit));
-    if (!u.empty() && u.back() == 's') u.pop_back();
-    if (u == "second" || u == "sec") return 1;
-    if (u == "minute" || u == "min") return 60;
-    if (u == "hour") return 3600;
-    if (u == "day") return 86400;
-    if (u == "week") return 7 * 86400;
-    if (u == "month") return 30 * 86400;
-    return 0;
-}
-
-std::string seconds_text(int64_t s) {
-    if (s == 1) return "1 second";
-    if (s < 120) return std::to_string(s) + " seconds";
-    if (s < 7200) return "about " + std::to_string((s + 59) / 60) + " minutes";
-    return "about " + std::to_string(s / 3600 + (s % 3600 > 1800 ? 1 : 0)) + " hours";   // no overflow near INT64_MAX
-}
-
 // ---- looking at bodies -----------------------------------------------------------------------------------------
 
 bool is_name_char(char c) {
@@ -162,17 +31,17 @@ bool is_name_char(char c) {
 // The name of the first element of a markup document, skipping the XML declaration, comments and a DOCTYPE;
 // "" when the body does not start like markup.
 std::string root_element(std::string_view body) {
-    std::string_view s = trim(body);
+    std::string_view s = trim_body(body);
     for (int guard = 0; guard < 64; ++guard) {
         if (s.empty() || s.front() != '<') return {};
         if (s.substr(0, 2) == "<?") {
             size_t end = s.find("?>");
             if (end == std::string_view::npos) return {};
-            s = trim(s.substr(end + 2));
+            s = trim_body(s.substr(end + 2));
         } else if (s.substr(0, 4) == "<!--") {
             size_t end = s.find("-->");
             if (end == std::string_view::npos) return {};
-            s = trim(s.substr(end + 3));
+            s = trim_body(s.substr(end + 3));
         } else if (s.substr(0, 2) == "<!") {
             // <!DOCTYPE x [ internal subset ]>
             size_t bracket = s.find('[');
@@ -183,7 +52,7 @@ std::string root_element(std::string_view body) {
                 if (end == std::string_view::npos) return {};
                 gt = end + 1;
             }
-            s = trim(s.substr(gt + 1));
+            s = trim_body(s.substr(gt + 1));
         } else {
             size_t i = 1;
             while (i < s.size() && is_name_char(s[i])) ++i;
@@ -194,13 +63,13 @@ std::string root_element(std::string_view body) {
 }
 
 bool looks_like_html(std::string_view body, std::string_view media) {
-    std::string_view s = trim(body);
+    std::string_view s = trim_body(body);
     if (s.empty() || s.front() != '<') return false;
     if (istarts_with(s, "<!doctype html")) return true;
     if (media == "text/html" || media == "application/xhtml+xml") {
         return !iequals(root_element(s), "methodResponse");
     }
-    std::string root = lower(root_element(s));
+    std::string root = to_lower(root_element(s));
     static const char* html_roots[] = {"html", "head", "body", "title", "h1", "h2", "h3", "p", "div", "center", "pre"};
     for (const char* r : html_roots) {
         if (root == r) return true;
@@ -227,7 +96,7 @@ std::string element_text(std::string_view html, std::string_view tag) {
         size_t at = ifind(html, open, from);
         if (at == std::string_view::npos) return {};
         size_t after = at + open.size();
-        if (after < html.size() && (html[after] == '>' || is_space(html[after]))) {
+        if (after < html.size() && (html[after] == '>' || is_ascii_space(html[after]))) {
             size_t gt = html.find('>', after);
             if (gt == std::string_view::npos) return {};
             size_t close = ifind(html, "</" + std::string(tag), gt + 1);
@@ -286,7 +155,7 @@ std::string decode_entities_collapse(std::string_view raw) {
     std::string out;
     bool space = false;
     for (char c : decoded) {
-        if (is_space(c)) {
+        if (is_ascii_space(c)) {
             space = true;
             continue;
         }
@@ -332,6 +201,7 @@ struct Body {
     std::string media;        // content type
     json_util::json json;     // discarded unless the body is JSON
     bool html = false;
+    std::optional<int64_t> now;   // for rate-limit times when the answer has no Date header
     bool is_json() const { return !json.is_discarded(); }
 };
 
@@ -395,8 +265,8 @@ constexpr const char* kRelayHint =
 
 // ---- the classifications ---------------------------------------------------------------------------------------
 
-Diagnosis rate_limited(const HttpResponse& r, std::string what, std::string cause = {}) {
-    RateLimit rl = rate_limit(r);
+Diagnosis rate_limited(const HttpResponse& r, std::optional<int64_t> now, std::string what, std::string cause = {}) {
+    RateLimit rl = rate_limit(r, now);
     Diagnosis d = make("rate_limited", std::move(what),
                        cause + rl.when + " Spread the calls out (keyrelay's proxy passes the rate-limit headers through so "
                                  "you can pace yourself) and cache lookups you repeat.");
@@ -431,13 +301,14 @@ Diagnosis html_page(const HttpResponse& r, const Body& b, Expect expect) {
     return make("html_page", summary, hint);
 }
 
-Diagnosis gateway_fault(const HttpResponse& r, std::string faultstring, std::string errorcode) {
+Diagnosis gateway_fault(const HttpResponse& r, std::optional<int64_t> now, std::string faultstring,
+                        std::string errorcode) {
     std::string summary = explain::status_line(r.status) + " with an API-gateway fault \"" + one_line(faultstring) +
                           "\"" + (errorcode.empty() ? std::string() : " (errorcode " + errorcode + ")") + ".";
-    std::string code = lower(errorcode + " " + faultstring);
+    std::string code = to_lower(errorcode + " " + faultstring);
     if (code.find("ratelimit") != std::string::npos || code.find("quotaviolation") != std::string::npos ||
         code.find("spikearrest") != std::string::npos || code.find("quota") != std::string::npos) {
-        RateLimit rl = rate_limit(r);
+        RateLimit rl = rate_limit(r, now);
         Diagnosis d = make("gateway_fault", summary,
                            "The gateway's rate limit stopped the call before it reached the API. " + rl.when);
         d.retry_after_seconds = rl.retry_after_seconds;
@@ -540,7 +411,7 @@ std::string control_char_note(std::string_view body) {
 }
 
 bool looks_truncated_xml(std::string_view body) {
-    std::string_view s = trim(body);
+    std::string_view s = trim_body(body);
     std::string root = root_element(s);
     if (root.empty()) return false;
     if (s.size() >= 2 && s.substr(s.size() - 2) == "/>") return false;
@@ -548,12 +419,12 @@ bool looks_truncated_xml(std::string_view body) {
     size_t at = s.rfind(close);
     if (at == std::string_view::npos) return true;
     size_t i = at + close.size();
-    while (i < s.size() && is_space(s[i])) ++i;
+    while (i < s.size() && is_ascii_space(s[i])) ++i;
     return i >= s.size() || s[i] != '>';
 }
 
 std::string root_cause(std::string_view root) {
-    std::string r = lower(root);
+    std::string r = to_lower(root);
     if (r == "methodcall") {
         return "a methodCall is a request, not an answer: the URL points at something that echoes or forwards "
                "requests, not at the XML-RPC endpoint";
@@ -629,11 +500,11 @@ Diagnosis diagnose_xmlrpc(const HttpResponse& r, const Body& b) {
     }
     if (e.code == "xmlrpc.not_method_response") {
         std::string root = root_element(b.text);
-        std::string r_lower = lower(root);
+        std::string r_lower = to_lower(root);
         if (r_lower == "fault") {
             std::string fs = element_text(b.text, "faultstring");
             std::string ec = element_text(b.text, "errorcode");
-            if (!fs.empty()) return gateway_fault(r, fs, ec);
+            if (!fs.empty()) return gateway_fault(r, b.now, fs, ec);
         }
         if (root.empty() || root == "methodResponse") {
             return make("not_method_response", e.message + note + ".", e.hint);
@@ -763,114 +634,15 @@ std::string media_type(const HttpResponse& response) {
     std::string_view v = *ct;
     size_t semi = v.find(';');
     if (semi != std::string_view::npos) v = v.substr(0, semi);
-    return lower(trim(v));
+    return to_lower(trim_body(v));
 }
 
-RateLimit rate_limit(const HttpResponse& r) {
+RateLimit rate_limit(const HttpResponse& r, std::optional<int64_t> now) {
+    RateLimitState state = read_rate_limit(r.headers, now);
     RateLimit out;
-    std::optional<int64_t> date;
-    if (auto d = r.headers.get("Date")) date = parse_http_date(*d);
-
-    // RFC 9110 §10.2.3: Retry-After is delay-seconds or an HTTP-date.
-    if (auto ra = r.headers.get("Retry-After")) {
-        std::string_view v = trim(*ra);
-        if (auto secs = json_util::parse_int64(v); secs && *secs >= 0) {
-            out.retry_after_seconds = clamp_seconds(*secs);
-            out.when = "The server asks to wait " + seconds_text(*secs) + " before retrying (Retry-After).";
-            return out;
-        }
-        if (auto at = parse_http_date(v)) {
-            if (date) {
-                out.retry_after_seconds = clamp_seconds(*at - *date);
-                out.when = "The server asks to wait until " + std::string(v) + ", " +
-                           seconds_text(*out.retry_after_seconds) + " after it answered (Retry-After).";
-            } else {
-                out.when = "The server asks to wait until " + std::string(v) + " (Retry-After).";
-            }
-            return out;
-        }
-    }
-
-    std::optional<int64_t> best;
-    std::string when;
-    auto consider = [&](int64_t secs, std::string sentence) {
-        if (!best || secs > *best) {
-            best = secs;
-            when = std::move(sentence);
-        }
-    };
-
-    // Keap: per-minute (product = your app, tenant = the Keap account) throttles.
-    struct Throttle { const char* prefix; const char* whose; };
-    const Throttle throttles[] = {{"x-keap-product-throttle-", "your app's"},
-                                  {"x-keap-tenant-throttle-", "the Keap account's"}};
-    for (const auto& t : throttles) {
-        std::string p = t.prefix;
-        auto available = header_int(r, p + "available");
-        if (!available || *available > 0) continue;
-        auto limit = header_int(r, p + "limit");
-        int64_t interval = header_int(r, p + "interval").value_or(1);
-        std::string unit = r.headers.get(p + "time-unit").value_or("minute");
-        // Header values are the server's: saturate instead of overflowing on an absurd interval.
-        const int64_t count = std::max<int64_t>(1, interval);
-        const int64_t per = std::max<int64_t>(1, unit_seconds(unit));
-        int64_t secs = count > std::numeric_limits<int64_t>::max() / per ? std::numeric_limits<int64_t>::max()
-                                                                          : count * per;
-        consider(secs, std::string("Keap's throttle for ") + t.whose + " calls" +
-                           (limit ? " (" + std::to_string(*limit) + " per " + std::to_string(interval) + " " +
-                                        std::string(trim(unit)) + ")"
-                                  : std::string()) +
-                           " is used up: retry in " + seconds_text(secs) + ".");
-    }
-
-    // Keap: the daily quota. expiry-time is when the bucket refills (epoch milliseconds or seconds); the docs also
-    // say the quota resets at 12:00 AM UTC.
-    if (auto available = header_int(r, "x-keap-product-quota-available"); available && *available <= 0) {
-        auto limit = header_int(r, "x-keap-product-quota-limit");
-        std::string unit = r.headers.get("x-keap-product-quota-time-unit").value_or("day");
-        std::string what = "Keap's quota" +
-                           (limit ? " of " + std::to_string(*limit) + " calls per " + std::string(trim(unit))
-                                  : std::string()) +
-                           " is used up";
-        std::optional<int64_t> secs;
-        if (auto expiry = header_int(r, "x-keap-product-quota-expiry-time"); expiry && date) {
-            int64_t at = *expiry > 100000000000 ? *expiry / 1000 : *expiry;
-            if (at > *date) secs = at - *date;
-        }
-        if (!secs && date && unit_seconds(unit) == 86400) secs = 86400 - (*date % 86400);
-        if (secs) {
-            consider(*secs, what + ": it refills in " + seconds_text(*secs) + ".");
-        } else if (!best) {
-            when = what + ": it resets at midnight UTC.";
-        }
-    }
-
-    // Jira Cloud: X-RateLimit-Reset is an ISO 8601 time.
-    if (auto reset = r.headers.get("X-RateLimit-Reset")) {
-        std::string reason = r.headers.get("RateLimit-Reason").value_or("");
-        std::string why = reason.empty() ? std::string() : " (" + std::string(trim(reason)) + ")";
-        if (auto at = parse_iso8601(*reset)) {
-            if (date) {
-                consider(std::max<int64_t>(0, *at - *date),
-                         "Jira's rate limit" + why + " resets at " + std::string(trim(*reset)) + ", " +
-                             seconds_text(std::max<int64_t>(0, *at - *date)) + " after it answered.");
-            } else if (!best) {
-                when = "Jira's rate limit" + why + " resets at " + std::string(trim(*reset)) + ".";
-            }
-        }
-    }
-
-    if (best) {
-        out.retry_after_seconds = clamp_seconds(*best);
-        out.when = when;
-        return out;
-    }
-    if (!when.empty()) {
-        out.when = when;
-        return out;
-    }
-    out.when = "No header says when to retry: back off exponentially (1 s, 2 s, 4 s, ... with jitter), as Keap "
-               "and Atlassian recommend.";
+    if (state.wait_ms) out.retry_after_seconds = int(std::min<int64_t>((*state.wait_ms + 999) / 1000,
+                                                                      std::numeric_limits<int>::max()));
+    out.when = explain_rate_limit(state);
     return out;
 }
 
@@ -891,7 +663,7 @@ std::string xmlrpc_fault_hint(std::string_view fault) {
     }
     if (icontains(fault, "No such handler")) {
         std::string_view name = fault.substr(ifind(fault, "No such handler") + 15);
-        while (!name.empty() && (name.front() == ':' || is_space(name.front()))) name.remove_prefix(1);
+        while (!name.empty() && (name.front() == ':' || is_ascii_space(name.front()))) name.remove_prefix(1);
         std::string which = name.empty() ? std::string() : " (\"" + one_line(name, 80) + "\")";
         return "Keap has no method by that name" + which +
                ": XML-RPC method names are case-sensitive, e.g. ContactService.update, not ContactService.Update; "
@@ -930,7 +702,7 @@ std::string xmlrpc_fault_hint(std::string_view fault) {
 // ---- public API ------------------------------------------------------------------------------------------------
 
 Expect expect_from_string(std::string_view s) {
-    std::string v = explain::lower(explain::trim(s));
+    std::string v = to_lower(trim(s));
     if (v == "token") return Expect::token;
     if (v == "xmlrpc" || v == "xml-rpc") return Expect::xmlrpc;
     return Expect::json;
@@ -938,10 +710,13 @@ Expect expect_from_string(std::string_view s) {
 
 std::string html_title(std::string_view html) { return explain::element_text(html, "title"); }
 
-Diagnosis diagnose(const HttpResponse& response, Expect expect) {
+namespace {
+
+Diagnosis classify(const HttpResponse& response, Expect expect, std::optional<int64_t> now) {
     using namespace explain;
     Body b;
-    b.text = trim(response.body);
+    b.now = now;
+    b.text = trim_body(response.body);
     b.media = media_type(response);
     b.html = looks_like_html(b.text, b.media);
     b.json = json_util::json::value_t::discarded;
@@ -964,7 +739,7 @@ Diagnosis diagnose(const HttpResponse& response, Expect expect) {
                     kLegacyKeyHint);
     }
     if (b.html && icontains(b.text, "Developer Over Qps")) {
-        return rate_limited(response,
+        return rate_limited(response, now,
                             status_line(status) + " with Keap's old gateway page \"Developer Over Qps\": too many "
                                                   "calls per second.",
                             "The gateway counts calls per second (queries per second, QPS): slow down to a few calls "
@@ -972,7 +747,7 @@ Diagnosis diagnose(const HttpResponse& response, Expect expect) {
     }
     // RFC 6585 §4.
     if (status == 429) {
-        return rate_limited(response, status_line(status) + " with " + describe_body(b) + ".");
+        return rate_limited(response, now, status_line(status) + " with " + describe_body(b) + ".");
     }
     if (status == 403 && icontains(b.text, "CORS origin denied")) {
         return make("cors_origin_denied",
@@ -1002,7 +777,7 @@ Diagnosis diagnose(const HttpResponse& response, Expect expect) {
         std::string fs = json_util::string_or(*fault, "faultstring");
         std::string ec;
         if (const auto* detail = json_util::get_object(*fault, "detail")) ec = json_util::string_or(*detail, "errorcode");
-        return gateway_fault(response, fs, ec);
+        return gateway_fault(response, now, fs, ec);
     }
     switch (expect) {
         case Expect::token: return diagnose_token(response, b);
@@ -1010,6 +785,14 @@ Diagnosis diagnose(const HttpResponse& response, Expect expect) {
         case Expect::json: break;
     }
     return diagnose_json(response, b);
+}
+
+}  // namespace
+
+Diagnosis diagnose(const HttpResponse& response, Expect expect, std::optional<int64_t> now) {
+    Diagnosis d = classify(response, expect, now);
+    d.warning = explain::printable(rate_limit_warning(read_rate_limit(response.headers, now)));
+    return d;
 }
 
 }  // namespace keyrelay

@@ -5,25 +5,10 @@
 namespace keyrelay {
 namespace {
 
-char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c; }
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) c = ascii_lower(c);
-    return out;
-}
-
 // RFC 3986 §2.3: ALPHA / DIGIT / "-" / "." / "_" / "~".
 bool is_unreserved(unsigned char c) {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
            c == '_' || c == '~';
-}
-
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
 }
 
 constexpr char kHex[] = "0123456789ABCDEF";
@@ -82,14 +67,6 @@ Error bad_url(std::string_view url, std::string message, std::string hint) {
 }  // namespace
 
 // ---------------------------------------------------------------- headers
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i) {
-        if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
-    }
-    return true;
-}
 
 Headers::Headers(std::initializer_list<std::pair<std::string, std::string>> init) {
     for (const auto& [name, value] : init) items_.emplace_back(name, value);
@@ -330,7 +307,7 @@ Result<Url> parse_url(std::string_view url) {
         return bad_url(url, "it has no scheme.", "Use an absolute URL such as https://api.infusionsoft.com/crm/rest.");
     }
     Url out;
-    out.scheme = lower(url.substr(0, colon));
+    out.scheme = to_lower(url.substr(0, colon));
     if (out.scheme != "http" && out.scheme != "https") {
         return bad_url(url, "the scheme \"" + out.scheme + "\" is not http or https.",
                        "Use an https:// URL (or http:// for a local sandbox).");
@@ -373,7 +350,7 @@ Result<Url> parse_url(std::string_view url) {
     if (host.empty()) {
         return bad_url(url, "it has no host.", "Write the host after the scheme, e.g. https://api.infusionsoft.com/.");
     }
-    out.host = lower(host);
+    out.host = to_lower(host);
     if (!port_text.empty()) {
         int port = 0;
         for (char c : port_text) {

@@ -1,5 +1,5 @@
 // Keap (formerly Infusionsoft): REST v1/v2 request builders and parsers, XML-RPC calls.
-// Shapes: ../shared/reference/keap.md (developer.keap.com, infusionsoft/keap-sdk swagger, infusionsoft-php).
+// Shapes: docs/reference/keap.md (developer.keap.com, infusionsoft/keap-sdk swagger, infusionsoft-php).
 #include "keyrelay/keap.h"
 
 #include <string>
@@ -58,7 +58,7 @@ Error from_diagnosis(std::string code, const Diagnosis& d) {
 // Keap v1 errors are {"message": ...}; v2 {"code","message","status","details"}; the gateway sends
 // {"fault":{"faultstring", "detail":{"errorcode"}}}; 429 {"code":"429","message":"Quota Exceeded",...}.
 Error rest_error(const HttpResponse& response) {
-    json body = json_util::parse(explain::trim(response.body));
+    json body = json_util::parse(explain::trim_body(response.body));
     const int status = response.status;
     const std::string status_line = explain::status_line(status);
 
@@ -73,7 +73,7 @@ Error rest_error(const HttpResponse& response) {
         if (status == 429 || d.code == "rate_limited") {
             return make_error("keap.rate_limited", d.summary, d.hint + kLimits);
         }
-        if (!is_success(status) && explain::trim(response.body).empty()) return from_diagnosis("keap.http_error", d);
+        if (!is_success(status) && explain::trim_body(response.body).empty()) return from_diagnosis("keap.http_error", d);
         return from_diagnosis("keap.not_json", d);
     }
 
@@ -111,8 +111,8 @@ Error rest_error(const HttpResponse& response) {
                           "No such contact or path: check the id, and that the base URL ends with /crm/rest/v1 "
                           "(or /v2 for the v2 calls).");
     }
-    if (status == 429 || explain::icontains(errorcode, "ratelimit") || explain::icontains(errorcode, "quota")) {
-        explain::RateLimit rl = explain::rate_limit(response);
+    if (status == 429 || icontains(errorcode, "ratelimit") || icontains(errorcode, "quota")) {
+        explain::RateLimit rl = explain::rate_limit(response, std::nullopt);
         return make_error("keap.rate_limited", text, rl.when + kLimits);
     }
     if (!errorcode.empty()) {
@@ -159,7 +159,7 @@ std::optional<Contact> contact_from(const json& c) {
 // Parses a successful REST body into JSON, or explains why it is not.
 Result<json> rest_body(const HttpResponse& response) {
     if (!is_success(response.status)) return rest_error(response);
-    json body = json_util::parse(explain::trim(response.body));
+    json body = json_util::parse(explain::trim_body(response.body));
     if (body.is_discarded()) return rest_error(response);
     return body;
 }

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "keyrelay/ascii.h"
 #include "keyrelay/sha256.h"
 
 namespace keyrelay::oauth2 {
@@ -24,26 +25,6 @@ constexpr const char* kDeadGrantHint =
     "(Keap and Atlassian do), so another refresh may have replaced it; it may also have expired (Keap: 45 days, "
     "Atlassian: 90 days unused) or the user revoked the app. An authorization code is single-use and short-lived. "
     "Connect the account again.";
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) {
-        if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
-    }
-    return out;
-}
-
-bool icontains(std::string_view haystack, std::string_view needle) {
-    return lower(haystack).find(lower(needle)) != std::string::npos;
-}
-
-std::string trim(std::string_view s) {
-    size_t b = 0;
-    size_t e = s.size();
-    while (b < e && (s[b] == ' ' || s[b] == '\t' || s[b] == '\r' || s[b] == '\n')) ++b;
-    while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t' || s[e - 1] == '\r' || s[e - 1] == '\n')) --e;
-    return std::string(s.substr(b, e - b));
-}
 
 // A string member, or "" when absent or not a string.
 std::string string_member(const json& object, const char* name) {
@@ -71,7 +52,7 @@ int64_t expires_in_member(const json& object) {
         return v > double(kMax) ? kMax : int64_t(v);
     }
     if (it->is_string()) {
-        std::string s = trim(it->get_ref<const std::string&>());
+        std::string s(trim(it->get_ref<const std::string&>()));
         if (s.empty()) return 0;
         int64_t v = 0;
         for (char c : s) {
@@ -88,26 +69,26 @@ std::string status_text(int status) { return "HTTP " + std::to_string(status); }
 
 // "<title>Bad Gateway</title>" -> "Bad Gateway"; "" when there is none.
 std::string html_title(std::string_view body) {
-    std::string low = lower(body.substr(0, 64 * 1024));
+    std::string low = to_lower(body.substr(0, 64 * 1024));
     size_t open = low.find("<title");
     if (open == std::string::npos) return {};
     size_t gt = low.find('>', open);
     if (gt == std::string::npos) return {};
     size_t close = low.find("</title", gt);
     if (close == std::string::npos) return {};
-    std::string title = trim(body.substr(gt + 1, close - gt - 1));
+    std::string title(trim(body.substr(gt + 1, close - gt - 1)));
     if (title.size() > 120) title = title.substr(0, 120) + "...";
     return title;
 }
 
 bool looks_like_html(std::string_view body) {
-    std::string start = lower(trim(body.substr(0, 512)));
+    std::string start = to_lower(trim(body.substr(0, 512)));
     return start.rfind("<!doctype html", 0) == 0 || start.rfind("<html", 0) == 0 || start.find("<body") != std::string::npos ||
            start.find("<head") != std::string::npos || start.find("<title") != std::string::npos;
 }
 
 std::string snippet(std::string_view body) {
-    std::string s = trim(body.substr(0, 200));
+    std::string s(trim(body.substr(0, 200)));
     for (char& c : s) {
         if (static_cast<unsigned char>(c) < 0x20) c = ' ';
     }
@@ -142,7 +123,7 @@ Error not_json(const HttpResponse& response) {
 Error oauth_error(int status, const std::string& error, const std::string& description) {
     std::string said = "The token endpoint answered " + status_text(status) + " " + error +
                        (description.empty() ? std::string(".") : ": \"" + description + "\".");
-    std::string desc = lower(description);
+    std::string desc = to_lower(description);
 
     bool about_grant = icontains(desc, "refresh token") || icontains(desc, "refresh_token") ||
                        icontains(desc, "authorization code") || icontains(desc, "redirect");
@@ -409,7 +390,7 @@ std::string account_from_scope(std::string_view scope) {
     if (bar == std::string_view::npos) return {};
     std::string_view rest = scope.substr(bar + 1);
     size_t end = rest.find_first_of(" \t");
-    return trim(rest.substr(0, end));
+    return std::string(trim(rest.substr(0, end)));
 }
 
 bool is_dead_grant(const Error& error) {

@@ -6,15 +6,10 @@
 #include <string>
 #include <vector>
 
+#include "keyrelay/ascii.h"
+
 namespace keyrelay::proxy {
 namespace {
-
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
 
 bool is_control(unsigned char c) { return c < 0x20 || c == 0x7F; }
 

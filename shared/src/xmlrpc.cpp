@@ -121,39 +121,30 @@ bool is_xml_char(uint32_t c) {
 }
 
 // XML 1.0 §2.3: S ::= (#x20 | #x9 | #xD | #xA)+
-KR_INLINE bool is_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+KR_INLINE bool is_xml_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
 bool all_space(std::string_view s) {
     for (char c : s) {
-        if (!is_space(c)) return false;
+        if (!is_xml_space(c)) return false;
     }
     return true;
 }
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-    while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+// Without leading and trailing XML whitespace (S above).
+std::string_view trim_xml_space(std::string_view s) {
+    while (!s.empty() && is_xml_space(s.front())) s.remove_prefix(1);
+    while (!s.empty() && is_xml_space(s.back())) s.remove_suffix(1);
     return s;
 }
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
-char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c; }
-
-bool iequals_ascii(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i) {
-        if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
-    }
-    return true;
-}
-
 bool starts_with(std::string_view s, size_t at, std::string_view prefix) {
     return s.size() >= at && s.size() - at >= prefix.size() && s.compare(at, prefix.size(), prefix) == 0;
 }
 
-bool istarts_with(std::string_view s, size_t at, std::string_view prefix) {
-    return s.size() >= at && s.size() - at >= prefix.size() && iequals_ascii(s.substr(at, prefix.size()), prefix);
+bool istarts_with_at(std::string_view s, size_t at, std::string_view prefix) {
+    return s.size() >= at && istarts_with(s.substr(at), prefix);
 }
 
 // XML 1.0 §2.3 NameStartChar / NameChar, ASCII exactly; every non-ASCII byte is accepted (UTF-8 validity is
@@ -412,12 +403,12 @@ Error bad_char_error(std::string_view doc, const BadChar& bad) {
 
 std::string wrong_root_hint(std::string_view root, std::string_view expected) {
     const bool response = expected == "methodResponse";
-    if (iequals_ascii(root, "html") || iequals_ascii(root, "head") || iequals_ascii(root, "body")) {
+    if (iequals(root, "html") || iequals(root, "head") || iequals(root, "body")) {
         return "The server sent an HTML page instead of XML-RPC: typically a gateway or proxy error page "
                "(502/503/504), a login or maintenance page, or a wrong URL. Look at the HTTP status and the page's "
                "<title>; the Keap XML-RPC endpoint is https://api.infusionsoft.com/crm/xmlrpc/v1.";
     }
-    if (iequals_ascii(root, "h1")) {
+    if (iequals(root, "h1")) {
         return "An HTML fragment such as <h1>Developer Inactive</h1> or <h1>Developer Over Qps</h1> comes from "
                "Keap's old API gateway: the app or key is inactive, or over its rate limit. Check the app and its "
                "key in the Keap developer portal, or slow down and retry later.";
@@ -551,7 +542,7 @@ private:
     }
 
     size_t skip_space(size_t q) const {
-        while (q < n_ && is_space(d_[q])) ++q;
+        while (q < n_ && is_xml_space(d_[q])) ++q;
         return q;
     }
 
@@ -560,7 +551,7 @@ private:
     bool misc() {
         while (p_ < n_) {
             const char c = d_[p_];
-            if (is_space(c)) {
+            if (is_xml_space(c)) {
                 ++p_;
                 continue;
             }
@@ -579,7 +570,7 @@ private:
                 if (!comment()) return false;
                 continue;
             }
-            if (istarts_with(s_, p_, "<!DOCTYPE")) return doctype();
+            if (istarts_with_at(s_, p_, "<!DOCTYPE")) return doctype();
             if (starts_with(s_, p_, "<!ENTITY")) {
                 return fail(make_error("xmlrpc.doctype_refused",
                                        located(s_, p_, "refused XML", "an entity declaration (<!ENTITY) is never processed"),
@@ -635,7 +626,7 @@ private:
             if (target_end >= n_) return truncated("inside a processing instruction");
             return malformed(p_, "a processing instruction needs a target name after '<?'");
         }
-        if (iequals_ascii(target, "xml")) {
+        if (iequals(target, "xml")) {
             if (p_ != start_ || seen_decl_) {
                 return malformed(p_, "the XML declaration <?xml ...?> must be the very first thing in the document");
             }
@@ -644,7 +635,7 @@ private:
         }
         const size_t end = s_.find("?>", target_end);
         if (end == npos) return truncated("inside the processing instruction <?" + std::string(target));
-        if (end != target_end && !is_space(d_[target_end])) {
+        if (end != target_end && !is_xml_space(d_[target_end])) {
             return malformed(target_end, "expected whitespace after the processing instruction target");
         }
         p_ = end + 2;
@@ -682,9 +673,9 @@ private:
                 }
                 seen = 1;
             } else if (name == "encoding" && seen == 1) {
-                if (!iequals_ascii(value, "UTF-8") && !iequals_ascii(value, "UTF8") && !iequals_ascii(value, "US-ASCII") &&
-                    !iequals_ascii(value, "ASCII") && !iequals_ascii(value, "ISO-8859-1") &&
-                    !iequals_ascii(value, "latin1") && !iequals_ascii(value, "Latin-1")) {
+                if (!iequals(value, "UTF-8") && !iequals(value, "UTF8") && !iequals(value, "US-ASCII") &&
+                    !iequals(value, "ASCII") && !iequals(value, "ISO-8859-1") &&
+                    !iequals(value, "latin1") && !iequals(value, "Latin-1")) {
                     return malformed(v, "the document declares encoding \"" + excerpt(value) +
                                             "\"; only UTF-8 (and ISO-8859-1) is supported");
                 }
@@ -1008,7 +999,7 @@ private:
 
 // Optional sign and decimal digits (the spec's int; i8 is the Apache extension for 64 bits).
 bool parse_int(std::string_view text, bool wide, int64_t& out) {
-    const std::string_view t = trim(text);
+    const std::string_view t = trim_xml_space(text);
     size_t i = 0;
     bool neg = false;
     if (i < t.size() && (t[i] == '+' || t[i] == '-')) neg = t[i++] == '-';
@@ -1028,7 +1019,7 @@ bool parse_int(std::string_view text, bool wide, int64_t& out) {
 // The spec's double: sign, digits, '.', digits; an exponent is accepted too (Python and Java write one).
 // No inf or nan: XML-RPC has no representation for them.
 bool parse_double(std::string_view text, double& out) {
-    const std::string_view t = trim(text);
+    const std::string_view t = trim_xml_space(text);
     size_t i = 0;
     if (i < t.size() && (t[i] == '+' || t[i] == '-')) ++i;
     size_t digits = 0;
@@ -1156,7 +1147,7 @@ public:
         if (!read_text(span_of("methodName"sv), name, name_pos)) return false;
         // The spec: "identifier characters, upper and lower-case A-Z, the numeric characters, 0-9, underscore,
         // dot, colon and slash".
-        const std::string_view method = trim(name.view());
+        const std::string_view method = trim_xml_space(name.view());
         if (method.empty() || method.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                                                        "0123456789_.:/") != npos) {
             return invalid(name_pos, "\"" + excerpt(method) + "\" is not a valid methodName");
@@ -1215,7 +1206,7 @@ private:
         switch (tok_.kind) {
             case Kind::start: return "<" + std::string(tok_.name.view()) + ">";
             case Kind::end: return "</" + std::string(tok_.name.view()) + ">";
-            case Kind::text: return "text \"" + excerpt(trim(tok_.text.view())) + "\"";
+            case Kind::text: return "text \"" + excerpt(trim_xml_space(tok_.text.view())) + "\"";
             case Kind::eof: break;
         }
         return "the end of the document";
@@ -1238,7 +1229,7 @@ private:
 
     static inline bool blank(Span t) {
         for (size_t i = 0; i < t.n; ++i) {
-            if (!is_space(t.p[i])) return false;
+            if (!is_xml_space(t.p[i])) return false;
         }
         return true;
     }
@@ -1248,7 +1239,7 @@ private:
         if (!peek()) return false;
         if (tok_.kind != Kind::text) return true;
         if (!blank(tok_.text)) {
-            return invalid(tok_.pos, "unexpected text \"" + excerpt(trim(tok_.text.view())) + "\" inside <" +
+            return invalid(tok_.pos, "unexpected text \"" + excerpt(trim_xml_space(tok_.text.view())) + "\" inside <" +
                                          std::string(where) + ">");
         }
         consume();
@@ -1321,7 +1312,7 @@ private:
             }
             if (tok_.kind != Kind::start) return invalid(tok_.pos, "expected </value>, found " + describe());
             if (!blank(text)) {
-                return invalid(text_pos, "text \"" + excerpt(trim(text.view())) + "\" and the element " + describe() +
+                return invalid(text_pos, "text \"" + excerpt(trim_xml_space(text.view())) + "\" and the element " + describe() +
                                              " are mixed inside <value>");
             }
         }
@@ -1353,14 +1344,14 @@ private:
         } else if (is_literal(type, "int") || is_literal(type, "i4") || is_literal(local, "i8")) {
             const bool wide = is_literal(local, "i8");
             if (!parse_int(text.view(), wide, out.i)) {
-                std::string why = "\"" + excerpt(trim(text.view())) + "\" is not a valid " + tag();
+                std::string why = "\"" + excerpt(trim_xml_space(text.view())) + "\" is not a valid " + tag();
                 int64_t ignored = 0;
                 if (!wide && parse_int(text.view(), true, ignored)) why += ": it is outside the 32-bit range (use <i8>)";
                 return invalid(text_pos, why);
             }
             out.type = Value::Type::integer;
         } else if (is_literal(type, "boolean")) {
-            const std::string_view t = trim(text.view());
+            const std::string_view t = trim_xml_space(text.view());
             if (t != "0"sv && t != "1"sv) {
                 return invalid(text_pos, "\"" + excerpt(t) + "\" is not a valid <boolean> (0 or 1)");
             }
@@ -1368,11 +1359,11 @@ private:
             out.b = t[0] == '1';
         } else if (is_literal(type, "double")) {
             if (!parse_double(text.view(), out.d)) {
-                return invalid(text_pos, "\"" + excerpt(trim(text.view())) + "\" is not a valid <double>");
+                return invalid(text_pos, "\"" + excerpt(trim_xml_space(text.view())) + "\" is not a valid <double>");
             }
             out.type = Value::Type::double_;
         } else if (is_literal(type, "dateTime.iso8601")) {
-            const std::string_view t = trim(text.view());
+            const std::string_view t = trim_xml_space(text.view());
             if (!valid_datetime(t)) {
                 return invalid(text_pos,
                                "\"" + excerpt(t) + "\" is not a valid <dateTime.iso8601> (e.g. 20260102T03:04:05)");
@@ -1474,8 +1465,8 @@ std::optional<Error> precheck(std::string_view body, const Limits& limits, std::
             const size_t close = quote == npos ? npos : decl.find(decl[quote], quote + 1);
             if (close != npos) {
                 const std::string_view name = decl.substr(quote + 1, close - quote - 1);
-                if (iequals_ascii(name, "ISO-8859-1") || iequals_ascii(name, "latin1") ||
-                    iequals_ascii(name, "Latin-1")) {
+                if (iequals(name, "ISO-8859-1") || iequals(name, "latin1") ||
+                    iequals(name, "Latin-1")) {
                     transcoded.reserve(body.size() + body.size() / 8);
                     for (char c : body) utf8_append(transcoded, static_cast<unsigned char>(c));
                     doc = transcoded;

@@ -1,4 +1,4 @@
-// Golden fixtures under tests/fixtures/: real-shaped bodies from ../shared/reference/keap.md and jira.md.
+// Golden fixtures under tests/fixtures/: real-shaped bodies (docs/reference/keap.md, docs/reference/jira.md).
 #pragma once
 
 #include <fstream>

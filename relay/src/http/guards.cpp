@@ -213,13 +213,13 @@ bool Guards::cors_ok(const httplib::Request& req, httplib::Response& res) const 
     bool cross = origin != own && !(!config_.public_url.empty() && origin == config_.base_url(port_));
 
     if (req.method == "OPTIONS") {
+        if (cross && !origin_allowed(origin)) {
+            send_error(res, 403, origin_error(origin));
+            return false;
+        }
         if (!req.has_header("Access-Control-Request-Method")) {
             res.status = 204;
             res.set_header("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
-            return false;
-        }
-        if (cross && !origin_allowed(origin)) {
-            send_error(res, 403, origin_error(origin));
             return false;
         }
         // WHATWG Fetch §4.8 (CORS-preflight fetch): 204, never a redirect, the exact origin, credentials.

@@ -62,10 +62,18 @@ Result<Unit> HttpServer::init(Router router) {
     // middle of a request is dropped.
     svr.set_read_timeout(10, 0);
     svr.set_write_timeout(10, 0);
-    svr.set_default_headers({{"X-Content-Type-Options", "nosniff"},
-                             {"X-Frame-Options", "DENY"},
-                             {"Referrer-Policy", "no-referrer"},
-                             {"Content-Security-Policy", "frame-ancestors 'none'"}});
+    httplib::Headers defaults = {{"X-Content-Type-Options", "nosniff"},
+                                 {"X-Frame-Options", "DENY"},
+                                 {"Referrer-Policy", "no-referrer"},
+                                 // The page: its own scripts and the Wasm module they compile, nothing inline (images
+                                 // may be data: URLs), no plugins, no <base>, forms only to the relay, never framed
+                                 // (docs/security.md).
+                                 {"Content-Security-Policy",
+                                  "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; img-src 'self' data:; "
+                                  "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"}};
+    // RFC 6797: over HTTPS, the browser never tries plain HTTP to this host again for a year.
+    if (config_.tls()) defaults.emplace("Strict-Transport-Security", "max-age=31536000");
+    svr.set_default_headers(std::move(defaults));
 
     svr.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
         return pre_route(req, res);

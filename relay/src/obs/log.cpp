@@ -94,6 +94,12 @@ bool sensitive_name(std::string_view name) {
 
 void set_log_level(LogLevel level) { g_min_level = static_cast<int>(level); }
 
+namespace {
+std::atomic<bool> g_keep_query_values{false};
+}
+
+void set_log_query_values(bool keep) { g_keep_query_values = keep; }
+
 void log_line(LogLevel level, std::string_view msg, const nlohmann::json& fields) {
     if (static_cast<int>(level) < g_min_level.load()) return;
     nlohmann::ordered_json line = nlohmann::ordered_json::object();
@@ -202,6 +208,9 @@ std::string redact_target(std::string_view target) {
         if (eq != std::string_view::npos && (!decoded.ok() || sensitive_name(*decoded))) {
             out.append(name);
             out += "=REDACTED";
+        } else if (eq != std::string_view::npos && !g_keep_query_values) {
+            out.append(name);
+            out += "=*";
         } else {
             out.append(pair);
         }

@@ -34,9 +34,11 @@ void append_json_string(std::string& out, std::string_view text);
 // Sets the minimum level written (default info).
 void set_log_level(LogLevel level);
 
-// "/callback/keap?code=abc&state=xyz&scope=full" -> "/callback/keap?code=REDACTED&state=REDACTED&scope=full".
+// "/callback/keap?code=abc&state=xyz&scope=full" -> "/callback/keap?code=REDACTED&state=REDACTED&scope=*".
 // Every query value whose name suggests a credential (code, state, token, secret, key, password, session,
-// signature, auth, verifier, assertion, jwt) is replaced, whatever the path.
+// signature, auth, verifier, assertion, jwt) is replaced, whatever the path. The other values (a looked-up email,
+// say) are masked as "*" too, unless set_log_query_values(true) (the config's log_queries, for debugging).
 std::string redact_target(std::string_view target);
+void set_log_query_values(bool keep);
 
 }  // namespace keyrelay::relay

@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include "http/respond.h"
+#include "http/util.h"
+#include "keyrelay/ascii.h"
 #include "obs/log.h"
 #include "state/crypto.h"
 
@@ -11,7 +13,7 @@ namespace keyrelay::relay {
 using nlohmann::json;
 
 AuthRoutes::AuthRoutes(const Config& config, Callers& callers, SessionStore& sessions)
-    : config_(config), callers_(callers), sessions_(sessions) {
+    : config_(config), callers_(callers), sessions_(sessions), throttle_(5, 300, config.data_dir) {
     // Sandbox mode: demo / demo, with a cheap hash (it protects nothing secret).
     int iterations = config.sandbox ? 10000 : 210000;
     for (const auto& u : config.users) {
@@ -32,6 +34,16 @@ void AuthRoutes::login(RequestContext& ctx, const httplib::Request& req, httplib
                    "the password, make a new hash with `keyrelay hash-password` and put it in the config's users.");
         return;
     }
+    // A cross-site HTML form can send text/plain, form-urlencoded or multipart without a preflight (a login CSRF that
+    // needs no Origin); application/json cannot be sent cross-site without one (WHATWG Fetch, "CORS-safelisted
+    // request-header").
+    std::string type = lower_ascii(req.get_header_value("Content-Type"));
+    type = std::string(trim_ows(std::string_view(type).substr(0, type.find(';'))));
+    if (type != "application/json") {
+        send_error(res, 415, "http.unsupported_media_type", "POST /login takes a JSON body.",
+                   "Send the body with Content-Type: application/json.");
+        return;
+    }
     json body = json::parse(req.body, nullptr, false);
     if (body.is_discarded() || !body.is_object() || !body.contains("username") || !body["username"].is_string() ||
         !body.contains("password") || !body["password"].is_string()) {
@@ -50,7 +62,7 @@ void AuthRoutes::login(RequestContext& ctx, const httplib::Request& req, httplib
         ok = verify_password(password, it->second);
     }
     if (!ok) {
-        throttle_.record_failure(addr, now);
+        throttle_.record_failure(addr, username, now);
         log_line(LogLevel::warn, "login failed", {{"request_id", ctx.id}, {"remote", addr}});
         send_error(res, 401, "auth.bad_credentials", "Wrong username or password.",
                    config_.sandbox ? "In sandbox mode the login is demo / demo."
@@ -58,7 +70,7 @@ void AuthRoutes::login(RequestContext& ctx, const httplib::Request& req, httplib
                                      "config (users). After 5 failures in 5 minutes logins are paused.");
         return;
     }
-    throttle_.record_success(addr);
+    throttle_.record_success(addr, username, now);
     if (auto old = callers_.session_id(req)) sessions_.remove(*old);
     std::string id = sessions_.create(username, now);
     res.set_header("Set-Cookie",

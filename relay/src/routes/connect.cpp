@@ -4,6 +4,7 @@
 #include "http/util.h"
 #include "keyrelay/jira.h"
 #include "keyrelay/oauth2.h"
+#include "keyrelay/redact.h"
 #include "keyrelay/sha256.h"
 #include "obs/log.h"
 #include "state/crypto.h"
@@ -131,6 +132,10 @@ void ConnectRoutes::callback(RequestContext& ctx, const httplib::Request& req, h
 
     oauth2::Client client{p->client_id, p->client_secret, redirect_uri(*p)};
     HttpRequest exchange = oauth2::build_code_exchange(p->oauth, client, cb->code, pending->pkce_verifier);
+    // What the exchange sent (the client secret, the code, the verifier) never reaches this page, whatever the
+    // token endpoint quotes back.
+    Redactor sent;
+    sent.add_request(exchange);
     auto answer = send_(p->name, exchange);
     if (!answer) {
         log_line(LogLevel::warn, "code exchange failed: provider unreachable",
@@ -142,6 +147,7 @@ void ConnectRoutes::callback(RequestContext& ctx, const httplib::Request& req, h
     auto tokens = oauth2::parse_token_response(*answer, now, nullptr, p->oauth.account_from_scope);
     if (!tokens) {
         Error e = tokens.error();
+        sent.redact_error(e);
         log_line(LogLevel::warn, "code exchange refused",
                  {{"request_id", ctx.id}, {"provider", p->name}, {"error", e.code}});
         if (e.code == "oauth.invalid_grant") {

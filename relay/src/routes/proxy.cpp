@@ -10,6 +10,7 @@
 #include "keyrelay/jira.h"
 #include "keyrelay/keap.h"
 #include "keyrelay/proxy.h"
+#include "keyrelay/redact.h"
 #include "keyrelay/text.h"
 #include "obs/log.h"
 
@@ -77,19 +78,11 @@ void attach_credentials(const ProviderConfig& p, HttpRequest& up, const Connecti
 
 // plain-text dump): the credential the relay attached must never reach the caller, in a diagnosis or a body.
 
+// Every form of it (keyrelay/redact.h), in the body and in the headers that are passed through.
 void scrub_credentials(const HttpRequest& up, HttpResponse& answer) {
-    auto scrub = [&answer](std::string_view secret) {
-        if (secret.size() < 8) return;
-        for (size_t at = answer.body.find(secret); at != std::string::npos;
-             at = answer.body.find(secret, at + 10)) {
-            answer.body.replace(at, secret.size(), "[redacted]");
-        }
-    };
-    if (const std::string* auth = up.headers.find("Authorization")) {
-        size_t space = auth->find(' ');
-        scrub(space == std::string::npos ? std::string_view(*auth) : std::string_view(*auth).substr(space + 1));
-    }
-    if (const std::string* key = up.headers.find("X-Keap-API-Key")) scrub(*key);
+    Redactor sent;
+    sent.add_request(up);
+    sent.redact_response(answer);
 }
 
 void send_connection_error(httplib::Response& res, const Error& e) {

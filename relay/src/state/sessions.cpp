@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -46,81 +47,94 @@ std::string sha256_hex(const std::string& data) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// SharedJsonFile
+
+std::optional<json> SharedJsonFile::load_if_changed() {
+    if (path_.empty()) return std::nullopt;
+    std::string stamp = stamp_of(path_);
+    if (stamp == stamp_) return std::nullopt;
+    stamp_ = stamp;
+    std::ifstream in(path_, std::ios::binary);
+    if (!in) return json::object();
+    std::stringstream ss;
+    ss << in.rdbuf();
+    json doc = json::parse(ss.str(), nullptr, false);
+    if (doc.is_discarded() || !doc.is_object()) {
+        log_line(LogLevel::warn, what_ + " file unreadable; starting from none", {{"path", path_}});
+        return json::object();
+    }
+    return doc;
+}
+
+bool SharedJsonFile::save(const json& doc) {
+    if (path_.empty()) return false;
+    std::string text = doc.dump();
+    std::string tmp = path_ + ".tmp." + std::to_string(::getpid());
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    bool ok = fd >= 0;
+    if (ok) {
+        ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+        ok = ::fsync(fd) == 0 && ok;
+        ::close(fd);
+        ok = ok && ::rename(tmp.c_str(), path_.c_str()) == 0;
+    }
+    if (!ok) {
+        ::unlink(tmp.c_str());
+        log_line(LogLevel::warn, "cannot write the " + what_ + " file; they stay in this process's memory",
+                 {{"path", path_}});
+        return false;
+    }
+    stamp_ = stamp_of(path_);
+    return true;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // SessionStore
 
 SessionStore::SessionStore(int64_t lifetime_seconds, std::string data_dir)
     : lifetime_(lifetime_seconds), data_dir_(std::move(data_dir)) {
-    if (!data_dir_.empty()) path_ = data_dir_ + "/sessions.json";
+    if (!data_dir_.empty()) file_ = SharedJsonFile(data_dir_ + "/sessions.json", "sessions");
 }
 
 void SessionStore::load_locked() {
-    if (path_.empty()) return;
-    std::string stamp = stamp_of(path_);
-    if (stamp == file_stamp_) return;
-    file_stamp_ = stamp;
-    std::ifstream in(path_, std::ios::binary);
-    if (!in) {
-        sessions_.clear();
-        return;
-    }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    json doc = json::parse(ss.str(), nullptr, false);
-    if (doc.is_discarded() || !doc.is_object() || !doc.contains("sessions") || !doc["sessions"].is_object()) {
-        log_line(LogLevel::warn, "sessions file unreadable; starting with no sessions", {{"path", path_}});
-        sessions_.clear();
-        return;
-    }
+    auto doc = file_.load_if_changed();
+    if (!doc) return;
     std::map<std::string, Session> loaded;
-    for (auto it = doc["sessions"].begin(); it != doc["sessions"].end(); ++it) {
-        const json& v = it.value();
-        if (!v.is_object() || !v.contains("user") || !v["user"].is_string()) continue;
-        Session s;
-        s.user = v["user"].get<std::string>();
-        s.created_at = int_member(v, "created_at");
-        s.expires_at = int_member(v, "expires_at");
-        loaded[it.key()] = s;
+    if (doc->contains("sessions") && (*doc)["sessions"].is_object()) {
+        for (auto it = (*doc)["sessions"].begin(); it != (*doc)["sessions"].end(); ++it) {
+            const json& v = it.value();
+            if (!v.is_object() || !v.contains("user") || !v["user"].is_string()) continue;
+            Session s;
+            s.user = v["user"].get<std::string>();
+            s.created_at = int_member(v, "created_at");
+            s.expires_at = int_member(v, "expires_at");
+            loaded[it.key()] = s;
+        }
     }
     sessions_ = std::move(loaded);
 }
 
 void SessionStore::save_locked(int64_t now) {
-    if (path_.empty()) return;
     json doc = json::object();
     doc["sessions"] = json::object();
     for (const auto& [hash, s] : sessions_) {
         if (s.expires_at <= now) continue;
         doc["sessions"][hash] = {{"user", s.user}, {"created_at", s.created_at}, {"expires_at", s.expires_at}};
     }
-    std::string text = doc.dump();
-    std::string tmp = path_ + ".tmp." + std::to_string(::getpid());
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        log_line(LogLevel::warn, "cannot write the sessions file; sessions stay in memory", {{"path", path_}});
-        return;
-    }
-    bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-    ok = ::fsync(fd) == 0 && ok;
-    ::close(fd);
-    if (!ok || ::rename(tmp.c_str(), path_.c_str()) != 0) {
-        ::unlink(tmp.c_str());
-        log_line(LogLevel::warn, "cannot write the sessions file; sessions stay in memory", {{"path", path_}});
-        return;
-    }
-    file_stamp_ = stamp_of(path_);
+    file_.save(doc);
 }
 
 std::string SessionStore::create(const std::string& user, int64_t now) {
     std::string id = random_token(32);
     Session s{user, now, now + lifetime_};
     std::lock_guard<std::mutex> lock(mutex_);
-    if (path_.empty()) {
+    if (!file_.enabled()) {
         sessions_[sha256_hex(id)] = s;
         return id;
     }
     // Read-modify-write under the data dir's lock: another relay process may have added sessions.
     auto file_lock = FileLock::acquire(data_dir_, "sessions");
-    file_stamp_.clear();
+    file_.forget();
     load_locked();
     sessions_[sha256_hex(id)] = s;
     save_locked(now);
@@ -146,12 +160,12 @@ void SessionStore::remove(const std::string& id) {
     if (id.empty()) return;
     std::string hash = sha256_hex(id);
     std::lock_guard<std::mutex> lock(mutex_);
-    if (path_.empty()) {
+    if (!file_.enabled()) {
         sessions_.erase(hash);
         return;
     }
     auto file_lock = FileLock::acquire(data_dir_, "sessions");
-    file_stamp_.clear();
+    file_.forget();
     load_locked();
     sessions_.erase(hash);
     save_locked(0);
@@ -165,42 +179,94 @@ size_t SessionStore::size() const {
 // ---------------------------------------------------------------------------------------------------------------
 // LoginThrottle
 
-LoginThrottle::LoginThrottle(int max_failures, int64_t window_seconds)
-    : max_failures_(max_failures), window_(window_seconds) {}
+LoginThrottle::LoginThrottle(int max_failures, int64_t window_seconds, std::string data_dir)
+    : max_failures_(max_failures), window_(window_seconds), data_dir_(std::move(data_dir)) {
+    if (!data_dir_.empty()) file_ = SharedJsonFile(data_dir_ + "/login_failures.json", "login failures");
+}
 
-void LoginThrottle::prune_locked(std::deque<int64_t>& failures, int64_t now) const {
-    while (!failures.empty() && failures.front() + window_ <= now) failures.pop_front();
+void LoginThrottle::prune_locked(std::deque<Failure>& failures, int64_t now) const {
+    while (!failures.empty() && failures.front().at + window_ <= now) failures.pop_front();
+}
+
+// {"failures": {"<address>": [[<unix time>, "<sha256 of the username>"], ...]}}
+void LoginThrottle::load_locked() {
+    auto doc = file_.load_if_changed();
+    if (!doc) return;
+    std::map<std::string, std::deque<Failure>> loaded;
+    if (doc->contains("failures") && (*doc)["failures"].is_object()) {
+        for (auto it = (*doc)["failures"].begin(); it != (*doc)["failures"].end(); ++it) {
+            if (!it.value().is_array()) continue;
+            auto& list = loaded[it.key()];
+            for (const json& f : it.value()) {
+                if (f.is_array() && f.size() == 2 && f[0].is_number_integer() && f[1].is_string()) {
+                    list.push_back(Failure{f[0].get<int64_t>(), f[1].get<std::string>()});
+                }
+            }
+        }
+    }
+    failures_ = std::move(loaded);
+}
+
+void LoginThrottle::save_locked() {
+    json doc = {{"failures", json::object()}};
+    for (const auto& [address, list] : failures_) {
+        json entries = json::array();
+        for (const Failure& f : list) entries.push_back(json::array({f.at, f.user_hash}));
+        doc["failures"][address] = std::move(entries);
+    }
+    file_.save(doc);
+}
+
+template <class Change>
+void LoginThrottle::update_locked(int64_t now, Change change) {
+    Result<FileLock> file_lock = FileLock{};
+    if (file_.enabled()) {
+        file_lock = FileLock::acquire(data_dir_, "login_failures");
+        file_.forget();
+        load_locked();
+    }
+    // Bound the memory (and the file) an attacker with many addresses can fill: drop addresses whose failures left
+    // the window.
+    for (auto it = failures_.begin(); it != failures_.end();) {
+        prune_locked(it->second, now);
+        it = it->second.empty() ? failures_.erase(it) : std::next(it);
+    }
+    change();
+    if (file_.enabled()) save_locked();
 }
 
 int64_t LoginThrottle::retry_after(const std::string& address, int64_t now) {
     std::lock_guard<std::mutex> lock(mutex_);
+    load_locked();
     auto it = failures_.find(address);
     if (it == failures_.end()) return 0;
     prune_locked(it->second, now);
     if (static_cast<int>(it->second.size()) < max_failures_) return 0;
     // Allowed again when the oldest failure in the window leaves it.
-    int64_t wait = it->second.front() + window_ - now;
+    int64_t wait = it->second.front().at + window_ - now;
     return wait > 0 ? wait : 1;
 }
 
-void LoginThrottle::record_failure(const std::string& address, int64_t now) {
+void LoginThrottle::record_failure(const std::string& address, const std::string& username, int64_t now) {
     std::lock_guard<std::mutex> lock(mutex_);
-    // Bound the memory an attacker with many addresses can use: drop addresses whose failures are all old.
-    if (failures_.size() > 10000) {
-        for (auto it = failures_.begin(); it != failures_.end();) {
-            prune_locked(it->second, now);
-            it = it->second.empty() ? failures_.erase(it) : std::next(it);
-        }
-    }
-    auto& list = failures_[address];
-    prune_locked(list, now);
-    list.push_back(now);
-    while (static_cast<int>(list.size()) > max_failures_) list.pop_front();
+    update_locked(now, [&] {
+        auto& list = failures_[address];
+        list.push_back(Failure{now, sha256_hex(username)});
+        while (static_cast<int>(list.size()) > max_failures_) list.pop_front();
+    });
 }
 
-void LoginThrottle::record_success(const std::string& address) {
+void LoginThrottle::record_success(const std::string& address, const std::string& username, int64_t now) {
     std::lock_guard<std::mutex> lock(mutex_);
-    failures_.erase(address);
+    update_locked(now, [&] {
+        auto it = failures_.find(address);
+        if (it == failures_.end()) return;
+        const std::string user_hash = sha256_hex(username);
+        auto& list = it->second;
+        list.erase(std::remove_if(list.begin(), list.end(), [&](const Failure& f) { return f.user_hash == user_hash; }),
+                   list.end());
+        if (list.empty()) failures_.erase(it);
+    });
 }
 
 // ---------------------------------------------------------------------------------------------------------------

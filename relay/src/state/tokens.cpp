@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "keyrelay/oauth2.h"
+#include "keyrelay/redact.h"
 #include "obs/log.h"
 
 namespace keyrelay::relay {
@@ -197,6 +198,14 @@ Result<Connection> TokenManager::refresh_with(const ProviderConfig& p, Connectio
                           response.error().hint);
     }
     auto tokens = oauth2::parse_token_response(*response, now, &c.tokens, p.oauth.account_from_scope);
+    if (!tokens) {
+        // A token endpoint (or a gateway before it) may quote the request in its error_description: the client
+        // secret, the refresh token. They never reach the log or a caller (docs/security.md).
+        Redactor sent;
+        sent.add_request(request);
+        Error quoted = tokens.error();
+        if (sent.redact_error(quoted)) tokens = quoted;
+    }
     if (tokens) {
         bool rotated = tokens->refresh_token != c.tokens.refresh_token;
         c.tokens = *tokens;

@@ -1,6 +1,7 @@
 // Explains any response in plain words: what came back, why, and what to do.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -22,9 +23,14 @@ struct Diagnosis {
     std::string hint;      // what most likely caused it, and what to do
     // Set when the answer says when to retry: rate_limited, or a gateway_fault that is a quota violation.
     std::optional<int> retry_after_seconds;
+    // A caution that does not change the code, e.g. Jira's X-RateLimit-NearLimit: true ("less than 20% of a rate
+    // limit budget is left") on an answer that is otherwise ok; "" when there is none.
+    std::string warning;
 };
 
-Diagnosis diagnose(const HttpResponse& response, Expect expect);
+// Explains `response`. Rate-limit times (an HTTP-date Retry-After, Keap's quota expiry, Jira's reset) are measured
+// against the response's Date header, else against `now` (unix seconds) when given (read_rate_limit()).
+Diagnosis diagnose(const HttpResponse& response, Expect expect, std::optional<int64_t> now = std::nullopt);
 
 // "token" | "json" | "xmlrpc" -> Expect; anything else -> json.
 Expect expect_from_string(std::string_view s);

@@ -9,13 +9,14 @@
 #include <utility>
 #include <vector>
 
+#include "keyrelay/ascii.h"
 #include "keyrelay/result.h"
 
 namespace keyrelay {
 
 using Params = std::vector<std::pair<std::string, std::string>>;
 
-// Ordered header list; name lookups are ASCII case-insensitive (RFC 9110 §5.1).
+// Ordered header list; name lookups are ASCII case-insensitive (RFC 9110 §5.1, iequals from ascii.h).
 class Headers {
 public:
     Headers() = default;
@@ -40,8 +41,6 @@ public:
 private:
     std::vector<std::pair<std::string, std::string>> items_;
 };
-
-bool iequals(std::string_view a, std::string_view b);
 
 struct HttpRequest {
     std::string method;   // "GET", "POST", ...

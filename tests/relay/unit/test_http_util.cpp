@@ -12,11 +12,19 @@
 using namespace keyrelay;
 using namespace keyrelay::relay;
 
-TEST_CASE("request targets are logged with credential-like query values redacted", "[log]") {
+TEST_CASE("request targets are logged with query values masked, credential-like ones redacted", "[log]") {
     CHECK(redact_target("/callback/keap?code=abc123&state=xyz&scope=full%7Cab123.infusionsoft.com") ==
-          "/callback/keap?code=REDACTED&state=REDACTED&scope=full%7Cab123.infusionsoft.com");
+          "/callback/keap?code=REDACTED&state=REDACTED&scope=*");
     CHECK(redact_target("/proxy/keap/crm/rest/v1/contacts?email=ada%40example.com&limit=1") ==
-          "/proxy/keap/crm/rest/v1/contacts?email=ada%40example.com&limit=1");
+          "/proxy/keap/crm/rest/v1/contacts?email=*&limit=*");
+    SECTION("log_queries keeps the other values as sent, never the credentials") {
+        set_log_query_values(true);
+        CHECK(redact_target("/callback/keap?code=abc123&state=xyz&scope=full%7Cab123.infusionsoft.com") ==
+              "/callback/keap?code=REDACTED&state=REDACTED&scope=full%7Cab123.infusionsoft.com");
+        CHECK(redact_target("/proxy/keap/crm/rest/v1/contacts?email=ada%40example.com&limit=1") ==
+              "/proxy/keap/crm/rest/v1/contacts?email=ada%40example.com&limit=1");
+        set_log_query_values(false);
+    }
     SECTION("names are matched case-insensitively and as substrings") {
         CHECK(redact_target("/x?Access_Token=t1&refresh_token=t2&api_key=k&X-Api-Key=k2&password=p") ==
               "/x?Access_Token=REDACTED&refresh_token=REDACTED&api_key=REDACTED&X-Api-Key=REDACTED&password=REDACTED");

@@ -16,15 +16,29 @@ TEST_CASE("five failed logins within five minutes throttle the address until the
     const int64_t t0 = 1000;
     for (int i = 0; i < 5; ++i) {
         CHECK(t.retry_after("10.0.0.1", t0 + i) == 0);
-        t.record_failure("10.0.0.1", t0 + i);
+        t.record_failure("10.0.0.1", "demo", t0 + i);
     }
     CHECK(t.retry_after("10.0.0.1", t0 + 5) == 295);    // the first failure (t0) leaves at t0 + 300
     CHECK(t.retry_after("10.0.0.1", t0 + 299) == 1);
     CHECK(t.retry_after("10.0.0.1", t0 + 300) == 0);
     SECTION("other addresses are not affected") { CHECK(t.retry_after("10.0.0.2", t0 + 5) == 0); }
-    SECTION("a success clears the address") {
-        t.record_success("10.0.0.1");
+    SECTION("a success clears that username's failures") {
+        t.record_success("10.0.0.1", "demo", t0 + 6);
         CHECK(t.retry_after("10.0.0.1", t0 + 6) == 0);
+    }
+}
+
+TEST_CASE("a success clears only its own username's failures; the address keeps counting the others", "[throttle]") {
+    LoginThrottle t(5, 300);
+    for (int i = 0; i < 4; ++i) t.record_failure("10.0.0.1", "victim", 1000 + i);
+    t.record_success("10.0.0.1", "demo", 1004);
+    CHECK(t.retry_after("10.0.0.1", 1005) == 0);
+    t.record_failure("10.0.0.1", "victim", 1005);
+    CHECK(t.retry_after("10.0.0.1", 1006) == 294);
+    SECTION("failures under any username count toward the address's limit") {
+        LoginThrottle u(5, 300);
+        for (const char* name : {"a", "b", "c", "d", "e"}) u.record_failure("10.0.0.9", name, 2000);
+        CHECK(u.retry_after("10.0.0.9", 2001) > 0);
     }
 }
 
@@ -32,8 +46,26 @@ TEST_CASE("failures spread over more than the window never throttle", "[throttle
     LoginThrottle t(5, 300);
     for (int i = 0; i < 20; ++i) {
         CHECK(t.retry_after("a", i * 100) == 0);
-        t.record_failure("a", i * 100);
+        t.record_failure("a", "demo", i * 100);
     }
+}
+
+TEST_CASE("throttles on one data dir share their count, and the file holds no username", "[throttle]") {
+    relaytest::TempDir dir;
+    LoginThrottle first(5, 300, dir.path());
+    LoginThrottle second(5, 300, dir.path());
+    for (int i = 0; i < 5; ++i) first.record_failure("10.0.0.1", "victim", 1000 + i);
+    CHECK(second.retry_after("10.0.0.1", 1006) == 294);
+    second.record_success("10.0.0.1", "victim", 1007);
+    CHECK(first.retry_after("10.0.0.1", 1008) == 0);
+
+    std::ifstream in(dir.path() + "/login_failures.json");
+    std::stringstream text;
+    text << in.rdbuf();
+    CHECK(text.str().find("victim") == std::string::npos);
+    struct stat st {};
+    REQUIRE(::stat((dir.path() + "/login_failures.json").c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
 }
 
 TEST_CASE("an OAuth state is accepted once, and never after it expired", "[state]") {
