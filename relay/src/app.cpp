@@ -104,7 +104,6 @@ Relay::~Relay() {
 std::string Relay::url() const { return config_.base_url(port_); }
 
 Result<Unit> Relay::init() {
-    set_log_query_values(config_.log_queries);
     Impl& m = *impl_;
     if (config_.data_dir.empty()) {
         return make_error("config.bad_value", "No data directory.", "Pass --data-dir or set data_dir in the config.");
@@ -151,7 +150,7 @@ Result<Unit> Relay::init() {
     m.proxy = std::make_unique<ProxyRoute>(config_, *m.callers, *m.tokens, *m.upstream, m.metrics);
     std::string web = config_.web_dir.empty() ? std::string(KEYRELAY_SOURCE_DIR) + "/web" : config_.web_dir;
     std::string wasm = config_.wasm_dir.empty() ? std::string(KEYRELAY_SOURCE_DIR) + "/build/wasm" : config_.wasm_dir;
-    m.files = std::make_unique<StaticFiles>(web, wasm, config_, port_);
+    m.files = std::make_unique<StaticFiles>(config_, port_, web, wasm);
 
     m.server = std::make_unique<HttpServer>(config_, m.metrics);
     return m.server->init(m.routes());

@@ -13,9 +13,9 @@ namespace keyrelay::relay {
 
 class StaticFiles {
 public:
-    // Both dirs are resolved once; a missing web dir is logged, and every file then answers 404. `port` is read at
-    // each request (it is known once the relay is bound).
-    StaticFiles(const std::string& web_dir, const std::string& wasm_dir, const Config& config, const int& port);
+    // Both dirs are resolved once; a missing web dir is logged, and every file then answers 404.
+    // `port`: the relay's port once bound (the page moves to the relay's own address, Config::base_url).
+    StaticFiles(const Config& config, const int& port, const std::string& web_dir, const std::string& wasm_dir);
 
     void handle(RequestContext& ctx, const httplib::Request& req, httplib::Response& res);
 
