@@ -104,6 +104,7 @@ Relay::~Relay() {
 std::string Relay::url() const { return config_.base_url(port_); }
 
 Result<Unit> Relay::init() {
+    set_log_query_values(config_.log_queries);
     Impl& m = *impl_;
     if (config_.data_dir.empty()) {
         return make_error("config.bad_value", "No data directory.", "Pass --data-dir or set data_dir in the config.");
