@@ -82,8 +82,9 @@ Token escape_at(std::string_view text, size_t j) {
             t.length = 6;
         }
     } else if (c == '&') {
-        size_t semi = text.find(';', j + 1);
-        if (semi == std::string_view::npos || semi - j > 10) return t;
+        // The longest reference read here is "&#x10FFFF;": look no further than that for the ';'.
+        size_t semi = text.substr(0, std::min(text.size(), j + 11)).find(';', j + 1);
+        if (semi == std::string_view::npos) return t;
         std::string_view name = text.substr(j + 1, semi - j - 1);
         static constexpr std::pair<std::string_view, char> kNamed[] = {
             {"amp", '&'}, {"lt", '<'}, {"gt", '>'}, {"quot", '"'}, {"apos", '\''}};
@@ -126,7 +127,7 @@ size_t match_at(std::string_view text, size_t start, std::string_view needle) {
     struct State {
         size_t i, j;
     };
-    std::array<State, 64> small{};
+    std::array<State, 64> small;   // not zeroed: only [0, top) is read
     std::vector<State> large;
     size_t budget = 64 * needle.size() + 64;
     // An explicit stack: the recursion would be needle.size() deep.

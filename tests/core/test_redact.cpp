@@ -197,3 +197,14 @@ TEST_CASE("a long run of escapes that almost spell a secret is scanned without a
     for (int i = 0; i < 2000; ++i) text += "%25";
     CHECK(r.redact(text) == text);
 }
+
+TEST_CASE("a long text full of '&' without ';' is scanned in linear time", "[redact]") {
+    // Each '&' may start an HTML character reference; the ';' is looked for within the longest one only.
+    Redactor r({"secret-value-1234"});
+    std::string text;
+    for (int i = 0; i < 200000; ++i) text += "&x";
+    text += "secret-value-1234";
+    const std::string out = r.redact(text);
+    CHECK(out.size() == text.size() - std::string("secret-value-1234").size() + kRedacted.size());
+    CHECK(out.substr(out.size() - kRedacted.size()) == kRedacted);
+}
