@@ -1695,7 +1695,7 @@ Result<Unit> Relay::init() {
     m.sessions = std::make_unique<SessionStore>(config_.session_hours * 3600, config_.data_dir);
 
     // Page users. Sandbox mode: demo / demo (a cheap hash: it protects nothing secret).
-    int iterations = config_.sandbox ? 10000 : 210000;
+    int iterations = config_.sandbox ? 10000 : kPasswordHashIterations;
     for (const auto& u : config_.users) {
         m.password_hashes[u.username] =
             u.password_hash.empty() && config_.sandbox && u.username == "demo" ? hash_password("demo", iterations)
