@@ -27,6 +27,9 @@ public:
 
     // The gauge keyrelay_connections_needing_reauth is computed when scraped.
     void set_reauth_gauge(std::function<int64_t()> source);
+    // keyrelay_connection_reauthorize_by_seconds{provider}: when a grant the provider ends on a fixed date needs
+    // consent again (unix seconds; keyrelay/reauthorization.h). Computed when scraped; one sample per such grant.
+    void set_reauthorize_by_gauge(std::function<std::vector<std::pair<std::string, int64_t>>()> source);
     // keyrelay_front_requests_total{path="fast"|"slow"}: which path of the event front end answered (event_server.h);
     // absent when the front end is not in use (a TLS listener).
     void set_front_counters(std::function<std::pair<uint64_t, uint64_t>()> source);
@@ -63,6 +66,7 @@ private:
     std::map<std::string, uint64_t> refresh_failures_;
     std::map<std::string, uint64_t> retries_;
     std::function<int64_t()> reauth_source_;
+    std::function<std::vector<std::pair<std::string, int64_t>>()> reauthorize_by_source_;
     std::function<std::pair<uint64_t, uint64_t>()> front_source_;
 };
 

@@ -27,6 +27,7 @@
 #include "keyrelay/keap.h"
 #include "keyrelay/oauth2.h"
 #include "keyrelay/proxy.h"
+#include "keyrelay/reauthorization.h"
 #include "keyrelay/text.h"
 #include "log.h"
 #include "metrics.h"
@@ -805,7 +806,8 @@ struct Relay::Impl {
     TokenManager& tokens_mgr() { return *tokens; }
 
     json connection_json(const ProviderConfig& p) {
-        json out = {{"provider", p.name}, {"mode", mode_name(p.mode)}};
+        json out = {{"provider", p.name}, {"mode", mode_name(p.mode)}, {"reauthorize_by", nullptr},
+                    {"warnings", json::array()}};
         if (p.mode != Mode::oauth) {
             out["connected"] = true;
             out["configured"] = true;
@@ -836,6 +838,9 @@ struct Relay::Impl {
         out["last_refresh_result"] = k.last_refresh_result.empty() ? json(nullptr) : json(k.last_refresh_result);
         out["needs_reauth"] = k.needs_reauth;
         out["connected_at"] = k.connected_at;
+        auto outlook = reauthorization::outlook(reauthorization::kind_of(p.name), k.connected_at, unix_now());
+        if (outlook.reauthorize_by) out["reauthorize_by"] = *outlook.reauthorize_by;
+        for (const auto& w : outlook.warnings) out["warnings"].push_back({{"code", w.code}, {"message", w.message}});
         return out;
     }
 
@@ -1690,6 +1695,20 @@ Result<Unit> Relay::init() {
         m.metrics, [] { return unix_now(); });
     TokenManager* tm = m.tokens.get();
     m.metrics.set_reauth_gauge([tm] { return tm->needing_reauth(); });
+    std::vector<std::string> oauth_providers;
+    for (const auto& p : config_.providers) {
+        if (p.mode == Mode::oauth) oauth_providers.push_back(p.name);
+    }
+    m.metrics.set_reauthorize_by_gauge([tm, oauth_providers] {
+        std::vector<std::pair<std::string, int64_t>> out;
+        for (const auto& name : oauth_providers) {
+            auto c = tm->get(name);
+            if (!c || !c->has_value()) continue;
+            auto o = reauthorization::outlook(reauthorization::kind_of(name), (*c)->connected_at, unix_now());
+            if (o.reauthorize_by) out.emplace_back(name, *o.reauthorize_by);
+        }
+        return out;
+    });
     for (const auto& p : config_.providers) m.metrics.add_provider(p.name);
 
     m.sessions = std::make_unique<SessionStore>(config_.session_hours * 3600, config_.data_dir);
