@@ -9,6 +9,7 @@
 #include "http/respond.h"
 #include "http/router.h"
 #include "http/server.h"
+#include "keyrelay/reauthorization.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "routes/auth.h"
@@ -139,6 +140,20 @@ Result<Unit> Relay::init() {
         m.metrics, [] { return unix_now(); });
     TokenManager* tm = m.tokens.get();
     m.metrics.set_reauth_gauge([tm] { return tm->needing_reauth(); });
+    std::vector<std::string> oauth_providers;
+    for (const auto& p : config_.providers) {
+        if (p.mode == Mode::oauth) oauth_providers.push_back(p.name);
+    }
+    m.metrics.set_reauthorize_by_gauge([tm, oauth_providers] {
+        std::vector<std::pair<std::string, int64_t>> out;
+        for (const auto& name : oauth_providers) {
+            auto c = tm->get(name);
+            if (!c || !c->has_value()) continue;
+            auto o = reauthorization::outlook(reauthorization::kind_of(name), (*c)->connected_at, unix_now());
+            if (o.reauthorize_by) out.emplace_back(name, *o.reauthorize_by);
+        }
+        return out;
+    });
     for (const auto& p : config_.providers) m.metrics.add_provider(p.name);
     m.sessions = std::make_unique<SessionStore>(config_.session_hours * 3600, config_.data_dir);
 

@@ -141,7 +141,10 @@ std::string usage(const std::string& command) {
         return "Usage: keyrelay hash-password [--iterations N]\n"
                "\n"
                "Reads a password (prompted without echo on a terminal, else the first line of stdin) and prints\n"
-               "its PBKDF2-SHA256 hash for the config's users: [{\"username\": ..., \"password_hash\": ...}].\n";
+               "its PBKDF2-SHA256 hash for the config's users: [{\"username\": ..., \"password_hash\": ...}].\n"
+               "\n"
+               "  --iterations N: PBKDF2 iterations (default 600000, OWASP's figure for PBKDF2-SHA256; at least\n"
+               "                  100000). Hashes keep their own count, so older hashes still verify.\n";
     }
     if (command == "rotate-key") {
         return "Usage: keyrelay rotate-key --data-dir DIR\n"

@@ -156,7 +156,7 @@ std::string read_password() {
 }
 
 int hash_password_cmd(const CliArgs& args) {
-    int iterations = 210000;
+    int iterations = kPasswordHashIterations;
     if (auto v = flag(args, "--iterations")) {
         char* end = nullptr;
         long n = std::strtol(v->c_str(), &end, 10);

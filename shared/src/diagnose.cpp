@@ -254,11 +254,14 @@ Diagnosis make(std::string code, std::string summary, std::string hint) {
     return d;
 }
 
+// "Developer Inactive" is Mashery's answer for an inactive or unknown client key; Keap left Mashery for Apigee in
+// January 2020 (docs/reference/keap.md), so it comes from an old code path, not necessarily a legacy key.
 constexpr const char* kLegacyKeyHint =
-    "The API key or the developer app behind it is inactive: Keap sunset legacy API keys on 31 Oct 2024 and revoked "
-    "them in 2025, so calls to https://APPNAME.infusionsoft.com/api/xmlrpc with the old key fail. Connect with OAuth "
-    "(keyrelay runs the flow and keeps the tokens fresh), or create a Personal Access Token / Service Account Key in "
-    "Keap and send it in the X-Keap-API-Key header to https://api.infusionsoft.com/crm/....";
+    "\"Developer Inactive\" comes from Mashery, Keap's API gateway until January 2020: the client key sent is "
+    "inactive or unknown, so this code uses a very old path (an old host, library or key; legacy API keys were sunset "
+    "from 31 Oct 2024). Connect with OAuth (keyrelay runs the flow and keeps the tokens fresh), or create a Personal "
+    "Access Token / Service Account Key in Keap and send it in the X-Keap-API-Key header to "
+    "https://api.infusionsoft.com/crm/....";
 
 constexpr const char* kRelayHint =
     " keyrelay's proxy does this for you: call /proxy/<provider>/... on the relay.";
@@ -723,7 +726,8 @@ Diagnosis classify(const HttpResponse& response, Expect expect, std::optional<in
     if (!b.text.empty() && (b.text.front() == '{' || b.text.front() == '[')) b.json = json_util::parse(b.text);
     const int status = response.status;
 
-    // HTTP 596 is not a registered status: Keap's API gateway (Mashery/Apigee) uses it when its service mapping fails.
+    // HTTP 596 is not a registered status: Mashery, Keap's gateway before 2020, used it when no service matched the
+    // path (docs/reference/keap.md).
     if (status == 596) {
         return make("http_596", "HTTP 596 from Keap's API gateway: " + describe_body(b) + ".",
                     "596 means the gateway could not map the request to a service: the endpoint is wrong or retired "

@@ -75,6 +75,9 @@ TEST_CASE("form_urlencode writes spaces as plus and encodes plus", "[http]") {
     CHECK(form_urlencode("User denied access") == "User+denied+access");
     CHECK(form_urlencode("a+b=c&d") == "a%2Bb%3Dc%26d");
     CHECK(form_urlencode("~-._") == "~-._");
+    // The client credentials of tests/docs/client_credentials.test.mjs: the docs' examples must give these bytes.
+    CHECK(form_urlencode("client id/1") == "client+id%2F1");
+    CHECK(form_urlencode("open sesame+/=%:~*!'()\xC3\xA9") == "open+sesame%2B%2F%3D%25%3A~%2A%21%27%28%29%C3%A9");
     CHECK(form_encode({{"grant_type", "refresh_token"}, {"refresh_token", "a b+c/d="}}) ==
           "grant_type=refresh_token&refresh_token=a+b%2Bc%2Fd%3D");
     CHECK(form_encode({}) == "");

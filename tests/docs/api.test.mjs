@@ -115,7 +115,7 @@ const ENDPOINT_CASES = {
     const res = await browser.get('/api/connections');
     const keap = res.json.connections.find((c) => c.provider === 'keap');
     for (const field of ['provider', 'mode', 'connected', 'account', 'expires_at', 'last_refresh_at', 'last_refresh_result',
-      'needs_reauth', 'configured', 'connected_at']) {
+      'needs_reauth', 'configured', 'connected_at', 'reauthorize_by', 'warnings']) {
       assert.ok(field in keap, `/api/connections entries have ${field}: ${JSON.stringify(keap)}`);
     }
     assert.equal(keap.account, 'ab123.infusionsoft.com');

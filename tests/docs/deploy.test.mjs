@@ -143,6 +143,43 @@ test('docs/deploy.md: its nginx configuration fronts the relay as the page says'
   assert.equal(plain.headers.location, 'https://localhost/api/session');
 });
 
+test('docs/deploy.md: the http2 form it gives for each nginx version is the one the installed nginx takes', async (t) => {
+  if (!has('nginx')) { t.skip('nginx is not installed (scripts/setup installs nginx-light)'); return; }
+  const page = readFileSync(path.join(ROOT, 'docs/deploy.md'), 'utf8').replace(/\s+/g, ' ');
+  assert.match(page, /`listen 443 ssl http2;` is the form Debian 12's nginx \(1\.22\) needs: the separate `http2 on;` directive only exists from nginx 1\.25\.1/);
+  const block = deployBlocks.find((b) => b.lang === 'nginx');
+  assert.match(block.code, /^\s*listen 443 ssl http2;$/m, 'the nginx block uses the form Debian 12 needs');
+
+  const version = /nginx\/(\d+)\.(\d+)\.(\d+)/.exec(spawnSync('nginx', ['-v'], { encoding: 'utf8' }).stderr);
+  assert.ok(version, 'nginx -v printed no version');
+  const [major, minor, patch] = version.slice(1).map(Number);
+  const hasHttp2Directive = major > 1 || (major === 1 && (minor > 25 || (minor === 25 && patch >= 1)));
+
+  const dir = await tempDir(t);
+  const cert = spawnSync(path.join(ROOT, 'scripts/dev-cert'), [path.join(dir, 'cert')], { encoding: 'utf8' });
+  assert.equal(cert.status, 0, cert.stderr);
+  const check = async (serverLines) => {
+    const conf = path.join(dir, 'nginx.conf');
+    await writeFile(conf, [
+      `pid ${dir}/nginx.pid;`, `error_log ${dir}/error.log;`, 'events {}', 'http { server {',
+      ...serverLines, `ssl_certificate ${dir}/cert/cert.pem;`, `ssl_certificate_key ${dir}/cert/key.pem;`, '} }',
+    ].join('\n'));
+    return spawnSync('nginx', ['-t', '-p', dir, '-e', `${dir}/error.log`, '-c', conf], { encoding: 'utf8' });
+  };
+  const port = await freePort();
+  const onListen = await check([`listen 127.0.0.1:${port} ssl http2;`]);
+  const directive = await check([`listen 127.0.0.1:${port} ssl;`, 'http2 on;']);
+  t.diagnostic(`nginx ${version.slice(1).join('.')}: "listen ... http2" → ${onListen.status}, "http2 on;" → ${directive.status}`);
+  if (hasHttp2Directive) {
+    assert.equal(directive.status, 0, `nginx ${version[0]} should take http2 on;\n${directive.stderr}`);
+    assert.match(onListen.stderr, /deprecated/, `nginx ${version[0]} should call listen ... http2 deprecated`);
+  } else {
+    assert.equal(onListen.status, 0, `nginx ${version[0]} should take listen ... ssl http2;\n${onListen.stderr}`);
+    assert.notEqual(directive.status, 0, `nginx ${version[0]} took http2 on;, which the page says needs 1.25.1`);
+    assert.match(directive.stderr, /unknown directive "http2"/);
+  }
+});
+
 test('relay/keyrelay.service passes systemd-analyze verify and has what docs/deploy.md says', async (t) => {
   const unit = await readFile(path.join(ROOT, 'relay/keyrelay.service'), 'utf8');
   for (const line of ['DynamicUser=yes', 'StateDirectory=keyrelay', 'EnvironmentFile=/etc/keyrelay/keyrelay.env',

@@ -79,6 +79,11 @@ void Metrics::set_reauth_gauge(std::function<int64_t()> source) {
     reauth_source_ = std::move(source);
 }
 
+void Metrics::set_reauthorize_by_gauge(std::function<std::vector<std::pair<std::string, int64_t>>()> source) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    reauthorize_by_source_ = std::move(source);
+}
+
 uint64_t Metrics::refreshes(const std::string& provider) const {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = refreshes_.find(provider);
@@ -93,12 +98,15 @@ uint64_t Metrics::requests(const std::string& provider, int status) const {
 
 std::string Metrics::render() const {
     std::function<int64_t()> reauth;
+    std::function<std::vector<std::pair<std::string, int64_t>>()> reauthorize_by;
     {
         std::lock_guard<std::mutex> lock(mutex_);
         reauth = reauth_source_;
+        reauthorize_by = reauthorize_by_source_;
     }
-    // The gauge reads the store: compute it outside the metrics lock.
+    // The gauges read the store: compute them outside the metrics lock.
     int64_t needing_reauth = reauth ? reauth() : 0;
+    const auto deadlines = reauthorize_by ? reauthorize_by() : std::vector<std::pair<std::string, int64_t>>{};
 
     std::lock_guard<std::mutex> lock(mutex_);
     std::string out;
@@ -140,6 +148,13 @@ std::string Metrics::render() const {
            "again.\n";
     out += "# TYPE keyrelay_connections_needing_reauth gauge\n";
     out += "keyrelay_connections_needing_reauth " + std::to_string(needing_reauth) + "\n";
+    out += "# HELP keyrelay_connection_reauthorize_by_seconds When the provider ends the grant whatever the relay "
+           "does (unix seconds): someone must press Connect before then.\n";
+    out += "# TYPE keyrelay_connection_reauthorize_by_seconds gauge\n";
+    for (const auto& [provider, at] : deadlines) {
+        out += "keyrelay_connection_reauthorize_by_seconds{provider=\"" + prometheus_label(provider) + "\"} " +
+               std::to_string(at) + "\n";
+    }
     return out;
 }
 

@@ -26,6 +26,9 @@ public:
 
     // The gauge keyrelay_connections_needing_reauth is computed when scraped.
     void set_reauth_gauge(std::function<int64_t()> source);
+    // keyrelay_connection_reauthorize_by_seconds{provider}: when a grant the provider ends on a fixed date needs
+    // consent again (unix seconds; keyrelay/reauthorization.h). Computed when scraped; one sample per such grant.
+    void set_reauthorize_by_gauge(std::function<std::vector<std::pair<std::string, int64_t>>()> source);
 
     std::string render() const;
 
@@ -48,6 +51,7 @@ private:
     std::map<std::string, uint64_t> refresh_failures_;
     std::map<std::string, uint64_t> retries_;
     std::function<int64_t()> reauth_source_;
+    std::function<std::vector<std::pair<std::string, int64_t>>()> reauthorize_by_source_;
 };
 
 // Escapes a label value per the exposition format: backslash, double quote and newline.

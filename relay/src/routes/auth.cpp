@@ -15,7 +15,7 @@ using nlohmann::json;
 AuthRoutes::AuthRoutes(const Config& config, Callers& callers, SessionStore& sessions)
     : config_(config), callers_(callers), sessions_(sessions), throttle_(5, 300, config.data_dir) {
     // Sandbox mode: demo / demo, with a cheap hash (it protects nothing secret).
-    int iterations = config.sandbox ? 10000 : 210000;
+    int iterations = config.sandbox ? 10000 : kPasswordHashIterations;
     for (const auto& u : config.users) {
         password_hashes_[u.username] = u.password_hash.empty() && config.sandbox && u.username == "demo"
                                            ? hash_password("demo", iterations)

@@ -1,6 +1,7 @@
 #include "routes/connections.h"
 
 #include "http/respond.h"
+#include "keyrelay/reauthorization.h"
 #include "obs/log.h"
 
 namespace keyrelay::relay {
@@ -8,7 +9,8 @@ namespace keyrelay::relay {
 using nlohmann::json;
 
 json ConnectionsRoutes::connection_json(const ProviderConfig& p) {
-    json out = {{"provider", p.name}, {"mode", mode_name(p.mode)}};
+    json out = {{"provider", p.name}, {"mode", mode_name(p.mode)}, {"reauthorize_by", nullptr},
+                {"warnings", json::array()}};
     if (p.mode != Mode::oauth) {
         out["connected"] = true;
         out["configured"] = true;
@@ -39,6 +41,9 @@ json ConnectionsRoutes::connection_json(const ProviderConfig& p) {
     out["last_refresh_result"] = k.last_refresh_result.empty() ? json(nullptr) : json(k.last_refresh_result);
     out["needs_reauth"] = k.needs_reauth;
     out["connected_at"] = k.connected_at;
+    auto outlook = reauthorization::outlook(reauthorization::kind_of(p.name), k.connected_at, unix_now());
+    if (outlook.reauthorize_by) out["reauthorize_by"] = *outlook.reauthorize_by;
+    for (const auto& w : outlook.warnings) out["warnings"].push_back({{"code", w.code}, {"message", w.message}});
     return out;
 }
 

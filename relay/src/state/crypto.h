@@ -20,8 +20,12 @@ std::string aes256gcm_encrypt(std::string_view key, std::string_view plaintext, 
 // Errors: "store.bad_key_length", "store.decrypt_failed" (wrong key, wrong aad, or tampered data).
 Result<std::string> aes256gcm_decrypt(std::string_view key, std::string_view sealed, std::string_view aad);
 
+// Iterations for new page-user hashes: OWASP's figure for PBKDF2-HMAC-SHA256 (210,000 is its SHA-512 figure);
+// see docs/reference/security.md. The count is stored in each hash, so hashes made with fewer still verify.
+constexpr int kPasswordHashIterations = 600000;
+
 // Password hashes for page users: "pbkdf2-sha256$<iterations>$<salt b64>$<hash b64>".
-std::string hash_password(std::string_view password, int iterations = 210000);
+std::string hash_password(std::string_view password, int iterations = kPasswordHashIterations);
 bool verify_password(std::string_view password, std::string_view encoded);
 
 // Constant-time equality (CRYPTO_memcmp) for secrets of any length.
