@@ -155,6 +155,36 @@ test('the config and the env file are conffiles, so an upgrade never overwrites 
   assert.deepEqual(conffiles, ['/etc/keyrelay/keyrelay.env', '/etc/keyrelay/keyrelay.json']);
 });
 
+test('cmake --install --prefix /usr lays out the same files, and keeps a config that is already there', async (t) => {
+  const dest = await mkdtemp(path.join(os.tmpdir(), 'keyrelay-install-'));
+  t.after(() => rm(dest, { recursive: true, force: true }));
+  const install = () => run('cmake', ['--install', path.join(ROOT, 'build/native'), '--prefix', '/usr'], { env: { ...process.env, DESTDIR: dest } });
+  let r = install();
+  assert.equal(r.status, 0, r.all);
+  const files = [];
+  const walk = (dir) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else files.push(`${(statSync(p).mode & 0o777).toString(8)} .${p.slice(dest.length)}`);
+    }
+  };
+  walk(dest);
+  const modeOf = { '-rw-------': '600', '-rw-r--r--': '644', '-rwxr-xr-x': '755' };
+  const fromDeb = expectedFiles().filter((l) => !l.startsWith('d')).map((l) => {
+    const [mode, , p] = l.split(' ');
+    return `${modeOf[mode]} ${p}`;
+  });
+  assert.deepEqual(files.sort(), fromDeb.sort());
+  // A second install (an upgrade by hand) keeps the person's config and env file.
+  const config = path.join(dest, 'etc/keyrelay/keyrelay.json');
+  writeFileSync(config, '{"public_url": "https://relay.keyrelay.test"}\n');
+  r = install();
+  assert.equal(r.status, 0, r.all);
+  assert.match(r.stdout, /Keeping: .*\/etc\/keyrelay\/keyrelay\.json/);
+  assert.equal(readFileSync(config, 'utf8'), '{"public_url": "https://relay.keyrelay.test"}\n');
+});
+
 test('the maintainer scripts pass shellcheck', { skip: !have('shellcheck') && 'shellcheck is not installed' }, () => {
   const scripts = ['postinst', 'prerm', 'postrm'].map((s) => path.join(control, s));
   for (const s of scripts) assert.ok(statSync(s).mode & 0o111, `${path.basename(s)} is not executable`);
