@@ -15,7 +15,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { BIN_DIR, ROOT, client, spawnServer, startSandbox } from '../lib/harness.mjs';
+import { ROOT, client, spawnServer, startSandbox } from '../lib/harness.mjs';
 
 const DEB = findDeb();
 const VERSION = /project\(keyrelay VERSION ([0-9.]+)/.exec(readFileSync(path.join(ROOT, 'CMakeLists.txt'), 'utf8'))[1];
