@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -9,6 +10,10 @@
 
 #include "keyrelay/http.h"
 #include "upstream.h"
+
+#ifndef KEYRELAY_SOURCE_DIR
+#define KEYRELAY_SOURCE_DIR "."
+#endif
 
 namespace keyrelay::relay {
 namespace {
@@ -113,7 +118,8 @@ std::string usage(const std::string& command) {
                "  --port N          port to listen on (default 8080; 0 lets the system choose)\n"
                "  --bind ADDR       address to listen on (default 127.0.0.1; forced to 127.0.0.1 with --sandbox)\n"
                "  --data-dir DIR    token store directory (default: a new temporary one with --sandbox)\n"
-               "  --web-dir DIR     the page's files (default: web/ of the source tree)\n"
+               "  --web-dir DIR     the page's files (default: /usr/share/keyrelay/web for an installed\n"
+               "                    /usr/bin/keyrelay, else web/ of the source tree)\n"
                "  --wasm-dir DIR    the page's Wasm module (keyrelay.mjs, keyrelay.wasm), served under /wasm/\n"
                "                    unless the web dir has its own wasm/ (default: build/wasm of the source tree)\n"
                "  --tls-cert FILE   serve HTTPS with this certificate (PEM) ...\n"
@@ -290,6 +296,17 @@ Result<Config> build_config(const CliArgs& args, const EnvLookup& env) {
     }
     if (config.sandbox) config.bind = "127.0.0.1";
     return config;
+}
+
+PageDirs default_page_dirs(const std::string& exe_path) {
+    namespace fs = std::filesystem;
+    fs::path bin = fs::path(exe_path).parent_path();
+    if (bin.filename() == "bin") {
+        fs::path installed = bin.parent_path() / "share" / "keyrelay" / "web";
+        std::error_code ec;
+        if (fs::is_directory(installed, ec)) return {installed.string(), ""};
+    }
+    return {std::string(KEYRELAY_SOURCE_DIR) + "/web", std::string(KEYRELAY_SOURCE_DIR) + "/build/wasm"};
 }
 
 Result<Unit> register_sandbox_redirects(const Config& config, int port) {

@@ -34,6 +34,15 @@ Result<nlohmann::json> fetch_sandbox_config(const std::string& sandbox_url, int 
 // With both, the sandbox provides Keap and Jira and the config everything else (cors_origins, users, ...).
 Result<Config> build_config(const CliArgs& args, const EnvLookup& env);
 
+// Where `serve` finds the page when neither --web-dir nor web_dir says: an installed relay (<prefix>/bin/keyrelay,
+// e.g. /usr/bin) uses <prefix>/share/keyrelay/web, which holds the Wasm module in its wasm/; a relay run from a
+// checkout uses the checkout's web/ and build/wasm/. `exe_path` is the running program's path (/proc/self/exe).
+struct PageDirs {
+    std::string web_dir;
+    std::string wasm_dir;   // empty when web_dir has its own wasm/
+};
+PageDirs default_page_dirs(const std::string& exe_path);
+
 // Registers this relay's callback URLs at the sandbox (POST /sandbox/redirect-uris), as a developer does in the
 // provider's portal.
 Result<Unit> register_sandbox_redirects(const Config& config, int port);

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <vector>
 
 #include "cli.h"
 #include "state/crypto.h"
@@ -217,6 +218,90 @@ void check_secrets(const Config& c, Report& r) {
     }
 }
 
+// The values a template ships with (relay/keyrelay.example.json, the package's /etc/keyrelay/keyrelay.json): the
+// relay loads them, but nobody can log in and the providers would redirect to somebody else's host.
+void check_template_values(const Config& c, Report& r) {
+    for (const auto& u : c.users) {
+        if (u.password_hash.find("REPLACE_WITH") != std::string::npos) {
+            r.fail("The page user \"" + u.username + "\" still has the example password_hash (REPLACE_WITH_...): "
+                   "nobody can log in as " + u.username + ".",
+                   "Run `keyrelay hash-password`, type the password, and put the line it prints in place of the "
+                   "example hash in " + (c.config_path.empty() ? std::string("the config") : c.config_path) + ".");
+        }
+    }
+    if (c.public_url.empty()) return;
+    auto u = parse_url(c.public_url);
+    if (!u) return;
+    // RFC 2606 §2-3: example.com, example.net, example.org and the .example TLD are reserved for documentation.
+    const std::string& h = u->host;
+    auto ends_with = [&h](const std::string& tail) {
+        return h.size() >= tail.size() && h.compare(h.size() - tail.size(), tail.size(), tail) == 0;
+    };
+    bool example = h == "example" || ends_with(".example");
+    for (const char* domain : {"example.com", "example.net", "example.org"}) {
+        example = example || h == domain || ends_with(std::string(".") + domain);
+    }
+    if (example) {
+        r.fail("public_url " + c.public_url + " is the example address from the template.",
+               "Set public_url to the https:// address people open for this relay (your DNS name): the redirect "
+               "URIs you register at Keap and Atlassian are made from it.");
+    }
+}
+
+// The secrets file that systemd reads for the unit (EnvironmentFile=), beside the config: the package installs it
+// as a commented template. Values are never printed, only names.
+void check_env_file(const Config& c, Report& r) {
+    if (c.config_path.empty()) return;
+    size_t slash = c.config_path.rfind('/');
+    std::string file = (slash == std::string::npos ? std::string(".") : c.config_path.substr(0, slash)) + "/keyrelay.env";
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0) return;
+    std::ifstream in(file);
+    if (!in) {
+        r.info("The env file " + file + " cannot be read by this user; its settings are not checked.");
+        return;
+    }
+    if ((st.st_mode & 077) != 0) {
+        r.fail("The env file " + file + " is readable by group or others.",
+               "Run `chmod 600 " + file + "`: it holds the client secrets and the store key.");
+    }
+    std::vector<std::string> names;
+    std::string line;
+    while (std::getline(in, line)) {
+        std::string t = trim_ascii(line);
+        if (t.empty() || t[0] == '#') continue;
+        size_t eq = t.find('=');
+        if (eq == std::string::npos || eq == 0) continue;
+        if (trim_ascii(t.substr(eq + 1)).empty()) continue;
+        names.push_back(trim_ascii(t.substr(0, eq)));
+    }
+    bool provider_setting = false;
+    for (const auto& n : names) provider_setting = provider_setting || n.rfind("KEYRELAY_", 0) != 0;
+    bool provider_usable = false;   // credentials may also come from *_FILE settings in the config
+    for (const auto& p : c.providers) provider_usable = provider_usable || p.mode != Mode::oauth || p.oauth_configured();
+    std::string check = "(set -a; . " + file + "; keyrelay doctor --config " + c.config_path + ")";
+    if (names.empty() && !provider_usable) {
+        r.fail("The env file " + file + " sets nothing: the relay would start with no credentials.",
+               "Fill in the provider credentials it lists (connect.md says where they come from), then check with " +
+                   check + ".");
+        return;
+    }
+    if (!names.empty() && !provider_setting && !provider_usable) {
+        r.fail("The env file " + file + " sets no provider credentials (only KEYRELAY_* settings).",
+               "Add KEAP_CLIENT_ID and KEAP_CLIENT_SECRET (or KEAP_API_KEY) and/or the JIRA_* settings, then check "
+               "with " + check + ".");
+    }
+    auto env = process_env();
+    std::string unseen;
+    for (const auto& n : names) {
+        if (!env(n)) unseen += (unseen.empty() ? "" : ", ") + n;
+    }
+    if (!unseen.empty()) {
+        r.warn("This check does not see what " + file + " sets (" + unseen + "): systemd gives those to the relay.",
+               "Check with them: " + check + ".");
+    }
+}
+
 // RFC 6749 §5.2: a made-up code is answered invalid_grant when the client authenticated, invalid_client (or 401)
 // when it did not. Nothing is created or changed at the provider.
 void probe_token_endpoint(const ProviderConfig& p, const Config& c, int port, Upstream& up, Report& r) {
@@ -288,6 +373,8 @@ int run_doctor(const Config& config, int port) {
     std::cout << "keyrelay doctor: " << (config.sandbox ? "sandbox " + config.sandbox_url : config.config_path)
               << "\n";
     check_secrets(config, r);
+    check_template_values(config, r);
+    check_env_file(config, r);
     check_store_key(config, r);
     check_redirects(config, port, r);
     check_tls(config, r);

@@ -63,6 +63,12 @@ int serve(const CliArgs& args) {
     }
     auto config = build_config(args, process_env());
     if (!config) return print_error(config.error(), 1);
+    if (config->web_dir.empty()) {
+        std::error_code ec;
+        PageDirs page = default_page_dirs(std::filesystem::read_symlink("/proc/self/exe", ec).string());
+        config->web_dir = page.web_dir;
+        if (config->wasm_dir.empty()) config->wasm_dir = page.wasm_dir;
+    }
     bool made_temp_dir = false;
     if (config->sandbox && config->data_dir.empty()) {
         char tmpl[] = "/tmp/keyrelay-sandbox-XXXXXX";

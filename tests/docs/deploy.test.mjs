@@ -183,7 +183,7 @@ test('docs/deploy.md: the http2 form it gives for each nginx version is the one 
 test('relay/keyrelay.service passes systemd-analyze verify and has what docs/deploy.md says', async (t) => {
   const unit = await readFile(path.join(ROOT, 'relay/keyrelay.service'), 'utf8');
   for (const line of ['DynamicUser=yes', 'StateDirectory=keyrelay', 'EnvironmentFile=/etc/keyrelay/keyrelay.env',
-    'ExecStart=/usr/local/bin/keyrelay serve --config /etc/keyrelay/keyrelay.json', 'Restart=on-failure', 'UMask=0077',
+    'ExecStart=/usr/bin/keyrelay serve --config /etc/keyrelay/keyrelay.json', 'Restart=on-failure', 'UMask=0077',
     'ProtectSystem=strict', 'NoNewPrivileges=yes', 'KillSignal=SIGTERM']) {
     assert.match(unit, new RegExp(`^${line.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`, 'm'), `the unit has ${line}`);
   }
@@ -191,7 +191,7 @@ test('relay/keyrelay.service passes systemd-analyze verify and has what docs/dep
   const dir = await tempDir(t);
   // The binary is wherever this test's build put it; everything else as shipped, plus deploy.md's TLS drop-in.
   await writeFile(path.join(dir, 'keyrelay.service'),
-    unit.replace('ExecStart=/usr/local/bin/keyrelay', `ExecStart=${path.join(BIN_DIR, 'keyrelay')}`));
+    unit.replace('ExecStart=/usr/bin/keyrelay', `ExecStart=${path.join(BIN_DIR, 'keyrelay')}`));
   const dropIn = deployBlocks.find((b) => b.lang === 'ini');
   assert.ok(dropIn && /^\[Service\]/.test(dropIn.code), 'docs/deploy.md shows the TLS drop-in as an ini block');
   await mkdir(path.join(dir, 'keyrelay.service.d'));

@@ -1,6 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+
 #include "cli.h"
+#include "temp_dir.h"
 
 using namespace keyrelay::relay;
 
@@ -57,4 +60,29 @@ TEST_CASE("serve needs --sandbox or --config", "[cli]") {
     auto c = build_config(a, [](const std::string&) { return std::optional<std::string>(); });
     REQUIRE_FALSE(c.ok());
     CHECK(c.error().code == "cli.missing_config");
+}
+
+TEST_CASE("an installed relay finds its page in <prefix>/share/keyrelay/web, a checkout's in web/ and build/wasm/",
+          "[cli]") {
+    relaytest::TempDir root;
+    std::filesystem::create_directories(root / "usr/bin");
+    std::filesystem::create_directories(root / "usr/share/keyrelay/web/wasm");
+
+    PageDirs installed = default_page_dirs(root / "usr/bin/keyrelay");
+    CHECK(installed.web_dir == root / "usr/share/keyrelay/web");
+    CHECK(installed.wasm_dir.empty());   // the installed page has its own wasm/
+
+    SECTION("a build tree's bin/ without share/keyrelay/web beside it is a checkout") {
+        std::filesystem::create_directories(root / "build/native/bin");
+        PageDirs checkout = default_page_dirs(root / "build/native/bin/keyrelay");
+        std::string source = checkout.web_dir.substr(0, checkout.web_dir.size() - std::string("/web").size());
+        CHECK(checkout.web_dir == source + "/web");
+        CHECK(checkout.wasm_dir == source + "/build/wasm");
+        CHECK(std::filesystem::exists(checkout.web_dir + "/index.html"));   // this checkout's page
+    }
+    SECTION("a program outside any bin/ is a checkout too") {
+        PageDirs other = default_page_dirs(root / "keyrelay");
+        CHECK(other.web_dir != installed.web_dir);
+        CHECK(std::filesystem::exists(other.web_dir + "/index.html"));
+    }
 }
