@@ -1,4 +1,5 @@
-// Jira Cloud (REST v3) and Data Center (REST v2) user lookups. Shapes: ../shared/reference/jira.md.
+// Jira Cloud (REST v3) and Data Center (REST v2) user lookups. Shapes:
+// https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-user-search/
 #include "keyrelay/jira.h"
 
 #include <string>
@@ -177,7 +178,26 @@ HttpRequest accessible_resources(std::string_view url, std::string_view access_t
     return r;
 }
 
-Result<UserSearch> parse_users(const HttpResponse& response) {
+bool same_email(std::string_view a, std::string_view b) {
+    a = explain::trim(a);
+    b = explain::trim(b);
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+        if (explain::lower_ascii(a[i]) != explain::lower_ascii(b[i])) return false;
+    }
+    return true;
+}
+
+const char* match_name(Match match) {
+    switch (match) {
+        case Match::exact: return "exact";
+        case Match::other_email: return "other_email";
+        case Match::email_hidden: return "email_hidden";
+    }
+    return "exact";
+}
+
+Result<UserSearch> parse_users(const HttpResponse& response, std::string_view searched_email) {
     auto body = json_body(response);
     if (!body) return body.error();
     if (!body->is_array()) return unexpected_shape(response, "a list of users");
@@ -185,6 +205,9 @@ Result<UserSearch> parse_users(const HttpResponse& response) {
     for (const auto& u : *body) {
         auto user = user_from(u);
         if (!user) return unexpected_shape(response, "a list of users (each with accountId, or key/name)");
+        user->match = !user->email                            ? Match::email_hidden
+                      : same_email(*user->email, searched_email) ? Match::exact
+                                                                  : Match::other_email;
         out.users.push_back(std::move(*user));
     }
     if (out.users.empty()) out.caveat = kEmptySearchCaveat;
