@@ -110,8 +110,9 @@ async function runCell(j, row, provider) {
 
 // ---- the table ----
 
+// Keap contact ids are short and worth seeing; Jira account ids are long: in the cell's title and the CSV.
 const MARK = {
-  found: (o) => `✓ ${o.ids.join(', ')}`,
+  found: (o, provider) => (provider === 'keap' ? `✓ ${o.ids.join(', ')}` : '✓'),
   none: () => '✗',
   hidden: () => '? email hidden',
   off: () => 'not connected',
@@ -125,7 +126,8 @@ function setCell(j, row, provider, outcome) {
   if (j !== job) return;
   const cell = row.cells[provider];
   cell.dataset.state = outcome.state;
-  cell.textContent = MARK[outcome.state](outcome);
+  cell.textContent = MARK[outcome.state](outcome, provider);
+  if (outcome.ids && outcome.ids.length) cell.title = outcome.ids.join(', ');
   if (outcome.state === 'error') {
     cell.title = headline(PROVIDERS[provider].name, { kind: outcome.kind || 'http', status: outcome.status,
       headers: outcome.headers, error: outcome.error });

@@ -14,8 +14,17 @@ function retryAfterSeconds(headers) {
   return Number.isFinite(n) && n >= 0 ? n : null;
 }
 
+// The relay wraps an unusable upstream answer (an HTML error page, a gateway fault) as 502 upstream.<diagnosis>;
+// the diagnosis summary starts with the provider's own status ("HTTP 503 Service Unavailable with ...").
+function providerStatus(p) {
+  const code = (p.error && p.error.code) || '';
+  const m = /^HTTP (\d{3})\b/.exec((p.error && p.error.message) || '');
+  return code.startsWith('upstream.') && m ? Number(m[1]) : p.status;
+}
+
 // {kind: 'timeout' | 'network' | 'http', status, headers, error: {code, message, hint}} -> the heading.
-export function headline(name, p) {
+export function headline(name, p0) {
+  const p = { ...p0, status: providerStatus(p0) };
   const code = (p.error && p.error.code) || '';
   if (p.kind === 'timeout') return `${name} did not answer within ${p.seconds} s. Try again in a minute.`;
   if (p.kind === 'network') return 'The relay did not answer. Check your connection and that the relay is running, then try again.';

@@ -233,7 +233,7 @@ test('a failing provider reads as a plain heading with Try again; the diagnosis 
   await sandbox.fail({ path: KEAP_CONTACTS, count: 3, mode: 'html_503' });
   assert.deepEqual(await lookup('ada@example.com'), { keap: 'error', jira: 'found' });
   const title = await keap().locator('.problem-title').textContent();
-  assert.match(title, /^Keap is having problems \(HTTP 5\d\d\)\. Try again in a minute\.$/);
+  assert.equal(title, 'Keap is having problems (HTTP 503). Try again in a minute.', 'names Keap\'s own status');
   const details = keap().locator('details.problem-more');
   assert.equal(await details.getAttribute('open'), null, 'Details start closed');
   await details.locator('summary').click();
@@ -431,7 +431,7 @@ test('bulk lookup fills a table as answers arrive, a few calls at a time, and ex
   const row = (email) => page.locator(`#bulk-table tr[data-email="${email}"]`);
   const ada = await row('ada@example.com').locator('td').allTextContents();
   assert.equal(ada[1], '✓ 101');
-  assert.match(ada[2], /^✓ \S+$/);
+  assert.equal(ada[2], '✓');
   assert.deepEqual((await row('nobody@example.com').locator('td').allTextContents()).slice(1), ['✗', '✗']);
   assert.deepEqual((await row('private@example.com').locator('td').allTextContents()).slice(1), ['✗', '? email hidden']);
 
