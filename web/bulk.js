@@ -85,6 +85,8 @@ async function runCell(j, row, provider) {
       : header(res.headers, 'x-ratelimit-remaining');
     if (left !== null && left < LOW_THROTTLE && res.status !== 429) {
       j.pausedUntil[provider] = Math.max(j.pausedUntil[provider], Date.now() + SLOW_DOWN_MS);
+      j.waitNote = `${PROVIDERS[provider].name} is near its rate limit (${left} call${left === 1 ? '' : 's'} left): slowing down.`;
+      renderStatus(j);
     }
     if (res.status === 429 && attempt < ATTEMPTS) {
       const after = header(res.headers, 'retry-after');

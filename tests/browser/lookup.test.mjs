@@ -59,6 +59,10 @@ async function home() {
   await page.waitForSelector('html[data-ready=true]');
 }
 
+async function openBulk() {
+  if (await page.locator('#bulk').getAttribute('open') === null) await page.locator('#bulk summary').click();
+}
+
 async function requestCount(key) {
   const res = await fetch(`${sandbox.url}/sandbox/stats`);
   return (await res.json()).requests[key] || 0;
@@ -412,7 +416,7 @@ test('bulk lookup fills a table as answers arrive, a few calls at a time, and ex
   page.on('requestfailed', down);
   await sandbox.fail({ path: KEAP_CONTACTS, count: 4, mode: 'slow', delay_ms: 1500 });
 
-  await page.locator('#bulk summary').click();
+  await openBulk();
   await page.fill('#bulk-input', pasted);
   await page.click('#bulk-start');
   await page.waitForSelector('#bulk-run:not([hidden])');
@@ -446,13 +450,15 @@ test('bulk lookup fills a table as answers arrive, a few calls at a time, and ex
 test('bulk lookup waits out a 429 and can be cancelled', async () => {
   // Three 429s without Retry-After: the relay retries a GET twice, the page sees the third and pauses Keap.
   await sandbox.fail({ path: KEAP_CONTACTS, count: 3, mode: 'status', status: 429 });
+  await openBulk();
   await page.fill('#bulk-input', 'ada@example.com');
   await page.click('#bulk-start');
   await page.waitForFunction(() => /Keap asked to wait 5 s \(HTTP 429\)/.test(document.querySelector('#bulk-status').textContent));
   await page.waitForFunction(() => /^Done/.test(document.querySelector('#bulk-status').textContent), null, { timeout: 20000 });
   assert.match(await page.locator('#bulk-table tr[data-email="ada@example.com"] td').nth(1).textContent(), /^✓ 101$/);
 
-  await sandbox.fail({ path: KEAP_CONTACTS, count: 40, mode: 'slow', delay_ms: 2000 });
+  // Four workers, each soon waiting on a slow Keap answer; four failures, so none are left for the next test.
+  await sandbox.fail({ path: KEAP_CONTACTS, count: 4, mode: 'slow', delay_ms: 2500 });
   await page.fill('#bulk-input', Array.from({ length: 40 }, (_, i) => `someone${i}@example.net`).join('\n'));
   await page.click('#bulk-start');
   await page.waitForSelector('#bulk-cancel:not([hidden])');
@@ -460,6 +466,29 @@ test('bulk lookup waits out a 429 and can be cancelled', async () => {
   await page.waitForFunction(() => /^Cancelled after \d+ of 40 emails/.test(document.querySelector('#bulk-status').textContent));
   assert.ok(await page.locator('#bulk-table td[data-state=cancelled]').count() > 0);
   assert.equal(await page.locator('#bulk-start').isDisabled(), false);
+});
+
+test('bulk lookup slows down when Keap\'s throttle runs low, before any 429', async () => {
+  // Ten calls a minute for the OAuth client: eight lookups count x-keap-product-throttle-available down to 2.
+  const limits = async (body) => {
+    const r = await fetch(`${sandbox.url}/sandbox/limits`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(body) });
+    assert.equal(r.status, 200, await r.text());
+  };
+  await limits({ keap_oauth_per_minute: 10 });
+  try {
+    const started = Date.now();
+    await openBulk();
+    await page.fill('#bulk-input', Array.from({ length: 8 }, (_, i) => `throttled${i}@example.net`).join('\n'));
+    await page.click('#bulk-start');
+    await page.waitForFunction(() => /Keap is near its rate limit \(\d calls? left\): slowing down\./
+      .test(document.querySelector('#bulk-status').textContent));
+    await page.waitForFunction(() => /^Done/.test(document.querySelector('#bulk-status').textContent), null, { timeout: 20000 });
+    assert.ok(Date.now() - started >= 1000, 'the last calls waited');
+    assert.equal(await page.locator('#bulk-table td[data-provider=keap][data-state=none]').count(), 8, 'no call hit the limit');
+  } finally {
+    await limits({ keap_oauth_per_minute: 1500 });
+  }
 });
 
 test('at 375 px the search is on the first screen, and nothing scrolls sideways', async () => {
