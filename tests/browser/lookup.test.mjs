@@ -165,9 +165,15 @@ test('a Jira user whose email is hidden is still shown, with its caveat', async 
   assert.match(await jira().textContent(), /Email hidden by the user’s profile visibility/);
 });
 
-test('a plain miss in Jira carries no permission note', async () => {
+test('a plain miss in Jira carries no permission note; a refusal from Jira names the missing permission', async () => {
   assert.deepEqual(await lookup('paul@example.com'), { keap: 'found', jira: 'none' });
   assert.doesNotMatch(await jira().textContent(), /Browse users|myself/);
+  // A 403 is how the relay can tell the permission is missing.
+  await sandbox.fail({ path: '/jira/', count: 1, mode: 'status', status: 403 });
+  assert.deepEqual(await lookup('paul@example.com'), { keap: 'found', jira: 'error' });
+  assert.equal(await jira().locator('.problem-title').textContent(),
+    'Jira refused the search: the connected account lacks the "Browse users and groups" permission. ' +
+    'Ask a Jira admin to grant it, then reconnect Jira.');
 });
 
 test('each result set names its email; a new input or an invalid email clears the old cards', async () => {
