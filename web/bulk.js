@@ -10,8 +10,10 @@ import { EMAIL } from './lookup.js';
 
 export const MAX_EMAILS = 500;
 export const IN_FLIGHT = 4;       // calls at once, both providers together
-const LOW_THROTTLE = 3;           // Keap's x-keap-product-throttle-available (or Jira's X-RateLimit-Remaining) below this: slow down
-const SLOW_DOWN_MS = 1000;
+// Keap's x-keap-product-throttle-available (or Jira's X-RateLimit-Remaining) below this: slow down. Other calls may
+// be in flight already, each about to spend one.
+const LOW_THROTTLE = IN_FLIGHT + 1;
+const SLOW_DOWN_MS = 1000;           // at least this long; Keap: until its throttle gives a call back
 const DEFAULT_WAIT_S = 5;         // a 429 without a usable Retry-After
 const ATTEMPTS = 3;               // per cell, counting 429s
 
@@ -41,6 +43,16 @@ function header(headers, name) {
   const v = headers && headers[name];
   const n = Number.parseInt(v, 10);
   return Number.isFinite(n) ? n : null;
+}
+
+// How long Keap's throttle takes to give back one call: x-keap-product-throttle-limit calls per
+// x-keap-product-throttle-interval x-keap-product-throttle-time-unit (developer.infusionsoft.com, "Rate limits").
+function keapRefillMs(headers) {
+  const limit = header(headers, 'x-keap-product-throttle-limit');
+  const unit = { second: 1000, minute: 60000, hour: 3600000, day: 86400000 }[
+    String((headers && headers['x-keap-product-throttle-time-unit']) || '').toLowerCase()];
+  const interval = header(headers, 'x-keap-product-throttle-interval') || 1;
+  return limit > 0 && unit ? Math.min(60000, (unit * interval) / limit) : 0;
 }
 
 // ---- one cell: one provider for one email ----
@@ -84,7 +96,9 @@ async function runCell(j, row, provider) {
     const left = provider === 'keap' ? header(res.headers, 'x-keap-product-throttle-available')
       : header(res.headers, 'x-ratelimit-remaining');
     if (left !== null && left < LOW_THROTTLE && res.status !== 429) {
-      j.pausedUntil[provider] = Math.max(j.pausedUntil[provider], Date.now() + SLOW_DOWN_MS);
+      // Nearly out: the next call waits until the throttle has given one back.
+      const wait = Math.max(SLOW_DOWN_MS, provider === 'keap' ? keapRefillMs(res.headers) : 0);
+      j.pausedUntil[provider] = Math.max(j.pausedUntil[provider], Date.now() + wait);
       j.waitNote = `${PROVIDERS[provider].name} is near its rate limit (${left} call${left === 1 ? '' : 's'} left): slowing down.`;
       renderStatus(j);
     }
