@@ -15,7 +15,7 @@ export const IN_FLIGHT = 4;       // calls at once, both providers together
 const LOW_THROTTLE = IN_FLIGHT + 1;
 const SLOW_DOWN_MS = 1000;           // at least this long; Keap: until its throttle gives a call back
 const DEFAULT_WAIT_S = 5;         // a 429 without a usable Retry-After
-const ATTEMPTS = 3;               // per cell, counting 429s
+const ATTEMPTS = 5;               // per cell: 429s, each waited out
 
 let job = null;
 
@@ -74,9 +74,12 @@ function outcomeOf(provider, email, res) {
 async function waitTurn(j, provider) {
   for (;;) {
     const wait = j.pausedUntil[provider] - Date.now();
-    if (wait <= 0 || j.cancelled) return;
+    if (j.cancelled) return;
+    if (wait <= 0) break;
     await sleep(Math.min(wait, 250));
   }
+  // While a provider is throttled its calls leave one per spacing, not all together when a pause ends.
+  if (j.spacing[provider]) j.pausedUntil[provider] = Date.now() + j.spacing[provider];
 }
 
 async function runCell(j, row, provider) {
@@ -95,10 +98,12 @@ async function runCell(j, row, provider) {
     // Pace by the quota headers the relay passes through (docs/api.md): Keap's throttle, Jira's X-RateLimit-*.
     const left = provider === 'keap' ? header(res.headers, 'x-keap-product-throttle-available')
       : header(res.headers, 'x-ratelimit-remaining');
+    const refill = Math.max(SLOW_DOWN_MS, provider === 'keap' ? keapRefillMs(res.headers) : 0);
+    if (left !== null && left >= LOW_THROTTLE) j.spacing[provider] = 0;
     if (left !== null && left < LOW_THROTTLE && res.status !== 429) {
-      // Nearly out: the next call waits until the throttle has given one back.
-      const wait = Math.max(SLOW_DOWN_MS, provider === 'keap' ? keapRefillMs(res.headers) : 0);
-      j.pausedUntil[provider] = Math.max(j.pausedUntil[provider], Date.now() + wait);
+      // Nearly out: each next call waits until the throttle has given one back.
+      j.spacing[provider] = refill;
+      j.pausedUntil[provider] = Math.max(j.pausedUntil[provider], Date.now() + refill);
       j.waitNote = `${PROVIDERS[provider].name} is near its rate limit (${left} call${left === 1 ? '' : 's'} left): slowing down.`;
       renderStatus(j);
     }
@@ -106,6 +111,7 @@ async function runCell(j, row, provider) {
       const after = header(res.headers, 'retry-after');
       const seconds = after !== null && after >= 0 ? after : DEFAULT_WAIT_S;
       j.pausedUntil[provider] = Math.max(j.pausedUntil[provider], Date.now() + seconds * 1000);
+      j.spacing[provider] = Math.max(j.spacing[provider], refill);
       j.waitNote = `${PROVIDERS[provider].name} asked to wait ${seconds} s (HTTP 429); resuming after that.`;
       renderStatus(j);
       continue;
@@ -209,7 +215,7 @@ function cancel() {
 async function start(emails) {
   cancel();
   const j = { rows: [], done: 0, cancelled: false, finished: false, off: {}, waitNote: '',
-              pausedUntil: { keap: 0, jira: 0 }, controller: new AbortController() };
+              pausedUntil: { keap: 0, jira: 0 }, spacing: { keap: 0, jira: 0 }, controller: new AbortController() };
   job = j;
   const body = $('#bulk-table tbody');
   body.replaceChildren();
