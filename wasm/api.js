@@ -8,8 +8,8 @@
 //   kr.xmlrpc.encodeCall(method, params)          kr.xmlrpc.decodeResponse(body)
 //   kr.oauth.basicAuthHeader(clientId, secret)    kr.oauth.parseTokenResponse(status, body)
 //   kr.keap.findContactsByEmail(email)            kr.keap.updateContactName(id, given, family)
-//   kr.keap.parseContacts(status, headers, body)
-//   kr.jira.searchUsers(email)                    kr.jira.parseUsers(status, headers, body)
+//   kr.keap.parseContacts(status, headers, body)  kr.keap.createContact(given, family, email)
+//   kr.jira.searchUsers(email)                    kr.jira.parseUsers(status, headers, body, email)
 //   kr.diagnose({status, headers, body, expect})
 //
 // Everything returns plain values. Protocol outcomes (an XML-RPC fault, an HTML page, a 401) are values
@@ -116,6 +116,13 @@
       requireString(family, 'the family name');
       return raw('keap_updateContactName')(n, given, family);
     },
+    // -> {method, path, headers, body}: POST /contacts with the names and the email as EMAIL1 (the relay's allowlist
+    //    lets this POST through, docs/api.md)
+    'createContact': function (given, family, email) {
+      requireString(given, 'the given name');
+      requireString(family, 'the family name');
+      return raw('keap_createContact')(given, family, requireString(email, 'the email'));
+    },
     // -> {ok:true, contacts:[{id, given_name, family_name, emails}]} | {ok:false, error}
     'parseContacts': function (status, headers, body) {
       return raw('keap_parseContacts')(status, headers, body);
@@ -127,9 +134,11 @@
     'searchUsers': function (email) {
       return raw('jira_searchUsers')(requireString(email, 'the email'));
     },
-    // -> {ok:true, users:[{accountId, displayName, emailAddress, active}], caveat?} | {ok:false, error}
-    'parseUsers': function (status, headers, body) {
-      return raw('jira_parseUsers')(status, headers, body);
+    // -> {ok:true, users:[{accountId, displayName, emailAddress, active, accountType, match}], caveat?}
+    //    | {ok:false, error}. match: "exact" (this email, ignoring case and surrounding spaces), "other_email" (Jira
+    //    matched a prefix of a name or another email) or "email_hidden" (the user hides it: cannot be compared).
+    'parseUsers': function (status, headers, body, email) {
+      return raw('jira_parseUsers')(status, headers, body, requireString(email, 'the searched email'));
     },
   };
 

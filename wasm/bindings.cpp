@@ -397,6 +397,11 @@ val keap_update_contact_name(double id, const val& given, const val& family) {
                                                                    conv::text(given), conv::text(family)));
 }
 
+val keap_create_contact(const val& given, const val& family, const val& email) {
+    return conv::relay_request(
+        keyrelay::keap::create_contact(kKeapBase, conv::text(given), conv::text(family), conv::text(email)));
+}
+
 val keap_parse_contacts(const val& status, const val& headers, const val& body) {
     auto r = keyrelay::keap::parse_contacts(conv::response(status, headers, body));
     if (!r) return conv::failure(r.error());
@@ -418,8 +423,8 @@ val jira_search_users(const val& email) {
     return conv::relay_request(keyrelay::jira::search_users(kJiraBase, conv::text(email)));
 }
 
-val jira_parse_users(const val& status, const val& headers, const val& body) {
-    auto r = keyrelay::jira::parse_users(conv::response(status, headers, body));
+val jira_parse_users(const val& status, const val& headers, const val& body, const val& email) {
+    auto r = keyrelay::jira::parse_users(conv::response(status, headers, body), conv::text(email));
     if (!r) return conv::failure(r.error());
     val users = val::array();
     for (const auto& u : r->users) {
@@ -429,6 +434,8 @@ val jira_parse_users(const val& status, const val& headers, const val& body) {
         // Jira leaves emailAddress out when the user hides it (profile visibility); null says "hidden".
         o.set("emailAddress", u.email ? val(*u.email) : val::null());
         o.set("active", val(u.active));
+        o.set("accountType", val(u.account_type));
+        o.set("match", val(keyrelay::jira::match_name(u.match)));
         users.call<void>("push", o);
     }
     val o = conv::success("users", users);
@@ -465,6 +472,7 @@ EMSCRIPTEN_BINDINGS(keyrelay) {
     function("kr_oauth_parseTokenResponse", &oauth_parse_token_response);
     function("kr_keap_findContactsByEmail", &keap_find_contacts_by_email);
     function("kr_keap_updateContactName", &keap_update_contact_name);
+    function("kr_keap_createContact", &keap_create_contact);
     function("kr_keap_parseContacts", &keap_parse_contacts);
     function("kr_jira_searchUsers", &jira_search_users);
     function("kr_jira_parseUsers", &jira_parse_users);

@@ -94,28 +94,34 @@ Error transport_error(httplib::Error err, const std::string& origin, double seco
 
 }  // namespace
 
-Error transport_failure(TransportFailure kind, const std::string& origin, const std::string& detail,
+// The message and hint reach the page and API callers: they never name the upstream's address (an internal URL
+// in many deployments) and never ask the caller to change the relay's config.
+Error transport_failure(TransportFailure kind, const std::string& /*origin*/, const std::string& detail,
                         int64_t read_timeout_ms, const std::string& ca_file) {
     switch (kind) {
         case TransportFailure::unreachable:
-            return make_error("upstream.unreachable", "The relay could not connect to " + origin + ".",
-                              "Check that the provider's API base URL is right and that this machine can reach it "
-                              "(DNS, firewall, outbound proxy). Against the sandbox: is keyrelay-sandbox still "
-                              "running?");
+            return make_error("upstream.unreachable", "The relay could not connect to the provider's API.",
+                              "The provider may be down, or the relay's machine cannot reach it (DNS, firewall, "
+                              "outbound proxy, a wrong API base URL in the relay's config). Try again in a minute; "
+                              "if it persists, tell whoever runs the relay. Against the sandbox: is "
+                              "keyrelay-sandbox still running?");
         case TransportFailure::timeout:
             return make_error("upstream.timeout",
-                              origin + " did not answer within " + std::to_string(read_timeout_ms / 1000) + " s.",
-                              "The provider is slow or overloaded; retry later. Raise upstream_read_timeout_ms "
-                              "in the config only if its answers are known to be slow.");
+                              "The provider's API did not answer within " + std::to_string(read_timeout_ms / 1000) +
+                                  " s.",
+                              "The provider is slow or overloaded. Try again in a minute; if it persists, check "
+                              "the provider's status page.");
         case TransportFailure::reset_reading:
-            return make_error("upstream.connection_reset", origin + " closed the connection without an answer.",
+            return make_error("upstream.connection_reset",
+                              "The provider's API closed the connection without an answer.",
                               "A gateway or load balancer in front of the provider dropped the request; this is "
-                              "usually transient. Retry; if it keeps happening, check the provider's status page.");
+                              "usually transient. Try again; if it keeps happening, check the provider's status "
+                              "page.");
         case TransportFailure::reset_writing:
-            return make_error("upstream.connection_reset", "The connection to " + origin + " broke while sending.",
-                              "Usually transient; retry.");
+            return make_error("upstream.connection_reset", "The connection to the provider's API broke while sending.",
+                              "Usually transient; try again.");
         case TransportFailure::tls:
-            return make_error("upstream.tls", "The TLS connection to " + origin + " failed: " + detail + ".",
+            return make_error("upstream.tls", "The TLS connection to the provider's API failed: " + detail + ".",
                               ca_file.empty()
                                   ? "The provider's certificate is not trusted by this machine's CA store. If a "
                                     "company proxy intercepts TLS, or for a local test server, set ca_file in the "
@@ -125,14 +131,15 @@ Error transport_failure(TransportFailure kind, const std::string& origin, const 
                                         ca_file + ". Check that ca_file is the CA that issued the server's "
                                         "certificate and that the certificate names this host.");
         case TransportFailure::too_large:
-            return make_error("upstream.too_large", "The answer from " + origin + " is larger than the relay accepts.",
+            return make_error("upstream.too_large",
+                              "The answer from the provider's API is larger than the relay accepts.",
                               "Ask for less (a smaller limit or page size); the relay caps upstream bodies "
                               "(max_upstream_body in the config).");
         case TransportFailure::other:
             break;
     }
-    return make_error("upstream.error", "The request to " + origin + " failed: " + detail + ".",
-                      "Retry; if it persists, check the provider's API base URL in the config.");
+    return make_error("upstream.error", "The request to the provider's API failed: " + detail + ".",
+                      "Try again; if it persists, check the provider's API base URL in the relay's config.");
 }
 
 std::optional<Endpoint> endpoint_of(const Url& url) {

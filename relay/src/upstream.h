@@ -64,8 +64,9 @@ enum class TransportFailure {
 
 // The error for a transport failure:
 // "upstream.unreachable", "upstream.timeout", "upstream.connection_reset" (reset_reading, reset_writing),
-// "upstream.tls", "upstream.too_large", "upstream.error". `origin` is "scheme://host:port"; `detail` is named in the
-// message of tls and other; read_timeout_ms and ca_file shape the timeout message and the TLS hint.
+// "upstream.tls", "upstream.too_large", "upstream.error". `origin` is "scheme://host:port", never named in the
+// message (callers see it); `detail` is named in the message of tls and other; read_timeout_ms and ca_file shape
+// the timeout message and the TLS hint.
 Error transport_failure(TransportFailure kind, const std::string& origin, const std::string& detail,
                         int64_t read_timeout_ms, const std::string& ca_file);
 

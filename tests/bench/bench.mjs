@@ -680,9 +680,10 @@ async function sectionPage() {
     const raw = fs.readFileSync(file);
     s.files[name] = { raw: raw.length, gzip: zlib.gzipSync(raw, { level: 9 }).length };
   }
-  for (const name of ['index.html', 'app.js', 'style.css']) {
+  // Every file of web/: the page is split into one ES module per screen.
+  for (const name of fs.readdirSync(path.join(ROOT, 'web')).sort()) {
     const file = path.join(ROOT, 'web', name);
-    if (!fs.existsSync(file)) continue;
+    if (!fs.statSync(file).isFile()) continue;
     const raw = fs.readFileSync(file);
     s.files[`web/${name}`] = { raw: raw.length, gzip: zlib.gzipSync(raw, { level: 9 }).length };
   }

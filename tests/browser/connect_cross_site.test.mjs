@@ -55,6 +55,9 @@ async function signedIn(origin = relay.url) {
 // Presses Connect for `provider`, then `button` (#allow or #deny) on the sandbox's consent page. Resolves with the
 // relay's answer to the callback.
 async function consent(page, provider, button) {
+  // Once both are connected the page folds the cards into a one-line status strip; Manage unfolds them.
+  const manage = page.locator('#conn-strip').getByRole('button', { name: 'Manage' });
+  if (await manage.isVisible()) await manage.click();
   await page.locator(`#conn-${provider}`).getByRole('link', { name: /^(Connect|Reconnect)/ }).first().click();
   await page.waitForURL((url) => url.origin === sandbox.url);
   await page.waitForSelector(button);
@@ -97,7 +100,7 @@ test('Connect Keap and Jira, Allow on the other site\'s consent page: both conne
     assert.equal(answer.status(), 302, `callback answered ${answer.status()}: ${await answer.text().catch(() => '')}`);
     assert.equal(answer.headers().location, `/?connected=${provider}`);
     await page.waitForURL((url) => url.origin === relay.url);
-    await page.waitForSelector(`#conn-${provider}[data-status=on]`);
+    await page.waitForSelector(`#conn-${provider}[data-status=on]`, { state: 'attached' });
   }
   assert.equal((await sandbox.tokenStats('keap')).exchanges, 1);
   assert.equal((await sandbox.tokenStats('jira')).exchanges, 1);
@@ -106,11 +109,11 @@ test('Connect Keap and Jira, Allow on the other site\'s consent page: both conne
 
 test('Reconnect an already connected provider through the consent page again', async () => {
   const { context, page } = await signedIn();
-  await page.waitForSelector('#conn-keap[data-status=on]');
+  await page.waitForSelector('#conn-keap[data-status=on]', { state: 'attached' });
   const before = (await sandbox.tokenStats('keap')).exchanges;
   const answer = await consent(page, 'keap', '#allow');
   assert.equal(answer.status(), 302);
-  await page.waitForSelector('#conn-keap[data-status=on]');
+  await page.waitForSelector('#conn-keap[data-status=on]', { state: 'attached' });
   assert.equal((await sandbox.tokenStats('keap')).exchanges, before + 1, 'a new code was exchanged');
   await context.close();
 });
@@ -120,13 +123,21 @@ test('Deny on the consent page returns to the page with the reason, and connects
   const res = await page.request.post(`${relay.url}/api/connections/jira/disconnect`, { headers: { 'X-Requested-With': 'keyrelay' } });
   assert.equal(res.status(), 204);
   await page.reload();
-  await page.waitForSelector('#conn-jira[data-status=off]');
+  await page.waitForSelector('#conn-jira[data-status=off]', { state: 'attached' });
   const exchanges = (await sandbox.tokenStats('jira')).exchanges;
   const answer = await consent(page, 'jira', '#deny');
   assert.equal(answer.status(), 302);
   assert.equal(answer.headers().location, '/?connect_failed=jira&code=oauth.access_denied');
   await page.waitForURL((url) => url.origin === relay.url);
-  await page.waitForSelector('#conn-jira[data-status=off]');
+  await page.waitForSelector('#conn-jira[data-status=off]', { state: 'attached' });
+  // The page says what happened, offers the same Connect again, and cleans the address bar.
+  const notice = page.locator('#connect-failed');
+  await notice.waitFor({ state: 'visible' });
+  assert.match(await notice.textContent(), /Jira was not connected: you pressed Cancel\./);
+  assert.equal(await notice.getByRole('link', { name: 'Try again' }).getAttribute('href'), '/connect/jira');
+  assert.equal(new URL(page.url()).search, '');
+  fs.mkdirSync(path.join(ROOT, 'build', 'screenshots'), { recursive: true });
+  await page.screenshot({ path: path.join(ROOT, 'build', 'screenshots', 'cross-site-deny-notice.png'), fullPage: true });
   assert.equal((await sandbox.tokenStats('jira')).exchanges, exchanges, 'no code was exchanged');
   await context.close();
 });
@@ -175,7 +186,7 @@ test('the page opened at localhost moves to the relay\'s own address, and Connec
   assert.equal(new URL(page.url()).origin, relay.url, 'the page moved from localhost to 127.0.0.1');
   const answer = await consent(page, 'keap', '#allow');
   assert.equal(answer.status(), 302);
-  await page.waitForSelector('#conn-keap[data-status=on]');
+  await page.waitForSelector('#conn-keap[data-status=on]', { state: 'attached' });
   await context.close();
 });
 

@@ -70,7 +70,7 @@ TEST_CASE("Basic auth for an API token is plain RFC 7617, not urlencoded", "[jir
 }
 
 TEST_CASE("Cloud users parse with their email", "[jira]") {
-    auto s = jira::parse_users(fixture(200, "cloud_users.json"));
+    auto s = jira::parse_users(fixture(200, "cloud_users.json"), "ada@example.com");
     REQUIRE(s.ok());
     REQUIRE(s->users.size() == 1);
     const jira::User& u = s->users.front();
@@ -84,7 +84,7 @@ TEST_CASE("Cloud users parse with their email", "[jira]") {
 }
 
 TEST_CASE("a hidden email is absent, whether missing or null", "[jira]") {
-    auto s = jira::parse_users(fixture(200, "cloud_users_hidden_email.json"));
+    auto s = jira::parse_users(fixture(200, "cloud_users_hidden_email.json"), "ada@example.com");
     REQUIRE(s.ok());
     REQUIRE(s->users.size() == 3);
     CHECK_FALSE(s->users[0].email.has_value());
@@ -96,7 +96,7 @@ TEST_CASE("a hidden email is absent, whether missing or null", "[jira]") {
 }
 
 TEST_CASE("an empty search result carries the Browse users permission caveat", "[jira]") {
-    auto s = jira::parse_users(fixture(200, "empty.json"));
+    auto s = jira::parse_users(fixture(200, "empty.json"), "ada@example.com");
     REQUIRE(s.ok());
     CHECK(s->users.empty());
     REQUIRE(s->caveat.has_value());
@@ -106,23 +106,23 @@ TEST_CASE("an empty search result carries the Browse users permission caveat", "
 }
 
 TEST_CASE("Data Center users use key as their id", "[jira]") {
-    auto s = jira::parse_users(fixture(200, "dc_users.json"));
+    auto s = jira::parse_users(fixture(200, "dc_users.json"), "ada@example.com");
     REQUIRE(s.ok());
     REQUIRE(s->users.size() == 1);
     CHECK(s->users[0].account_id == "JIRAUSER10100");
     CHECK(s->users[0].account_type.empty());
     CHECK(s->users[0].email == std::optional<std::string>("ada@example.com"));
 
-    auto name_only = jira::parse_users(response(200, R"([{"name":"bob","displayName":"Bob"}])"));
+    auto name_only = jira::parse_users(response(200, R"([{"name":"bob","displayName":"Bob"}])"), "bob@example.com");
     REQUIRE(name_only.ok());
     CHECK(name_only->users[0].account_id == "bob");
 }
 
 TEST_CASE("a user without any id is an unexpected shape", "[jira]") {
-    auto s = jira::parse_users(response(200, R"([{"displayName":"Nobody"}])"));
+    auto s = jira::parse_users(response(200, R"([{"displayName":"Nobody"}])"), "ada@example.com");
     REQUIRE_FALSE(s.ok());
     CHECK(s.error().code == "jira.unexpected_shape");
-    auto obj = jira::parse_users(response(200, R"({"values":[]})"));
+    auto obj = jira::parse_users(response(200, R"({"values":[]})"), "ada@example.com");
     REQUIRE_FALSE(obj.ok());
     CHECK(obj.error().code == "jira.unexpected_shape");
 }
@@ -151,14 +151,14 @@ TEST_CASE("accessible resources give the cloud ids and scopes", "[jira]") {
 
 TEST_CASE("Jira error bodies become messages with status-specific codes", "[jira]") {
     SECTION("401") {
-        auto s = jira::parse_users(fixture(401, "error_401.json"));
+        auto s = jira::parse_users(fixture(401, "error_401.json"), "ada@example.com");
         REQUIRE_FALSE(s.ok());
         CHECK(s.error().code == "jira.unauthorized");
         CHECK(contains(s.error().message, "You are not authenticated."));
         CHECK(contains(s.error().hint, "Basic email:api_token"));
     }
     SECTION("403 XSRF") {
-        auto s = jira::parse_users(fixture(403, "error_403_xsrf.txt", "text/plain"));
+        auto s = jira::parse_users(fixture(403, "error_403_xsrf.txt", "text/plain"), "ada@example.com");
         REQUIRE_FALSE(s.ok());
         CHECK(s.error().code == "jira.forbidden");
         CHECK(contains(s.error().hint, "User-Agent"));
@@ -170,13 +170,13 @@ TEST_CASE("Jira error bodies become messages with status-specific codes", "[jira
         CHECK(contains(s.error().hint, "cloud id"));
     }
     SECTION("400 with field errors") {
-        auto s = jira::parse_users(fixture(400, "error_400_fields.json"));
+        auto s = jira::parse_users(fixture(400, "error_400_fields.json"), "ada@example.com");
         REQUIRE_FALSE(s.ok());
         CHECK(s.error().code == "jira.http_error");
         CHECK(contains(s.error().message, "maxResults: The value must be a positive number."));
     }
     SECTION("400 username in GDPR strict mode") {
-        auto s = jira::parse_users(fixture(400, "error_400_username_gdpr.json"));
+        auto s = jira::parse_users(fixture(400, "error_400_username_gdpr.json"), "ada@example.com");
         REQUIRE_FALSE(s.ok());
         CHECK(s.error().code == "jira.http_error");
         CHECK(contains(s.error().hint, "query="));
@@ -184,7 +184,7 @@ TEST_CASE("Jira error bodies become messages with status-specific codes", "[jira
     SECTION("429 with Retry-After") {
         HttpResponse resp = fixture(429, "error_429.json");
         resp.headers.set("Retry-After", "5");
-        auto s = jira::parse_users(resp);
+        auto s = jira::parse_users(resp, "ada@example.com");
         REQUIRE_FALSE(s.ok());
         CHECK(s.error().code == "jira.rate_limited");
         CHECK(contains(s.error().message, "Rate limit exceeded."));
@@ -193,7 +193,8 @@ TEST_CASE("Jira error bodies become messages with status-specific codes", "[jira
 }
 
 TEST_CASE("a Jira answer that is not JSON is jira.not_json with the diagnosis", "[jira]") {
-    auto s = jira::parse_users(response(200, "<html><head><title>Log in - Jira</title></head></html>", "text/html"));
+    auto s = jira::parse_users(response(200, "<html><head><title>Log in - Jira</title></head></html>", "text/html"),
+                               "ada@example.com");
     REQUIRE_FALSE(s.ok());
     CHECK(s.error().code == "jira.not_json");
     CHECK(contains(s.error().message, "Log in - Jira"));
@@ -205,4 +206,57 @@ TEST_CASE("a 401 without a JSON body still explains Jira's credentials", "[jira]
     CHECK(s.error().code == "jira.unauthorized");
     CHECK(contains(s.error().message, "empty body"));
     CHECK(contains(s.error().hint, "Basic email:api_token"));
+}
+
+TEST_CASE("same_email ignores surrounding spaces and ASCII case, nothing else", "[jira]") {
+    CHECK(jira::same_email("ada@example.com", "ada@example.com"));
+    CHECK(jira::same_email("  Ada@Example.COM\t", "ada@example.com"));
+    CHECK(jira::same_email("ada@example.com", "\nADA@EXAMPLE.COM "));
+    CHECK_FALSE(jira::same_email("ada@example.co", "ada@example.com"));
+    CHECK_FALSE(jira::same_email("ada@example", "ada@example.com"));
+    CHECK_FALSE(jira::same_email("ada@example.com", "ada@example.co"));
+    CHECK_FALSE(jira::same_email("a da@example.com", "ada@example.com"));
+    CHECK_FALSE(jira::same_email("", "ada@example.com"));
+    CHECK(jira::same_email("", "  "));
+}
+
+TEST_CASE("a user search marks each user as this email, another email, or a hidden one", "[jira]") {
+    // Jira matches the start of names and emails: a search for a prefix returns the longer address.
+    const char* body = R"([
+      {"accountId":"a1","displayName":"Ada Lovelace","emailAddress":"ada@example.com","active":true},
+      {"accountId":"a2","displayName":"Ada Byron","emailAddress":"Ada@Example.co","active":true},
+      {"accountId":"a3","displayName":"Ada Private","active":true}
+    ])";
+    SECTION("a prefix of an email is not that email") {
+        auto s = jira::parse_users(response(200, body), "ada@example");
+        REQUIRE(s.ok());
+        REQUIRE(s->users.size() == 3);
+        CHECK(s->users[0].match == jira::Match::other_email);
+        CHECK(s->users[1].match == jira::Match::other_email);
+        CHECK(s->users[2].match == jira::Match::email_hidden);
+    }
+    SECTION("the shorter email matches only its own user") {
+        auto s = jira::parse_users(response(200, body), "ada@example.co");
+        REQUIRE(s.ok());
+        CHECK(s->users[0].match == jira::Match::other_email);
+        CHECK(s->users[1].match == jira::Match::exact);
+        CHECK(s->users[2].match == jira::Match::email_hidden);
+    }
+    SECTION("case and surrounding spaces of the searched email do not matter") {
+        auto s = jira::parse_users(response(200, body), "  ADA@example.COM ");
+        REQUIRE(s.ok());
+        CHECK(s->users[0].match == jira::Match::exact);
+        CHECK(s->users[1].match == jira::Match::other_email);
+    }
+    SECTION("a hidden email keeps no email and is never called exact") {
+        auto s = jira::parse_users(fixture(200, "cloud_users_hidden_email.json"), "customer@example.com");
+        REQUIRE(s.ok());
+        CHECK(s->users[0].match == jira::Match::email_hidden);
+        CHECK(s->users[1].match == jira::Match::email_hidden);
+        CHECK(s->users[2].match == jira::Match::exact);
+        CHECK_FALSE(s->caveat.has_value());
+    }
+    CHECK(std::string(jira::match_name(jira::Match::exact)) == "exact");
+    CHECK(std::string(jira::match_name(jira::Match::other_email)) == "other_email");
+    CHECK(std::string(jira::match_name(jira::Match::email_hidden)) == "email_hidden");
 }

@@ -104,7 +104,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                    "keap::parse_xmlrpc: unexpected error " + x.error().code);
     }
 
-    auto users = jira::parse_users(r);
+    auto users = jira::parse_users(r, "ada@example.com");
     check_jira(users, r, "jira::parse_users");
     if (users) {
         FUZZ_CHECK(users->users.empty() == users->caveat.has_value(), "the empty-search caveat is set wrongly");

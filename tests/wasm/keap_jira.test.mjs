@@ -31,6 +31,18 @@ test('keap.updateContactName builds the forum update (4393 -> Joe Bobertson) as 
     { given_name: 'Zoë "Z"', family_name: '' });
 });
 
+test('keap.createContact builds the POST a "Create Keap contact" button sends through the relay', () => {
+  const req = kr.keap.createContact('Grace', 'Hopper', 'grace@example.com');
+  assert.equal(req.method, 'POST');
+  assert.equal(req.path, '/proxy/keap/crm/rest/v1/contacts');
+  assert.equal(req.headers['Content-Type'], 'application/json');
+  assert.equal(req.headers['X-Requested-With'], 'keyrelay');
+  assert.deepEqual(JSON.parse(req.body), {
+    given_name: 'Grace', family_name: 'Hopper', email_addresses: [{ email: 'grace@example.com', field: 'EMAIL1' }],
+  });
+  assert.throws(() => kr.keap.createContact('Grace', 'Hopper'), /the email must be a string/);
+});
+
 test('keap.updateContactName refuses an id that is not a positive integer', () => {
   for (const id of [0, -1, 1.5, NaN, '12a', '', null, undefined, 2 ** 60]) {
     assert.throws(() => kr.keap.updateContactName(id, 'Joe', 'Bobertson'), TypeError, String(id));
@@ -100,21 +112,34 @@ test('jira.parseUsers reads users, with null for an email the user hides, and no
     { accountId: 'qm:a1b2:0123', accountType: 'customer', emailAddress: 'customer@example.com',
       displayName: 'Portal Customer', active: false },
   ]);
-  const r = kr.jira.parseUsers(200, JSON_HEADERS, body);
+  const r = kr.jira.parseUsers(200, JSON_HEADERS, body, 'ada@example.com');
   assert.deepEqual(r, {
     ok: true,
     users: [
-      { accountId: '5b10ac8d82e05b22cc7d4ef5', displayName: 'Ada Lovelace', emailAddress: 'ada@example.com', active: true },
-      { accountId: '557058:f58131cb-b67d-43c7-b30d-6b58d40bd077', displayName: 'Private User', emailAddress: null, active: true },
-      { accountId: 'qm:a1b2:0123', displayName: 'Portal Customer', emailAddress: 'customer@example.com', active: false },
+      { accountId: '5b10ac8d82e05b22cc7d4ef5', displayName: 'Ada Lovelace', emailAddress: 'ada@example.com', active: true,
+        accountType: 'atlassian', match: 'exact' },
+      { accountId: '557058:f58131cb-b67d-43c7-b30d-6b58d40bd077', displayName: 'Private User', emailAddress: null, active: true,
+        accountType: 'atlassian', match: 'email_hidden' },
+      { accountId: 'qm:a1b2:0123', displayName: 'Portal Customer', emailAddress: 'customer@example.com', active: false,
+        accountType: 'customer', match: 'other_email' },
     ],
   });
   assert.equal('caveat' in r, false);
   assert.ok(isPlain(r));
 });
 
+test('jira.parseUsers calls a user exact only for the searched email, ignoring case and surrounding spaces', () => {
+  const body = JSON.stringify([{ accountId: 'a1', displayName: 'Ada Lovelace', emailAddress: 'ada@example.com', active: true }]);
+  const match = (email) => kr.jira.parseUsers(200, JSON_HEADERS, body, email).users[0].match;
+  assert.equal(match('ada@example.com'), 'exact');
+  assert.equal(match('  ADA@Example.com '), 'exact');
+  assert.equal(match('ada@example.co'), 'other_email', 'Jira matched a prefix');
+  assert.equal(match('ada@example'), 'other_email', 'Jira matched a prefix');
+  assert.throws(() => kr.jira.parseUsers(200, JSON_HEADERS, body), /the searched email must be a string/);
+});
+
 test('jira.parseUsers adds the Browse-users caveat to an empty result', () => {
-  const r = kr.jira.parseUsers(200, JSON_HEADERS, '[]');
+  const r = kr.jira.parseUsers(200, JSON_HEADERS, '[]', 'ada@example.com');
   assert.deepEqual(Object.keys(r), ['ok', 'users', 'caveat']);
   assert.deepEqual(r.users, []);
   assert.match(r.caveat, /Browse users and groups/);
@@ -131,13 +156,13 @@ test('jira.parseUsers turns each failure into its own error code', () => {
     [200, JSON_HEADERS, '{"users":"nope"}', 'jira.unexpected_shape'],
   ];
   for (const [status, headers, body, code] of cases) {
-    const r = kr.jira.parseUsers(status, headers, body);
+    const r = kr.jira.parseUsers(status, headers, body, 'ada@example.com');
     assert.equal(r.ok, false, body);
     assert.equal(r.error.code, code, `HTTP ${status} ${body}`);
     assert.ok(r.error.message.length > 0 && r.error.hint.length > 0, code);
   }
   assert.match(kr.jira.parseUsers(401, JSON_HEADERS,
-    '{"errorMessages":["You are not authorized to perform this action."],"errors":{}}').error.message,
+    '{"errorMessages":["You are not authorized to perform this action."],"errors":{}}', 'ada@example.com').error.message,
   /not authorized to perform this action/, 'the message carries Jira\'s errorMessages');
 });
 

@@ -9,7 +9,7 @@ import { kr, createKeyrelay, wasmDir, repoRoot } from './load.mjs';
 const API = {
   xmlrpc: ['encodeCall', 'decodeResponse'],
   oauth: ['basicAuthHeader', 'parseTokenResponse'],
-  keap: ['findContactsByEmail', 'updateContactName', 'parseContacts'],
+  keap: ['findContactsByEmail', 'updateContactName', 'createContact', 'parseContacts'],
   jira: ['searchUsers', 'parseUsers'],
 };
 
@@ -43,7 +43,7 @@ test('the browser ES module exports the same factory and API (loaded in node wit
     for (const fn of fns) assert.equal(typeof esm[ns][fn], 'function', `kr.${ns}.${fn}`);
   }
   assert.equal(esm.oauth.basicAuthHeader('a', 'b+c'), kr.oauth.basicAuthHeader('a', 'b+c'));
-  assert.deepEqual(esm.jira.parseUsers(200, {}, '[]'), kr.jira.parseUsers(200, {}, '[]'));
+  assert.deepEqual(esm.jira.parseUsers(200, {}, '[]', 'a@b.c'), kr.jira.parseUsers(200, {}, '[]', 'a@b.c'));
 });
 
 test('thousands of calls need no cleanup: nothing is a handle, memory stays bounded', () => {
