@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "async_upstream.h"
+#include "bridge.h"
 #include "crypto.h"
 #include "event_server.h"
 #include "http_util.h"
@@ -977,6 +978,46 @@ struct Relay::Impl {
         relay_answer(*p, req.method, call->bare, *answer, res);
     }
 
+    // The XML-RPC bridge's REST calls (bridge.cpp): through the Keap connection, as a /proxy call is, but without the
+    // proxy allowlist: the bridge makes only the calls of its method table (docs/xmlrpc-bridge.md).
+    BridgeContext bridge_context() {
+        BridgeContext b;
+        b.api_key = config.api_key;
+        b.send_keap = [this](HttpRequest up) -> Result<HttpResponse> {
+            const ProviderConfig* p = config.provider("keap");
+            if (p == nullptr) {
+                return make_error("provider.unknown", "This relay has no provider named \"keap\".",
+                                  "Add Keap to the relay's config (providers) to use the XML-RPC bridge.");
+            }
+            std::optional<Connection> conn;
+            if (p->mode == Mode::oauth) {
+                auto c = tokens->fresh(*p);
+                if (!c) return c.error();
+                conn = *c;
+            }
+            up.url = join_url(resolve_api_base(*p, std::string()), up.url);
+            up.headers.set("User-Agent", std::string("keyrelay/") + KEYRELAY_VERSION);
+            attach_credentials(*p, up, conn ? &*conn : nullptr);
+            auto answer = forward(*p, up);
+            if (answer && answer->status == 401 && p->mode == Mode::oauth) {   // as handle_proxy: refresh, retry once
+                auto c = tokens->fresh(*p, RefreshReason::reactive, conn->version);
+                if (!c) return c.error();
+                up.headers.remove("Authorization");
+                attach_credentials(*p, up, &*c);
+                answer = forward(*p, up);
+            }
+            if (answer) scrub_credentials(up, *answer);
+            return answer;
+        };
+        b.pass_rate_limit_headers = [this](const HttpResponse& answer, httplib::Response& res) {
+            const ProviderConfig* p = config.provider("keap");
+            for (const auto& [name, value] : answer.headers.items()) {
+                if (p != nullptr && is_rate_limit_header(*p, name)) res.set_header(name, value);
+            }
+        };
+        return b;
+    }
+
     // Checks a /proxy call (caller, path, allowlist, connection) and builds the provider request. On a refusal the
     // error answer is in res and the result is empty. may_wait = false (the event loop): an OAuth token that is not
     // usable right now gives an empty result with res untouched, and the caller takes the waiting path instead.
@@ -1846,6 +1887,10 @@ Result<Unit> Relay::init() {
     svr.Put(proxy, bindh(&Impl::handle_proxy));
     svr.Patch(proxy, bindh(&Impl::handle_proxy));
     svr.Delete(proxy, bindh(&Impl::handle_proxy));
+    svr.Post("/bridge/keap/xmlrpc", [bridge = self->bridge_context()](const httplib::Request& req,
+                                                                           httplib::Response& res) {
+        serve_keap_bridge(req, res, bridge);
+    });
     svr.Get("/healthz", bindh(&Impl::handle_healthz));
     svr.Get("/metrics", bindh(&Impl::handle_metrics));
     svr.Post("/login", bindh(&Impl::handle_login));
