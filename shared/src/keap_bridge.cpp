@@ -449,9 +449,9 @@ bool condition_holds(const Conversation& c, const json& contact) {
     return true;
 }
 
-Step listing_answer(const Conversation& c) {
+Step listing_answer(Conversation& c) {
     if (c.method == "DataService.count") return answer(Value::integer(c.seen));
-    return answer(Value::array_of(c.rows));
+    return answer(Value::array_of(std::move(c.rows)));
 }
 
 Step next_page(Conversation& c, const std::string& token) {
