@@ -14,7 +14,7 @@
 
 #include "common.h"
 #include "sandbox.h"
-#include "task_queue.h"
+#include "http/task_queue.h"
 
 namespace keyrelay::sandbox {
 namespace {
@@ -55,7 +55,7 @@ bool abort_connection(const httplib::Request& req, int server_port) {
     return done;
 }
 
-// "XML broken by a bad character" (keap.md, infusionsoft-php #339): a control character XML 1.0 forbids, inside
+// "XML broken by a bad character" (docs/reference/keap.md, infusionsoft-php #339): a control character XML 1.0 forbids, inside
 // the first value of the answer.
 void insert_bad_char(std::string& body) {
     size_t at = body.find("<string>");
@@ -84,7 +84,7 @@ Reply failure_reply(State& s, const Failure& f, const std::string& path) {
                           "problems. Please try again later.</p>\n</body></html>\n");
     }
     if (f.mode == "http_596") {
-        // The old Mashery gateway's "596 Service Not Found" (keap.md "What comes back that is NOT XML-RPC").
+        // The old Mashery gateway's "596 Service Not Found" (docs/reference/keap.md "What comes back that is NOT XML-RPC").
         return html_reply(596, "<h1>596 Service Not Found</h1>");
     }
     if (f.mode == "gateway_fault") {
@@ -199,14 +199,6 @@ Server::Server(Options options) : impl_(std::make_unique<Impl>()) { impl_->optio
 
 Server::~Server() { stop(); }
 
-namespace {
-// cpp-httplib's server with a listen backlog wider than its built-in 5 (a second listen() on Linux widens it).
-class WideServer : public httplib::Server {
-public:
-    void widen_backlog(int backlog) { ::listen(svr_sock_, backlog); }
-};
-}  // namespace
-
 Result<int> Server::start() {
     if (impl_->http) {
         return make_error("sandbox.already_started", "This sandbox server is already started.",
@@ -218,15 +210,16 @@ Result<int> Server::start() {
 
     // A client that closes early must not kill the process (cpp-httplib writes without MSG_NOSIGNAL).
     std::signal(SIGPIPE, SIG_IGN);
-    auto http = std::make_unique<WideServer>();
+    auto http = std::make_unique<httplib::Server>();
     // cpp-httplib gives each connection a worker for its whole keep-alive life, and a relay's idle pooled connections
-    // each hold one. A fixed pool (it was 64) starved a burst of 500 new connections for the 5 s keep-alive wait,
-    // which Keap never does: workers start on demand, up to 1024, and the extra ones exit when idle.
+    // each hold one: workers start on demand, up to 1024, and the extra ones exit when idle, so that a burst of new
+    // connections is not kept waiting behind idle ones (Keap does not do that). Beyond 1024, connections wait in
+    // the queue: cpp-httplib 0.11 listens with a backlog of 5, so the accepting thread must not stop accepting.
     http->new_task_queue = [] {
         keyrelay::relay::ElasticQueueOptions o;
         o.core = 8;
         o.max = 1024;
-        o.max_queued = 1024;
+        o.max_queued = 4096;
         return new keyrelay::relay::ElasticQueue(o);
     };
     http->set_keep_alive_max_count(1000);
@@ -269,8 +262,6 @@ Result<int> Server::start() {
                           "Another program probably uses that port: pick another with --port, or --port 0 to let "
                           "the system choose.");
     }
-    // cpp-httplib listens with a backlog of 5: 16 clients connecting at once (a refresh race) overflowed it.
-    http->widen_backlog(512);
     impl_->port = port;
     impl_->http = std::move(http);
     httplib::Server* raw = impl_->http.get();

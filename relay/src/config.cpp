@@ -261,7 +261,7 @@ ProviderConfig builtin_keap() {
     p.name = "keap";
     p.env_prefix = "KEAP";
     p.oauth.name = "keap";
-    // keap.md: authorize on accounts.infusionsoft.com, token on api.infusionsoft.com, form bodies; the code
+    // docs/reference/keap.md: authorize on accounts.infusionsoft.com, token on api.infusionsoft.com, form bodies; the code
     // exchange carries client_id/client_secret in the body, the refresh uses HTTP Basic (infusionsoft-php).
     p.oauth.authorize_url = "https://accounts.infusionsoft.com/app/oauth/authorize";
     p.oauth.token_url = "https://api.infusionsoft.com/token";
@@ -294,7 +294,7 @@ ProviderConfig builtin_jira() {
     p.name = "jira";
     p.env_prefix = "JIRA";
     p.oauth.name = "jira";
-    // jira.md: Atlassian 3LO with JSON token bodies and the client credentials in the body; offline_access for a
+    // docs/reference/jira.md: Atlassian 3LO with JSON token bodies and the client credentials in the body; offline_access for a
     // refresh token; the cloud id comes from accessible-resources after the exchange.
     p.oauth.authorize_url = "https://auth.atlassian.com/authorize";
     p.oauth.token_url = "https://auth.atlassian.com/oauth/token";
@@ -306,7 +306,7 @@ ProviderConfig builtin_jira() {
     p.oauth.account_from_scope = false;
     p.api_base = "https://api.atlassian.com/ex/jira/{cloud_id}";
     p.accessible_resources_url = "https://api.atlassian.com/oauth/token/accessible-resources";
-    p.post_connect = {"jira_accessible_resources"};
+    p.post_connect = {PostConnect::jira_accessible_resources};
     p.allow = {{"GET", "/rest/api/3/user/search"},
                {"GET", "/rest/api/3/myself"},
                {"GET", "/rest/api/2/user/search"},
@@ -412,12 +412,13 @@ Result<Unit> apply_provider_json(ProviderConfig& p, const json& j) {
         } else if (k == "post_connect") {
             auto l = string_list(v, where);
             if (!l) return l.error();
+            p.post_connect.clear();
             for (const auto& step : *l) {
                 if (step != "jira_accessible_resources") {
                     return bad_value(where, "has an unknown step \"" + step + "\" (known: jira_accessible_resources)");
                 }
+                p.post_connect.push_back(PostConnect::jira_accessible_resources);
             }
-            p.post_connect = *l;
         } else if (k == "env_prefix") {
             auto s = string_value(v, where);
             if (!s) return s.error();
@@ -457,12 +458,12 @@ Result<Unit> resolve_provider_secrets(ProviderConfig& p, const EnvLookup& env, c
     auto account = env(pre + "_ACCOUNT");
 
     if (api_key->has_value()) {
-        // Keap: a Personal Access Token or Service Account Key, sent as X-Keap-API-Key (keap.md).
+        // Keap: a Personal Access Token or Service Account Key, sent as X-Keap-API-Key (docs/reference/keap.md).
         p.mode = Mode::api_key;
         p.static_secret = **api_key;
         p.static_account = account.value_or("");
     } else if (api_token->has_value()) {
-        // Jira Cloud API token: HTTP Basic email:token against the site (jira.md).
+        // Jira Cloud API token: HTTP Basic email:token against the site (docs/reference/jira.md).
         if (!email || email->empty()) {
             return make_error("config.missing_secret", pre + "_API_TOKEN is set but " + pre + "_EMAIL is not.",
                               "An Atlassian API token is used with the email address of the account that made it: "
@@ -473,7 +474,7 @@ Result<Unit> resolve_provider_secrets(ProviderConfig& p, const EnvLookup& env, c
         p.static_secret = **api_token;
         p.static_email = *email;
     } else if (pat->has_value()) {
-        // Jira Data Center Personal Access Token: Bearer against the server (jira.md).
+        // Jira Data Center Personal Access Token: Bearer against the server (docs/reference/jira.md).
         p.mode = Mode::pat;
         p.static_secret = **pat;
     }

@@ -26,6 +26,10 @@ enum class Attach { bearer, keap_api_key, basic };
 // Bearer).
 enum class Mode { oauth, api_key, api_token, pat };
 
+// A step run after a successful code exchange, before the connection is saved. jira_accessible_resources: Atlassian
+// 3LO tokens are for api.atlassian.com; the site's cloud id comes from the accessible-resources call.
+enum class PostConnect { jira_accessible_resources };
+
 struct ProviderConfig {
     std::string name;
     oauth2::Provider oauth;                      // authorize/token URLs, client auth, body, scopes, PKCE, ...
@@ -36,7 +40,7 @@ struct ProviderConfig {
     Attach attach = Attach::bearer;              // for oauth mode
     Attach static_attach = Attach::bearer;       // for the static modes (Keap api_key: X-Keap-API-Key)
     std::vector<std::string> rate_limit_headers; // lowercase names; a trailing '*' matches a prefix
-    std::vector<std::string> post_connect;       // "jira_accessible_resources"
+    std::vector<PostConnect> post_connect;
     std::string accessible_resources_url;
     bool keepalive_refresh = false;              // refresh idle connections whose refresh token gets old (Keap)
     std::string env_prefix;                      // "KEAP" -> KEAP_CLIENT_ID, KEAP_CLIENT_SECRET, ...

@@ -12,8 +12,8 @@
 #include <sstream>
 
 #include "cli.h"
-#include "crypto.h"
-#include "http_util.h"
+#include "state/crypto.h"
+#include "http/util.h"
 #include "keyrelay/http.h"
 #include "keyrelay/jira.h"
 #include "keyrelay/keap.h"

@@ -13,11 +13,11 @@
 #include <vector>
 
 #include "cli.h"
-#include "crypto.h"
-#include "http_util.h"
-#include "log.h"
-#include "server.h"
-#include "store.h"
+#include "state/crypto.h"
+#include "http/util.h"
+#include "obs/log.h"
+#include "app.h"
+#include "state/store.h"
 
 using namespace keyrelay;
 using namespace keyrelay::relay;

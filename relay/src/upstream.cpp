@@ -38,7 +38,7 @@ std::string trim(const std::string& s) {
     return s.substr(b, e - b + 1);
 }
 
-// Keap's throttle interval in milliseconds, from x-keap-product-throttle-{interval,time-unit} (keap.md).
+// Keap's throttle interval in milliseconds, from x-keap-product-throttle-{interval,time-unit} (docs/reference/keap.md).
 std::optional<int64_t> keap_throttle_interval_ms(const Headers& h) {
     auto interval = h.get("x-keap-product-throttle-interval");
     auto unit = h.get("x-keap-product-throttle-time-unit");
@@ -314,16 +314,14 @@ Result<HttpResponse> Upstream::send(const HttpRequest& request) {
 }
 
 Result<HttpResponse> Upstream::send_with_retries(const HttpRequest& request, const RetryPolicy& policy,
-                                                 const std::function<void(const Attempt&)>& observe,
-                                                 const std::optional<std::pair<Result<HttpResponse>, double>>& first) {
+                                                 const std::function<void(const Attempt&)>& observe) {
     int64_t waited = 0;
     for (int attempt = 0;; ++attempt) {
         auto started = Clock::now();
-        bool given = attempt == 0 && first.has_value();
-        auto outcome = given ? first->first : send(request);
+        auto outcome = send(request);
         Attempt info;
         info.attempt = attempt;
-        info.seconds = given ? first->second : std::chrono::duration<double>(Clock::now() - started).count();
+        info.seconds = std::chrono::duration<double>(Clock::now() - started).count();
         info.outcome = outcome.ok() ? std::to_string(outcome->status) : outcome.error().code;
         info.retry_in_ms = retry_delay_ms(request.method, attempt, outcome, waited, policy);
         if (observe) observe(info);

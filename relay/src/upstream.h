@@ -29,7 +29,6 @@ struct UpstreamOptions {
     size_t max_body = 10 << 20;   // larger answers are refused (upstream.too_large)
     std::string ca_file;          // extra trusted CA (PEM), added to the system CAs
     size_t max_idle_per_origin = 16;
-    size_t max_conns_per_origin = 0;   // AsyncUpstream: connections open at once (0: no limit); more calls wait
 };
 
 // RFC 9110 §9.2.2: idempotent methods may be retried automatically; POST and PATCH never are.
@@ -63,7 +62,7 @@ enum class TransportFailure {
     other,           // anything else (malformed answer, unsupported encoding, ...)
 };
 
-// The error for a transport failure, the same for the blocking (Upstream) and the event loop (AsyncUpstream) client:
+// The error for a transport failure:
 // "upstream.unreachable", "upstream.timeout", "upstream.connection_reset" (reset_reading, reset_writing),
 // "upstream.tls", "upstream.too_large", "upstream.error". `origin` is "scheme://host:port"; `detail` is named in the
 // message of tls and other; read_timeout_ms and ca_file shape the timeout message and the TLS hint.
@@ -107,11 +106,8 @@ public:
         std::string outcome;                  // "200", "503", "upstream.connection_reset", ...
     };
     // send() with retries per retry_delay_ms(); `observe` sees every attempt (metrics, logs).
-    // `first`, when given, is the outcome of a first attempt already made elsewhere (the event loop's fast path):
-    // it counts as attempt 0 and is not sent again unless the policy retries it.
     Result<HttpResponse> send_with_retries(const HttpRequest& request, const RetryPolicy& policy,
-                                           const std::function<void(const Attempt&)>& observe = {},
-                                           const std::optional<std::pair<Result<HttpResponse>, double>>& first = {});
+                                           const std::function<void(const Attempt&)>& observe = {});
 
     const UpstreamOptions& options() const { return options_; }
 

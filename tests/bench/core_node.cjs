@@ -1,4 +1,4 @@
-// The Wasm side of the core-speed bench (issue 6, item 4): the same decoders compiled to WebAssembly
+// The Wasm side of the core-speed bench: the same decoders compiled to WebAssembly
 // (build/wasm/keyrelay.cjs), called through the documented JS API, so the figure includes turning the result into
 // plain JS values, which is what a caller of kr.xmlrpc.decodeResponse / kr.keap.parseContacts gets.
 // Same method as keyrelay_bench_core: 3 warm-up decodes, 7 batches of about SECONDS/7, median batch (MB = 10^6 bytes).

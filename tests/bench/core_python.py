@@ -1,4 +1,4 @@
-"""Python's side of the core-speed bench (issue 6, item 4): xmlrpc.client.loads (expat underneath) and json.loads on
+"""Python's side of the core-speed bench: xmlrpc.client.loads (expat underneath) and json.loads on
 the same bytes as keyrelay_bench_core, with the same method: 3 warm-up decodes, then 7 batches of about SECONDS/7;
 the figure is the median batch throughput (MB = 10^6 bytes). Each result is checked (item count).
 

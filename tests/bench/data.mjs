@@ -1,4 +1,4 @@
-// Deterministic inputs for the core-speed bench (issue 6, item 4): the same bytes go to the native decoder, the Wasm
+// Deterministic inputs for the core-speed bench: the same bytes go to the native decoder, the Wasm
 // decoder under node and Python's xmlrpc.client. Shaped like Keap's real answers (tests/fixtures/xmlrpc/
 // query_contacts.xml, tests/fixtures/keap/v1_contacts_one.json), with escaped characters, CDATA and absent members.
 import { mkdirSync, writeFileSync } from 'node:fs';

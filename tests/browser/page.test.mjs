@@ -19,7 +19,7 @@ import { DEMO_PASSWORD, DEMO_USER, ROOT, startRelay, startSandbox, waitFor } fro
 const CHROMIUM = process.env.KEYRELAY_CHROMIUM || '/usr/bin/chromium';
 const WASM_DIR = path.resolve(ROOT, process.env.KEYRELAY_WASM_DIR || 'build/wasm');
 const SHOTS = path.join(ROOT, 'build', 'screenshots');
-// Short access tokens, so one expires during the session (issue 5, step 5).
+// Short access tokens, so one expires during the session.
 const ACCESS_TTL = 3;
 
 let sandbox;

@@ -1,4 +1,4 @@
-// Issue 7, Faults 3: client abuse on loopback, bounded in count and time. Slow clients (slowloris: many sockets that
+// Client abuse on loopback, bounded in count and time. Slow clients (slowloris: many sockets that
 // send their headers one byte a second), idle connections, oversized request lines, headers and bodies, and many
 // connections at once. The relay must stay up, answer what it refuses with a 4xx inside its limits (docs/api.md:
 // bodies over 1 MiB → 413 http.payload_too_large), and keep serving a normal client meanwhile: /healthz and a proxied

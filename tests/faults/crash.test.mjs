@@ -1,4 +1,4 @@
-// Issue 7, Faults 1, the short version inside scripts/test: 20 SIGKILLs of the relay during refreshes and store writes
+// The crash campaign, short version inside scripts/test: 20 SIGKILLs of the relay during refreshes and store writes
 // (tests/faults/crash_campaign.mjs; the long campaign is scripts/crashtest, 200 kills). After every kill the store
 // must parse and open with the key, the relay must start again on it, and every connection must be usable or
 // correctly marked needs_reauth — needs_reauth only where the kill landed between Keap's rotation and the persist.

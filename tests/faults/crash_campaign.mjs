@@ -1,4 +1,4 @@
-// The crash campaign of issue 7 (Faults 1), shared by scripts/crashtest (200 kills by default) and
+// The crash campaign, shared by scripts/crashtest (200 kills by default) and
 // tests/faults/crash.test.mjs (a short run inside scripts/test).
 //
 // Setup: a sandbox issuing 2-second access tokens (not 1: the sandbox counts whole seconds, so a 1-second token can

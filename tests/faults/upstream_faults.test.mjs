@@ -1,4 +1,4 @@
-// Issue 7, Faults 2: upstream faults through the sandbox's /sandbox/fail (relay/sandbox/INTERFACE.md): HTML 502 and
+// Upstream faults through the sandbox's /sandbox/fail (relay/sandbox/INTERFACE.md): HTML 502 and
 // 503 pages, Keap's 596, Apigee gateway faults, slow answers past the relay's read timeout, connections reset before
 // any byte, XML-RPC broken by a control character, and 429s. Over 500 injected faults the relay must stay up, answer
 // every caller with the one error shape of docs/api.md ({error:{code,message,hint}}; a 429 is the provider's own

@@ -1,4 +1,4 @@
-// Test 1 of issue 4: the whole authorization-code flow through a real HTTP client, for Keap and for Jira, with the
+// The whole authorization-code flow through a real HTTP client, for Keap and for Jira, with the
 // consent page clicked like a person does (Allow, and Deny).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

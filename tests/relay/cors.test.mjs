@@ -1,4 +1,4 @@
-// Test 10 of issue 4: CORS (WHATWG Fetch §3.2). An origin listed in the config's cors_origins gets a correct
+// CORS (WHATWG Fetch §3.2). An origin listed in the config's cors_origins gets a correct
 // preflight: 204, the exact origin, credentials, Vary: Origin, never a redirect (a 3xx fails the preflight). Any other
 // origin gets 403 cors.origin_not_allowed naming the cors_origins setting. The page itself is same-origin.
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// Test 11 of issue 4: Keap with a Personal Access Token / Service Account Key (sent as X-Keap-API-Key, keap.md):
+// Keap with a Personal Access Token / Service Account Key (sent as X-Keap-API-Key, keap.md):
 // connected without any OAuth flow, and lookups work.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

@@ -1,4 +1,4 @@
-// Tests 8 and 9 of issue 4: the proxy is not an open proxy. A page call needs the static CSRF header; only
+// The proxy is not an open proxy. A page call needs the static CSRF header; only
 // allowlisted paths are forwarded; paths that could escape the API base are refused before anything is forwarded.
 // Raw HTTP (net.connect) sends the paths byte for byte, since fetch would normalise `..` and some escapes.
 import assert from 'node:assert/strict';

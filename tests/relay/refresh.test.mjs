@@ -1,4 +1,4 @@
-// Tests 2 and 3 of issue 4: access tokens that expire every 2 seconds (sandbox --access-ttl 2) go unnoticed by the
+// Access tokens that expire every 2 seconds (sandbox --access-ttl 2) go unnoticed by the
 // caller, and a burst of concurrent calls at expiry causes exactly one refresh (single flight per connection).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

@@ -1,4 +1,4 @@
-// Test 6 of issue 4: a grant revoked at the provider ends in needs_reauth after exactly one failed refresh, and the
+// A grant revoked at the provider ends in needs_reauth after exactly one failed refresh, and the
 // relay stops trying (no refresh loop) — RFC 6749 §5.2 invalid_grant means the refresh token is dead.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

@@ -1,4 +1,4 @@
-// Test 12 of issue 4: after a tour of the whole relay surface — logins (right and wrong), consent, callbacks good and
+// After a tour of the whole relay surface — logins (right and wrong), consent, callbacks good and
 // bad, lookups, refreshes across expiry, upstream failures, a revoked grant, PAT mode, disconnect, logout, a restart —
 // every relay response (headers and bodies) and every relay log line is scanned for every secret and token: the
 // client secrets, API keys, PATs, API tokens, the store key, the relay API key, the session cookie value, the OAuth

@@ -1,4 +1,4 @@
-// Tests 4 and 5 of issue 4: two relay processes sharing one --data-dir refresh a rotating token exactly once under
+// Two relay processes sharing one --data-dir refresh a rotating token exactly once under
 // concurrent load (file lock + re-read), and a restart keeps the connections (the encrypted store on disk).
 import assert from 'node:assert/strict';
 import { readdir, readFile, stat } from 'node:fs/promises';

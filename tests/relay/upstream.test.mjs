@@ -1,4 +1,4 @@
-// The proxy against a misbehaving upstream (issue 4, Proxy; docs/api.md): idempotent calls are retried on 502/503/
+// The proxy against a misbehaving upstream (docs/api.md, Proxy): idempotent calls are retried on 502/503/
 // 504, resets and 429 with bounded backoff; an upstream 401 causes one reactive refresh; what is not the API's answer
 // (an HTML page, a gateway fault, broken XML-RPC) comes back as 502 upstream.<diagnosis> with message and hint.
 import assert from 'node:assert/strict';

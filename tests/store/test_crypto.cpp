@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "crypto.h"
+#include "state/crypto.h"
 #include "keyrelay/http.h"
 #include "temp_dir.h"
 

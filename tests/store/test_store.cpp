@@ -10,9 +10,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "crypto.h"
+#include "state/crypto.h"
 #include "keyrelay/http.h"
-#include "store.h"
+#include "state/store.h"
 #include "temp_dir.h"
 
 using namespace keyrelay::relay;

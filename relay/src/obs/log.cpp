@@ -1,0 +1,214 @@
+#include "obs/log.h"
+
+#include <atomic>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <mutex>
+
+#include <limits.h>
+#include <unistd.h>
+
+#include "keyrelay/http.h"
+#include "keyrelay/text.h"
+
+namespace keyrelay::relay {
+namespace {
+
+std::mutex g_log_mutex;
+std::atomic<int> g_min_level{static_cast<int>(LogLevel::info)};
+
+const char* level_name(LogLevel level) {
+    switch (level) {
+        case LogLevel::debug: return "debug";
+        case LogLevel::info: return "info";
+        case LogLevel::warn: return "warn";
+        case LogLevel::error: return "error";
+    }
+    return "info";
+}
+
+// "2026-11-28T13:47:45.123Z".
+void append_iso_now(std::string& out) {
+    auto now = std::chrono::system_clock::now();
+    auto secs = std::chrono::system_clock::to_time_t(now);
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char text[64];
+    std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+    out += text;
+}
+
+std::string iso_now() {
+    std::string out;
+    append_iso_now(out);
+    return out;
+}
+
+void append_number(std::string& out, long long n) {
+    char digits[24];
+    auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
+    out.append(digits, static_cast<size_t>(end - digits));
+}
+
+void write_all(const char* p, size_t left) {
+    while (left > 0) {
+        ssize_t n = ::write(STDERR_FILENO, p, left);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;   // stderr closed or full: a log line is never worth blocking or failing a request
+        p += n;
+        left -= static_cast<size_t>(n);
+    }
+}
+
+// One line, one write(2): a line up to PIPE_BUF bytes reaches a pipe or an O_APPEND file whole even when other
+// threads write at the same time; longer lines take the mutex so that they do not interleave either.
+void write_line(const std::string& line) {
+    std::unique_lock<std::mutex> lock(g_log_mutex, std::defer_lock);
+    if (line.size() > PIPE_BUF) lock.lock();
+    write_all(line.data(), line.size());
+}
+
+char lower_ascii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool sensitive_name(std::string_view name) {
+    std::string n;
+    for (char c : name) n += lower_ascii(c);
+    static constexpr std::string_view kWords[] = {"code",     "state",     "token",     "secret", "key",
+                                                  "password", "passwd",    "session",   "signature", "sig",
+                                                  "auth",     "verifier",  "assertion", "jwt",       "cookie",
+                                                  "credential"};
+    for (std::string_view w : kWords) {
+        if (n.find(w) != std::string::npos) return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+void set_log_level(LogLevel level) { g_min_level = static_cast<int>(level); }
+
+void log_line(LogLevel level, std::string_view msg, const nlohmann::json& fields) {
+    if (static_cast<int>(level) < g_min_level.load()) return;
+    nlohmann::ordered_json line = nlohmann::ordered_json::object();
+    line["ts"] = iso_now();
+    line["level"] = level_name(level);
+    line["msg"] = std::string(msg);
+    if (fields.is_object()) {
+        for (auto it = fields.begin(); it != fields.end(); ++it) line[it.key()] = it.value();
+    }
+    // Replace invalid UTF-8 instead of throwing: a log line must never take the server down.
+    std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    text += '\n';
+    write_line(text);
+}
+
+void append_json_string(std::string& out, std::string_view text) {
+    static const char kHex[] = "0123456789abcdef";
+    out += '"';
+    size_t i = 0;
+    while (i < text.size()) {
+        // A run of printable ASCII that needs no escape goes in whole.
+        size_t start = i;
+        while (i < text.size()) {
+            auto b = static_cast<unsigned char>(text[i]);
+            if (b < 0x20 || b >= 0x7f || b == '"' || b == '\\') break;
+            ++i;
+        }
+        out.append(text.substr(start, i - start));
+        if (i >= text.size()) break;
+        unsigned char c = static_cast<unsigned char>(text[i]);
+        if (c >= 0x80) {
+            size_t n = utf8_sequence_length(text, i);
+            if (n == 0) {
+                out += "\ufffd";
+                ++i;
+            } else {
+                out.append(text.substr(i, n));
+                i += n;
+            }
+            continue;
+        }
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += static_cast<char>(c);
+        } else if (c < 0x20 || c == 0x7f) {
+            out += "\\u00";
+            out += kHex[c >> 4];
+            out += kHex[c & 15];
+        } else {
+            out += static_cast<char>(c);
+        }
+        ++i;
+    }
+    out += '"';
+}
+
+void log_request(const RequestLogLine& r) {
+    if (static_cast<int>(LogLevel::info) < g_min_level.load(std::memory_order_relaxed)) return;
+    std::string line;
+    line.reserve(256);
+    line += "{\"ts\":\"";
+    append_iso_now(line);
+    line += "\",\"level\":\"info\",\"msg\":\"request\",\"request_id\":";
+    append_json_string(line, r.request_id);
+    line += ",\"method\":";
+    append_json_string(line, r.method);
+    line += ",\"path\":";
+    append_json_string(line, r.path);
+    // duration_ms with three decimals, from whole microseconds.
+    const long long us = r.duration_ms > 0 ? std::llround(r.duration_ms * 1000.0) : 0;
+    const long long frac = us % 1000;
+    line += ",\"status\":";
+    append_number(line, r.status);
+    line += ",\"duration_ms\":";
+    append_number(line, us / 1000);
+    line += '.';
+    line += static_cast<char>('0' + frac / 100);
+    line += static_cast<char>('0' + frac / 10 % 10);
+    line += static_cast<char>('0' + frac % 10);
+    line += ",\"remote\":";
+    append_json_string(line, r.remote);
+    if (!r.provider.empty()) {
+        line += ",\"provider\":";
+        append_json_string(line, r.provider);
+    }
+    line += "}\n";
+    write_line(line);
+}
+
+std::string redact_target(std::string_view target) {
+    size_t q = target.find('?');
+    if (q == std::string_view::npos) return std::string(target);
+    std::string out(target.substr(0, q + 1));
+    std::string_view query = target.substr(q + 1);
+    size_t pos = 0;
+    bool first = true;
+    while (pos <= query.size()) {
+        size_t amp = query.find('&', pos);
+        std::string_view pair = query.substr(pos, amp == std::string_view::npos ? std::string_view::npos : amp - pos);
+        if (!first) out += '&';
+        first = false;
+        size_t eq = pair.find('=');
+        std::string_view name = pair.substr(0, eq);
+        // The name is checked decoded, so "acc%65ss_token" is caught too; an undecodable name is redacted.
+        auto decoded = percent_decode(name, true);
+        if (eq != std::string_view::npos && (!decoded.ok() || sensitive_name(*decoded))) {
+            out.append(name);
+            out += "=REDACTED";
+        } else {
+            out.append(pair);
+        }
+        if (amp == std::string_view::npos) break;
+        pos = amp + 1;
+    }
+    return out;
+}
+
+}  // namespace keyrelay::relay

@@ -1,0 +1,146 @@
+#include "obs/metrics.h"
+
+#include <cstdio>
+
+namespace keyrelay::relay {
+namespace {
+
+std::string number(double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.9g", v);
+    return buf;
+}
+
+}  // namespace
+
+std::string prometheus_label(const std::string& value) {
+    std::string out;
+    for (char c : value) {
+        if (c == '\\') {
+            out += "\\\\";
+        } else if (c == '"') {
+            out += "\\\"";
+        } else if (c == '\n') {
+            out += "\\n";
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+Metrics::Metrics() = default;
+
+const std::vector<double>& Metrics::buckets() {
+    static const std::vector<double> kBuckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+    return kBuckets;
+}
+
+void Metrics::add_provider(const std::string& provider) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    refreshes_.emplace(provider, 0);
+    refresh_failures_.emplace(provider, 0);
+    retries_.emplace(provider, 0);
+}
+
+void Metrics::count_request(const std::string& provider, int status) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++requests_[{provider, status}];
+}
+
+void Metrics::observe_upstream_latency(const std::string& provider, double seconds) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto& h = latency_[provider];
+    if (h.counts.empty()) h.counts.assign(buckets().size() + 1, 0);
+    size_t i = 0;
+    while (i < buckets().size() && seconds > buckets()[i]) ++i;
+    ++h.counts[i];
+    ++h.count;
+    h.sum += seconds;
+}
+
+void Metrics::count_refresh(const std::string& provider) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++refreshes_[provider];
+}
+
+void Metrics::count_refresh_failure(const std::string& provider) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++refresh_failures_[provider];
+}
+
+void Metrics::count_retry(const std::string& provider) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++retries_[provider];
+}
+
+void Metrics::set_reauth_gauge(std::function<int64_t()> source) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    reauth_source_ = std::move(source);
+}
+
+uint64_t Metrics::refreshes(const std::string& provider) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = refreshes_.find(provider);
+    return it == refreshes_.end() ? 0 : it->second;
+}
+
+uint64_t Metrics::requests(const std::string& provider, int status) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = requests_.find({provider, status});
+    return it == requests_.end() ? 0 : it->second;
+}
+
+std::string Metrics::render() const {
+    std::function<int64_t()> reauth;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        reauth = reauth_source_;
+    }
+    // The gauge reads the store: compute it outside the metrics lock.
+    int64_t needing_reauth = reauth ? reauth() : 0;
+
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::string out;
+    out += "# HELP keyrelay_requests_total HTTP requests served, by provider and status.\n";
+    out += "# TYPE keyrelay_requests_total counter\n";
+    for (const auto& [key, n] : requests_) {
+        out += "keyrelay_requests_total{provider=\"" + prometheus_label(key.first) + "\",status=\"" +
+               std::to_string(key.second) + "\"} " + std::to_string(n) + "\n";
+    }
+    out += "# HELP keyrelay_upstream_latency_seconds Latency of upstream API and token requests.\n";
+    out += "# TYPE keyrelay_upstream_latency_seconds histogram\n";
+    for (const auto& [provider, h] : latency_) {
+        std::string label = prometheus_label(provider);
+        uint64_t cumulative = 0;
+        for (size_t i = 0; i < buckets().size(); ++i) {
+            cumulative += h.counts[i];
+            out += "keyrelay_upstream_latency_seconds_bucket{provider=\"" + label + "\",le=\"" +
+                   number(buckets()[i]) + "\"} " + std::to_string(cumulative) + "\n";
+        }
+        cumulative += h.counts.back();
+        out += "keyrelay_upstream_latency_seconds_bucket{provider=\"" + label + "\",le=\"+Inf\"} " +
+               std::to_string(cumulative) + "\n";
+        out += "keyrelay_upstream_latency_seconds_sum{provider=\"" + label + "\"} " + number(h.sum) + "\n";
+        out += "keyrelay_upstream_latency_seconds_count{provider=\"" + label + "\"} " + std::to_string(h.count) +
+               "\n";
+    }
+    auto counter = [&out](const char* name, const char* help, const std::map<std::string, uint64_t>& values) {
+        out += std::string("# HELP ") + name + " " + help + "\n";
+        out += std::string("# TYPE ") + name + " counter\n";
+        for (const auto& [provider, n] : values) {
+            out += std::string(name) + "{provider=\"" + prometheus_label(provider) + "\"} " + std::to_string(n) +
+                   "\n";
+        }
+    };
+    counter("keyrelay_refreshes_total", "Successful token refreshes.", refreshes_);
+    counter("keyrelay_refresh_failures_total", "Failed token refreshes.", refresh_failures_);
+    counter("keyrelay_upstream_retries_total", "Upstream requests retried (idempotent methods only).", retries_);
+    out += "# HELP keyrelay_connections_needing_reauth Connections whose grant is dead: the user must connect "
+           "again.\n";
+    out += "# TYPE keyrelay_connections_needing_reauth gauge\n";
+    out += "keyrelay_connections_needing_reauth " + std::to_string(needing_reauth) + "\n";
+    return out;
+}
+
+}  // namespace keyrelay::relay

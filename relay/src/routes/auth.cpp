@@ -1,0 +1,90 @@
+#include "routes/auth.h"
+
+#include <nlohmann/json.hpp>
+
+#include "http/respond.h"
+#include "obs/log.h"
+#include "state/crypto.h"
+
+namespace keyrelay::relay {
+
+using nlohmann::json;
+
+AuthRoutes::AuthRoutes(const Config& config, Callers& callers, SessionStore& sessions)
+    : config_(config), callers_(callers), sessions_(sessions) {
+    // Sandbox mode: demo / demo, with a cheap hash (it protects nothing secret).
+    int iterations = config.sandbox ? 10000 : 210000;
+    for (const auto& u : config.users) {
+        password_hashes_[u.username] = u.password_hash.empty() && config.sandbox && u.username == "demo"
+                                           ? hash_password("demo", iterations)
+                                           : u.password_hash;
+    }
+    dummy_hash_ = hash_password(random_token(16), iterations);
+}
+
+void AuthRoutes::login(RequestContext& ctx, const httplib::Request& req, httplib::Response& res) {
+    const std::string& addr = req.remote_addr;
+    int64_t now = unix_now();
+    if (int64_t wait = throttle_.retry_after(addr, now); wait > 0) {
+        res.set_header("Retry-After", std::to_string(wait));
+        send_error(res, 429, "auth.throttled", "Too many failed logins from this address.",
+                   "Wait " + std::to_string(wait) + " seconds (see Retry-After) before trying again. If you forgot "
+                   "the password, make a new hash with `keyrelay hash-password` and put it in the config's users.");
+        return;
+    }
+    json body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object() || !body.contains("username") || !body["username"].is_string() ||
+        !body.contains("password") || !body["password"].is_string()) {
+        send_error(res, 400, "auth.bad_request", "The login request is not {\"username\": ..., \"password\": ...}.",
+                   "POST /login with a JSON body holding the username and password strings.");
+        return;
+    }
+    std::string username = body["username"].get<std::string>();
+    std::string password = body["password"].get<std::string>();
+    auto it = password_hashes_.find(username);
+    bool ok;
+    if (it == password_hashes_.end()) {
+        (void)verify_password(password, dummy_hash_);   // the same work as for a known user
+        ok = false;
+    } else {
+        ok = verify_password(password, it->second);
+    }
+    if (!ok) {
+        throttle_.record_failure(addr, now);
+        log_line(LogLevel::warn, "login failed", {{"request_id", ctx.id}, {"remote", addr}});
+        send_error(res, 401, "auth.bad_credentials", "Wrong username or password.",
+                   config_.sandbox ? "In sandbox mode the login is demo / demo."
+                                   : "Check the username and password; users and their password hashes are in the "
+                                     "config (users). After 5 failures in 5 minutes logins are paused.");
+        return;
+    }
+    throttle_.record_success(addr);
+    if (auto old = callers_.session_id(req)) sessions_.remove(*old);
+    std::string id = sessions_.create(username, now);
+    res.set_header("Set-Cookie",
+                   callers_.cookie(callers_.session_cookie_name(), id, "Strict", "/", sessions_.lifetime()));
+    log_line(LogLevel::info, "login", {{"request_id", ctx.id}, {"user", username}});
+    send_json(res, 200, {{"user", username}});
+}
+
+void AuthRoutes::logout(RequestContext&, const httplib::Request& req, httplib::Response& res) {
+    if (!Callers::has_csrf_header(req)) {
+        send_error(res, 403, Callers::csrf_error());
+        return;
+    }
+    if (auto id = callers_.session_id(req)) sessions_.remove(*id);
+    res.set_header("Set-Cookie", callers_.cookie(callers_.session_cookie_name(), "", "Strict", "/", 0));
+    res.set_header("Cache-Control", "no-store");
+    res.status = 204;
+}
+
+void AuthRoutes::session(RequestContext&, const httplib::Request& req, httplib::Response& res) {
+    auto s = callers_.session_of(req);
+    if (!s) {
+        send_error(res, 401, Callers::no_session_error());
+        return;
+    }
+    send_json(res, 200, {{"user", s->user}});
+}
+
+}  // namespace keyrelay::relay

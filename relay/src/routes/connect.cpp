@@ -1,0 +1,201 @@
+#include "routes/connect.h"
+
+#include "http/respond.h"
+#include "http/util.h"
+#include "keyrelay/jira.h"
+#include "keyrelay/oauth2.h"
+#include "keyrelay/sha256.h"
+#include "obs/log.h"
+#include "state/crypto.h"
+
+namespace keyrelay::relay {
+namespace {
+
+const char* post_connect_name(PostConnect step) {
+    switch (step) {
+        case PostConnect::jira_accessible_resources: return "jira_accessible_resources";
+    }
+    return "unknown";
+}
+
+}  // namespace
+
+// GET /connect/{provider}: RFC 6749 §4.1.1 with a one-time state bound to this browser (§10.12) and PKCE
+// (RFC 7636) where the provider has it.
+void ConnectRoutes::connect(RequestContext& ctx, const httplib::Request& req, httplib::Response& res) {
+    const ProviderConfig* p = provider_or_404(config_, ctx, req, res, true);
+    if (p == nullptr) return;
+    auto id = callers_.session_id(req);
+    auto s = id ? sessions_.find(*id, unix_now()) : std::nullopt;
+    if (!s) {
+        send_error_for(req, res, 401, Callers::no_session_error());
+        return;
+    }
+    if (p->mode != Mode::oauth) {
+        send_error_for(req, res, 409,
+                       make_error("connection.static", p->name + " uses a static credential (" +
+                                                           mode_name(p->mode) + "); there is nothing to connect.",
+                                  "It is connected already. To use OAuth instead, remove " + p->env_prefix +
+                                      "_API_KEY / _API_TOKEN / _PAT from the relay's environment."));
+        return;
+    }
+    if (!p->oauth_configured()) {
+        send_error_for(req, res, 409,
+                       make_error("oauth.not_configured", p->name + " has no OAuth client configured.",
+                                  "Register an app at the provider with the redirect URI " + redirect_uri(*p) +
+                                      ", then set " + p->env_prefix + "_CLIENT_ID and " + p->env_prefix +
+                                      "_CLIENT_SECRET in the relay's environment and restart it."));
+        return;
+    }
+    int64_t now = unix_now();
+    std::string state = random_token(32);
+    std::string verifier = p->oauth.pkce ? random_token(48) : std::string();   // RFC 7636 §4.1: 43..128 chars
+    states_.put(state, PendingAuthorization{p->name, verifier, sha256_hex(*id), now + 600}, now);
+    oauth2::Client client{p->client_id, p->client_secret, redirect_uri(*p)};
+    std::string url = oauth2::build_authorize_url(p->oauth, client, state, verifier);
+    res.set_header("Set-Cookie", callers_.cookie("keyrelay_oauth_" + p->name, state, "Lax", "/callback/" + p->name, 600));
+    res.set_header("Cache-Control", "no-store");
+    res.set_redirect(url, 302);
+}
+
+// GET /callback/{provider}: RFC 6749 §4.1.2 / §4.1.3.
+void ConnectRoutes::callback(RequestContext& ctx, const httplib::Request& req, httplib::Response& res) {
+    const ProviderConfig* p = provider_or_404(config_, ctx, req, res, true);
+    if (p == nullptr) return;
+    const std::string state_cookie_name = "keyrelay_oauth_" + p->name;
+    // Whatever happens next, the state cookie has done its job.
+    res.set_header("Set-Cookie", callers_.cookie(state_cookie_name, "", "Lax", "/callback/" + p->name, 0));
+    const std::string cookies = req.get_header_value("Cookie");
+    auto browser_state = cookie_value(cookies, state_cookie_name);
+
+    auto cb = oauth2::parse_callback(req.target);
+    if (!cb) {
+        // A denial also consumes the pending authorization, when it is this browser's.
+        auto st = query_param(req.target, "state");
+        if (st && browser_state && secure_equals(*st, *browser_state)) states_.take(*st, unix_now());
+        int status = 400;
+        log_line(LogLevel::info, "authorization not completed",
+                 {{"request_id", ctx.id}, {"provider", p->name}, {"error", cb.error().code}});
+        send_page(res, status, cb.error());
+        return;
+    }
+    auto session_id = callers_.session_id(req);
+    auto session = session_id ? sessions_.find(*session_id, unix_now()) : std::nullopt;
+    if (!session) {
+        send_page(res, 401, make_error("auth.no_session", "You are not logged in to the relay.",
+                                       "Log in on the relay's page, then press Connect again."));
+        return;
+    }
+    if (!browser_state || !secure_equals(*browser_state, cb->state)) {
+        log_line(LogLevel::warn, "callback refused: state does not match this browser",
+                 {{"request_id", ctx.id}, {"provider", p->name}, {"state_cookie", browser_state.has_value()}});
+        send_page(res, 400,
+                  make_error("oauth.state_mismatch",
+                             "This authorization was not started by this browser (the state does not match).",
+                             "The link may have been sent by someone else, or the connection was started in "
+                             "another tab or browser. Go back to the relay's page and press Connect again."));
+        return;
+    }
+    auto pending = states_.take(cb->state, unix_now());
+    if (!pending || pending->provider != p->name || pending->session_hash != sha256_hex(*session_id)) {
+        log_line(LogLevel::warn, "callback refused: unknown, used or expired state",
+                 {{"request_id", ctx.id}, {"provider", p->name}});
+        send_page(res, 400,
+                  make_error("oauth.state_unknown",
+                             "This authorization was already completed, has expired, or was started by another "
+                             "session.",
+                             "Each authorization can be completed once, within 10 minutes. Go back to the "
+                             "relay's page and press Connect again."));
+        return;
+    }
+
+    oauth2::Client client{p->client_id, p->client_secret, redirect_uri(*p)};
+    HttpRequest exchange = oauth2::build_code_exchange(p->oauth, client, cb->code, pending->pkce_verifier);
+    auto answer = send_(p->name, exchange);
+    if (!answer) {
+        log_line(LogLevel::warn, "code exchange failed: provider unreachable",
+                 {{"request_id", ctx.id}, {"provider", p->name}, {"error", answer.error().code}});
+        send_page(res, 502, answer.error());
+        return;
+    }
+    int64_t now = unix_now();
+    auto tokens = oauth2::parse_token_response(*answer, now, nullptr, p->oauth.account_from_scope);
+    if (!tokens) {
+        Error e = tokens.error();
+        log_line(LogLevel::warn, "code exchange refused",
+                 {{"request_id", ctx.id}, {"provider", p->name}, {"error", e.code}});
+        if (e.code == "oauth.invalid_grant") {
+            e.hint = "The code was already used or has expired (codes are single-use and short-lived). Go back "
+                     "to the relay's page and press Connect again. " + e.hint;
+        }
+        send_page(res, e.code == "oauth.invalid_grant" ? 400 : 502, e);
+        return;
+    }
+    Connection c;
+    c.provider = p->name;
+    c.tokens = *tokens;
+    c.account = tokens->account;
+    if (c.account.empty() && p->oauth.account_from_scope) c.account = oauth2::account_from_scope(cb->scope);
+    c.connected_at = now;
+    c.refresh_token_issued_at = now;
+    for (PostConnect step : p->post_connect) {
+        auto ok = run_step(step, *p, c);
+        if (!ok) {
+            log_line(LogLevel::warn, "post-connect step failed",
+                     {{"request_id", ctx.id}, {"provider", p->name}, {"step", post_connect_name(step)},
+                      {"error", ok.error().code}});
+            send_page(res, 502, ok.error());
+            return;
+        }
+    }
+    auto saved = tokens_.save(c);
+    if (!saved) {
+        log_line(LogLevel::error, "could not store the new connection",
+                 {{"request_id", ctx.id}, {"provider", p->name}, {"error", saved.error().code},
+                  {"detail", saved.error().message}});
+        send_page(res, 500, saved.error());
+        return;
+    }
+    log_line(LogLevel::info, "connected",
+             {{"request_id", ctx.id}, {"provider", p->name}, {"account", saved->account},
+              {"expires_at", saved->tokens.expires_at}});
+    // The only place a callback redirects to: the relay's own page (no caller-supplied target, RFC 9700 §4.11).
+    res.set_header("Cache-Control", "no-store");
+    res.set_redirect("/?connected=" + p->name, 302);
+}
+
+Result<Unit> ConnectRoutes::run_step(PostConnect step, const ProviderConfig& p, Connection& c) {
+    switch (step) {
+        case PostConnect::jira_accessible_resources: return jira_accessible_resources(p, c);
+    }
+    return Unit{};
+}
+
+// Atlassian 3LO: the token is for api.atlassian.com; the site's cloud id comes from accessible-resources.
+Result<Unit> ConnectRoutes::jira_accessible_resources(const ProviderConfig& p, Connection& c) {
+    if (p.accessible_resources_url.empty()) {
+        return make_error("config.bad_value", "The provider " + p.name + " has no accessible_resources_url.",
+                          "Set providers." + p.name + ".accessible_resources_url in the config.");
+    }
+    HttpRequest request = jira::accessible_resources(p.accessible_resources_url, c.tokens.access_token);
+    auto answer = send_(p.name, request);
+    if (!answer) return answer.error();
+    auto resources = jira::parse_accessible_resources(*answer);
+    if (!resources) return resources.error();
+    if (resources->empty()) {
+        return make_error("jira.no_site", "The authorization gives access to no Jira site.",
+                          "On the consent page, pick the Jira site to use (the app must be installed on it), "
+                          "then connect again.");
+    }
+    const jira::Resource* chosen = &resources->front();
+    if (auto site = process_env()("JIRA_SITE"); site && !site->empty()) {
+        for (const auto& r : *resources) {
+            if (r.url == *site || r.name == *site) chosen = &r;
+        }
+    }
+    c.cloud_id = chosen->id;
+    c.account = chosen->url.empty() ? chosen->name : chosen->url;
+    return Unit{};
+}
+
+}  // namespace keyrelay::relay
