@@ -713,7 +713,7 @@ Plan describe(std::string_view body, const Options& options) {
                                                     " time(s) in all: page " + std::to_string(c.page) +
                                                     " is the last of them"});
         }
-    } else if (c.stage == 7 || c.stage == 9 || !c.id_prefix.empty()) {
+    } else if (!c.id_equals && (c.stage == 7 || c.stage == 9 || !c.id_prefix.empty())) {
         HttpRequest again = s.request;
         again.url += "&page_token={next_page_token}";
         plan.calls.push_back({again, "then again along next_page_token, while Keap gives one"});

@@ -415,6 +415,20 @@ TEST_CASE("describe shows every REST call a call can become, with the condition 
     CHECK(plan.calls[2].request.method == "PATCH");
     CHECK(plan.calls[2].request.url == "/crm/rest/v2/contacts/{id}?update_mask=email_addresses");
 
+    SECTION("a count over pages repeats its request along next_page_token; a count by Id is one GET") {
+        bridge::Plan pages = bridge::describe(call("DataService.count", kKey + str("Contact") +
+                                                   p("<struct><member><name>LastName</name><value>Ng</value>"
+                                                     "</member></struct>")));
+        REQUIRE(pages.calls.size() == 2);
+        CHECK(pages.calls[1].request.url ==
+              "/crm/rest/v2/contacts?filter=family_name%3D%3DNg&fields=id&page_size=1000&page_token={next_page_token}");
+        bridge::Plan one = bridge::describe(call("DataService.count", kKey + str("Contact") +
+                                                 p("<struct><member><name>Id</name><value><int>5</int></value>"
+                                                   "</member></struct>")));
+        REQUIRE(one.calls.size() == 1);
+        CHECK(one.calls[0].request.url == "/crm/rest/v2/contacts/5?fields=id");
+    }
+
     bridge::Plan bad = bridge::describe(call("ContactService.load", kKey + str("x") + names({"Id"})));
     CHECK_FALSE(bad.ok);
     CHECK(bad.fault.string.rfind("No method matching arguments", 0) == 0);
