@@ -141,8 +141,15 @@ struct Server::Impl {
 
     std::string base() const { return "http://127.0.0.1:" + std::to_string(port.load()); }
 
+    // The sandbox answers in the name it was called by, 127.0.0.1 or localhost: with the relay on the other one,
+    // the providers are on another site than the relay, as Keap's and Atlassian's are in production.
+    std::string base_for(const httplib::Request& raw) const {
+        const std::string localhost = "localhost:" + std::to_string(port.load());
+        return raw.get_header_value("Host") == localhost ? "http://" + localhost : base();
+    }
+
     void handle(const httplib::Request& raw, httplib::Response& res) {
-        Req r{raw, raw.method == "HEAD" ? "GET" : raw.method, raw.path, {}, true, base()};
+        Req r{raw, raw.method == "HEAD" ? "GET" : raw.method, raw.path, {}, true, base_for(raw)};
         auto q = parse_query(raw.target);
         if (q) {
             r.query = std::move(*q);

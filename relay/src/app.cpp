@@ -154,7 +154,7 @@ Result<Unit> Relay::init() {
     m.bridge = std::make_unique<KeapBridgeRoute>(config_, *m.proxy);
     std::string web = config_.web_dir.empty() ? std::string(KEYRELAY_SOURCE_DIR) + "/web" : config_.web_dir;
     std::string wasm = config_.wasm_dir.empty() ? std::string(KEYRELAY_SOURCE_DIR) + "/build/wasm" : config_.wasm_dir;
-    m.files = std::make_unique<StaticFiles>(web, wasm);
+    m.files = std::make_unique<StaticFiles>(config_, port_, web, wasm);
 
     m.server = std::make_unique<HttpServer>(config_, m.metrics);
     return m.server->init(m.routes());

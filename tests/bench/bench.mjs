@@ -9,8 +9,10 @@
 // scripts/bench builds what is needed and calls this. Sections:
 //   proxy     wrk (closed loop, keep-alive, 64 connections) against (a) a static nginx upstream, (b) nginx proxy_pass
 //             with an injected Authorization header, (c) keyrelay /proxy/keap/... (server-to-server API key) to the
-//             same upstream; then keyrelay_loadgen at a fixed 1,000 req/s against the same three; the relay's RSS
-//             idle and peak (/proc/<pid>/status VmRSS, VmHWM); CPU time per request of each proxy (/proc/<pid>/stat).
+//             same upstream, (d) a hand-written node `http` proxy with a keep-alive agent (tests/bench/node_proxy.mjs);
+//             one wrk leg of (c) with 256 connections; then keyrelay_loadgen at a fixed 1,000 req/s against the same
+//             four; the relay's RSS idle and peak (/proc/<pid>/status VmRSS, VmHWM); CPU time per request of each
+//             proxy (/proc/<pid>/stat).
 //   sandbox   the same lookup against keyrelay-sandbox, directly and through a relay in sandbox mode (OAuth), at a
 //             fixed rate under the sandbox's own Keap throttle (1,500/min per OAuth client).
 //   page      the Wasm module's bytes raw and gzip; navigation → interactive page in headless Chromium, median.

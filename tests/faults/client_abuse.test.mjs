@@ -225,3 +225,33 @@ test('400 concurrent callers (health checks and proxied lookups) are all answere
   assert.deepEqual(bad, [], `${bad.length} of 400 concurrent calls failed`);
   assert.ok(peak <= before.threads - CORE + 64 + 2, `threads grew from ${before.threads} to ${peak}: more workers than server_threads 64`);
 });
+
+test('100 slowloris sockets and 300 idle keep-alive connections at once: a normal client is still served within 3 s', async (t) => {
+  const { relay, apiKey } = await setup(t);
+  const slow = await openSockets(relay, 100);
+  const idle = await openSockets(relay, 300);
+  t.after(() => [...slow, ...idle].forEach((s) => s.destroy()));
+  const host = new URL(relay.url).host;
+  // The idle ones each make one request and then keep the connection open without another.
+  for (const s of idle) if (!s.destroyed) s.write(`GET /healthz HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+  const header = `GET /healthz HTTP/1.1\r\nHost: ${host}\r\nX-Slow: ` + 'a'.repeat(200);
+  let pos = 0;
+  const drip = setInterval(() => {
+    const ch = header[pos % header.length];
+    pos += 1;
+    for (const s of slow) if (!s.destroyed) s.write(ch);
+  }, 1000);
+  t.after(() => clearInterval(drip));
+  await sleep(1000);
+  const stop = normalClient(relay, apiKey);
+  await sleep(6000);
+  const seen = await stop();
+  clearInterval(drip);
+  const slowOpen = slow.filter((s) => !s.destroyed).length;
+  const idleOpen = idle.filter((s) => !s.destroyed && !s.readableEnded).length;
+  t.diagnostic(`slowloris + idle keep-alive: ${slowOpen}/100 slow and ${idleOpen}/300 idle sockets open after 7 s; normal client worst latency: /healthz ${worst(seen.healthz)} ms, proxied ${worst(seen.proxy)} ms over ${seen.healthz.length} probes; failures: ${seen.failures.length}`);
+  assert.equal(relay.child.exitCode, null, 'the relay died');
+  assert.deepEqual(seen.failures, [], 'a normal call failed');
+  assert.ok(worst(seen.healthz) < 3000, `/healthz took ${worst(seen.healthz)} ms (latencies ${seen.healthz.join(', ')})`);
+  assert.ok(worst(seen.proxy) < 3000, `a proxied lookup took ${worst(seen.proxy)} ms`);
+});

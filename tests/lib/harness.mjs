@@ -227,8 +227,11 @@ function registerCleanup(t, fn) {
 // The sandbox.
 
 /**
- * startSandbox({autoApprove, accessTtl, refreshTtl, args, t}) → sandbox handle:
- *   url       "http://127.0.0.1:<port>"
+ * startSandbox({autoApprove, accessTtl, refreshTtl, args, site, t}) → sandbox handle:
+ *   url       "http://localhost:<port>" (site 'localhost', the default) or "http://127.0.0.1:<port>" (site '127.0.0.1').
+ *             The relay runs at 127.0.0.1, so by default the providers are on another site than the relay, as Keap's
+ *             and Atlassian's are in production: a browser then treats the consent page's redirect back to the relay
+ *             as a cross-site navigation (SameSite cookies). The sandbox answers in the name it is called by.
  *   config    the parsed GET /sandbox/config (its secrets are registered with addSecret)
  *   stats()   GET /sandbox/stats, parsed
  *   tokenStats(provider) → the tokens[client_id] entry of that provider's client ({exchanges, refreshes,
@@ -244,7 +247,8 @@ function registerCleanup(t, fn) {
  * Options: autoApprove → --auto-approve; accessTtl/refreshTtl → --access-ttl/--refresh-ttl (seconds); args: extra
  * arguments; t: a node:test context whose after() stops the sandbox.
  */
-export async function startSandbox({ autoApprove = false, accessTtl, refreshTtl, args = [], t } = {}) {
+export async function startSandbox({ autoApprove = false, accessTtl, refreshTtl, args = [], site = 'localhost', t } = {}) {
+  if (site !== 'localhost' && site !== '127.0.0.1') throw new Error(`startSandbox: site must be 'localhost' or '127.0.0.1', not ${site}`);
   const bin = path.join(BIN_DIR, 'keyrelay-sandbox');
   const argv = ['--port', '0'];
   if (autoApprove) argv.push('--auto-approve');
@@ -256,7 +260,7 @@ export async function startSandbox({ autoApprove = false, accessTtl, refreshTtl,
   // At cleanup a relay may still hold idle keep-alive connections to the sandbox, which would make a graceful stop
   // wait for them: the sandbox's own shutdown is not under test, so it is killed.
   registerCleanup(t, () => stop('SIGKILL'));
-  const url = proc.url;
+  const url = site === 'localhost' ? proc.url.replace('//127.0.0.1:', '//localhost:') : proc.url;
   const control = async (method, p, body) => {
     const res = await fetch(url + p, {
       method,
@@ -502,9 +506,12 @@ async function readResponse(method, url, res, { record }) {
  * client(relayUrl, {record = true}) → a browser-like client:
  *   jar            Map origin → Map cookie name → {name, value, attrs, raw} (the latest Set-Cookie of each)
  *   cookie(name, origin = relay) → that cookie's entry or undefined
- *   request(method, pathOrUrl, {headers, body, json, redirect = 'manual', timeout}) → a response (see above).
- *                  pathOrUrl is relative to the relay unless absolute. `json` sends a JSON body. Cookies of the
+ *   request(method, pathOrUrl, {headers, body, json, redirect = 'manual', timeout, initiator}) → a response (see
+ *                  above). pathOrUrl is relative to the relay unless absolute. `json` sends a JSON body. Cookies of the
  *                  target origin are sent and Set-Cookie answers stored (Max-Age=0 / past Expires delete).
+ *                  `initiator`: the URL of the page that caused a navigation; when it is on another site (another
+ *                  host), cookies are sent as a browser sends them on a cross-site top-level navigation (RFC 6265bis
+ *                  §5.5): SameSite=Strict never, Lax (and unmarked, Lax by default) only for GET and HEAD.
  *                  Responses from the relay's origin are recorded for the secrets scan.
  *   get(path, opts), post(path, opts)
  *   proxy(provider, apiPath, opts)  a page-style proxied call: adds X-Requested-With: keyrelay
@@ -523,11 +530,18 @@ export function client(relayUrl, { record = true } = {}) {
   const jar = new Map();
   const jarFor = (origin) => { if (!jar.has(origin)) jar.set(origin, new Map()); return jar.get(origin); };
 
-  async function request(method, target, { headers = {}, body, json, redirect = 'manual', timeout = TIMEOUT_MS } = {}) {
+  async function request(method, target, { headers = {}, body, json, redirect = 'manual', timeout = TIMEOUT_MS, initiator } = {}) {
     const url = new URL(target, relayUrl).href;
     const origin = new URL(url).origin;
     const h = { ...headers };
-    const cookies = [...jarFor(origin).values()].map((c) => `${c.name}=${c.value}`).join('; ');
+    const crossSite = initiator !== undefined && new URL(initiator).hostname !== new URL(url).hostname;
+    const sendable = (c) => {
+      if (!crossSite) return true;
+      const sameSite = String(c.attrs.samesite ?? 'lax').toLowerCase();
+      if (sameSite === 'none') return true;
+      return sameSite === 'lax' && (method === 'GET' || method === 'HEAD');
+    };
+    const cookies = [...jarFor(origin).values()].filter(sendable).map((c) => `${c.name}=${c.value}`).join('; ');
     if (cookies && !Object.keys(h).some((k) => k.toLowerCase() === 'cookie')) h.Cookie = cookies;
     if (json !== undefined) { body = JSON.stringify(json); h['Content-Type'] ??= 'application/json'; }
     // No idle keep-alive connections left behind: they would delay the servers' graceful stop.
@@ -596,7 +610,8 @@ export function client(relayUrl, { record = true } = {}) {
     authorize,
     async connect(provider, { decision = 'allow', query = '' } = {}) {
       const a = await authorize(provider, { decision, query });
-      const final = await request('GET', a.callbackUrl);
+      // The provider's page sends the browser back: a navigation that the provider's site started.
+      const final = await request('GET', a.callbackUrl, { initiator: a.steps[a.steps.length - 1].url });
       a.steps.push(final);
       return { ...a, final, trace: trace(a.steps) };
     },

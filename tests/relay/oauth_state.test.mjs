@@ -118,12 +118,24 @@ test('open-redirect attempts on /connect, /callback and /login never send the br
   }
 });
 
-test('the error callback with a foreign redirect still answers with the relay\'s own page', async (t) => {
+test('the error callback with a foreign redirect still returns to the relay\'s own page', async (t) => {
   const { relay, browser } = await setup(t);
   const a = await browser.authorize('keap');
   const res = await browser.get(`/callback/keap?error=access_denied&state=${encodeURIComponent(a.state)}&redirect_uri=${encodeURIComponent('https://evil.example')}`);
   assertOnSite(res, relay, 'denied callback');
-  assertRefusedPage(res, 'denied callback', 'oauth.access_denied');
+  assert.equal(res.rawLocation, '/?connect_failed=keap&code=oauth.access_denied');
+});
+
+test('an error callback that is not this browser\'s flow gets a refused page, not the page\'s notice', async (t) => {
+  const { relay, browser } = await setup(t);
+  const a = await browser.authorize('keap');
+  const other = client(relay.url);
+  assert.equal((await other.login()).status, 200);
+  const res = await other.get(`/callback/keap?error=access_denied&state=${encodeURIComponent(a.state)}`);
+  assertRefusedPage(res, 'foreign denied callback', 'oauth.access_denied');
+  // The foreign denial did not consume this browser's authorization.
+  const ok = await browser.get(a.callbackUrl, { initiator: a.steps[a.steps.length - 1].url });
+  assert.equal(ok.rawLocation, '/?connected=keap', `${ok.status} ${ok.body.slice(0, 300)}`);
 });
 
 test('a callback after the session ended → 401 page auth.no_session, and no code is exchanged', async (t) => {

@@ -179,10 +179,19 @@ bool Guards::framing_ok(const httplib::Request& req, httplib::Response& res) con
         return false;
     }
     if (std::stoull(length) > config_.max_request_body) {
-        refuse_and_close(res, 413,
-                         make_error("http.payload_too_large", "The request body is too large.",
-                                    "The relay accepts request bodies up to " + limit +
-                                        " bytes (max_request_body in the config)."));
+        Error e = make_error("http.payload_too_large", "The request body is too large.",
+                             "The relay accepts request bodies up to " + limit + " bytes (max_request_body in the "
+                             "config).");
+        if (req.get_header_value("Expect") == "100-continue") {
+            refuse_and_close(res, 413, e);   // the client waits for "100 Continue": no body byte is on the way
+        } else {
+            // The client may still be sending its body, and closing the socket on unread bytes resets the
+            // connection before the client reads this answer. So the connection stays open and cpp-httplib reads the
+            // rest as further (malformed) requests; behind nginx such a body never reaches the relay
+            // (client_max_body_size, docs/deploy.md).
+            res.set_header("Connection", "close");
+            send_error(res, 413, e);
+        }
         return false;
     }
     return true;

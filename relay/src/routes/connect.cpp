@@ -59,6 +59,15 @@ void ConnectRoutes::connect(RequestContext& ctx, const httplib::Request& req, ht
 }
 
 // GET /callback/{provider}: RFC 6749 §4.1.2 / §4.1.3.
+//
+// The provider's consent page is on another site, so this request is a cross-site navigation and the browser
+// withholds the SameSite=Strict session cookie (RFC 6265bis §5.5: "strict" cookies go only with same-site
+// requests). What ties the callback to the person who pressed Connect instead:
+// - the state cookie: SameSite=Lax (sent on a top-level GET navigation), HttpOnly, scoped to this callback path,
+//   one-time, set by /connect in this browser; it must equal the query's state (RFC 6749 §10.12);
+// - the server-side record of that state, made by /connect for the session that pressed Connect, which must
+//   still be live. If the session cookie does arrive (a same-site setup), it must be that session.
+// Nothing else about the session is weakened: it stays Strict for every other request.
 void ConnectRoutes::callback(RequestContext& ctx, const httplib::Request& req, httplib::Response& res) {
     const ProviderConfig* p = provider_or_404(config_, ctx, req, res, true);
     if (p == nullptr) return;
@@ -70,20 +79,21 @@ void ConnectRoutes::callback(RequestContext& ctx, const httplib::Request& req, h
 
     auto cb = oauth2::parse_callback(req.target);
     if (!cb) {
-        // A denial also consumes the pending authorization, when it is this browser's.
         auto st = query_param(req.target, "state");
-        if (st && browser_state && secure_equals(*st, *browser_state)) states_.take(*st, unix_now());
-        int status = 400;
+        bool this_browser = st && browser_state && secure_equals(*st, *browser_state);
+        // A denial also consumes the pending authorization, when it is this browser's.
+        if (this_browser) states_.take(*st, unix_now());
         log_line(LogLevel::info, "authorization not completed",
                  {{"request_id", ctx.id}, {"provider", p->name}, {"error", cb.error().code}});
-        send_page(res, status, cb.error());
-        return;
-    }
-    auto session_id = callers_.session_id(req);
-    auto session = session_id ? sessions_.find(*session_id, unix_now()) : std::nullopt;
-    if (!session) {
-        send_page(res, 401, make_error("auth.no_session", "You are not logged in to the relay.",
-                                       "Log in on the relay's page, then press Connect again."));
+        bool provider_said_no = cb.error().code == "oauth.access_denied" || cb.error().code == "oauth.callback_error";
+        if (this_browser && provider_said_no) {
+            // Back to the page, which explains it (docs/api.md): only the code travels, never the provider's
+            // free-text error_description.
+            res.set_header("Cache-Control", "no-store");
+            res.set_redirect("/?connect_failed=" + p->name + "&code=" + cb.error().code, 302);
+            return;
+        }
+        send_page(res, 400, cb.error());
         return;
     }
     if (!browser_state || !secure_equals(*browser_state, cb->state)) {
@@ -97,7 +107,9 @@ void ConnectRoutes::callback(RequestContext& ctx, const httplib::Request& req, h
         return;
     }
     auto pending = states_.take(cb->state, unix_now());
-    if (!pending || pending->provider != p->name || pending->session_hash != sha256_hex(*session_id)) {
+    auto session_id = callers_.session_id(req);
+    if (!pending || pending->provider != p->name ||
+        (session_id && !secure_equals(pending->session_hash, sha256_hex(*session_id)))) {
         log_line(LogLevel::warn, "callback refused: unknown, used or expired state",
                  {{"request_id", ctx.id}, {"provider", p->name}});
         send_page(res, 400,
@@ -106,6 +118,14 @@ void ConnectRoutes::callback(RequestContext& ctx, const httplib::Request& req, h
                              "session.",
                              "Each authorization can be completed once, within 10 minutes. Go back to the "
                              "relay's page and press Connect again."));
+        return;
+    }
+    if (!sessions_.find_by_hash(pending->session_hash, unix_now())) {
+        log_line(LogLevel::warn, "callback refused: the session that pressed Connect has ended",
+                 {{"request_id", ctx.id}, {"provider", p->name}});
+        send_page(res, 401, make_error("auth.no_session",
+                                       "The relay session that pressed Connect has ended (logged out or expired).",
+                                       "Log in on the relay's page, then press Connect again."));
         return;
     }
 

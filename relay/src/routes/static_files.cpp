@@ -9,11 +9,14 @@
 
 #include "http/respond.h"
 #include "http/util.h"
+#include "keyrelay/http.h"
 #include "obs/log.h"
 
 namespace keyrelay::relay {
 
-StaticFiles::StaticFiles(const std::string& web_dir, const std::string& wasm_dir) {
+StaticFiles::StaticFiles(const Config& config, const int& port, const std::string& web_dir,
+                         const std::string& wasm_dir)
+    : config_(config), port_(port) {
     char resolved[PATH_MAX];
     if (::realpath(web_dir.c_str(), resolved) != nullptr) {
         web_root_ = resolved;
@@ -24,6 +27,18 @@ StaticFiles::StaticFiles(const std::string& web_dir, const std::string& wasm_dir
 }
 
 void StaticFiles::handle(RequestContext&, const httplib::Request& req, httplib::Response& res) {
+    // Without public_url the relay answers to 127.0.0.1, localhost and [::1], which are three sites to a browser,
+    // each with its own cookies, while the OAuth redirect URI names one of them (Config::base_url). The page opened
+    // by another name moves to that one, so the session, the state cookie and the callback all meet.
+    if (config_.public_url.empty() && (req.path == "/" || req.path == "/index.html")) {
+        const std::string canonical = config_.base_url(port_);
+        const std::string& host = req.get_header_value("Host");
+        if (!iequals(canonical.substr(canonical.find("://") + 3), host)) {
+            res.set_header("Cache-Control", "no-store");
+            res.set_redirect(canonical + req.target, 302);
+            return;
+        }
+    }
     Error not_found = make_error("http.not_found", "Nothing is served at " + redact_target(req.path) + ".",
                                  "The API is under /api/, /proxy/{provider}/, /connect/, /callback/, /login, "
                                  "/logout, /healthz and /metrics; the page is at /.");

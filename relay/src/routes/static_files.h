@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "config.h"
 #include "http/context.h"
 
 namespace keyrelay::relay {
@@ -13,11 +14,14 @@ namespace keyrelay::relay {
 class StaticFiles {
 public:
     // Both dirs are resolved once; a missing web dir is logged, and every file then answers 404.
-    StaticFiles(const std::string& web_dir, const std::string& wasm_dir);
+    // `port`: the relay's port once bound (the page moves to the relay's own address, Config::base_url).
+    StaticFiles(const Config& config, const int& port, const std::string& web_dir, const std::string& wasm_dir);
 
     void handle(RequestContext& ctx, const httplib::Request& req, httplib::Response& res);
 
 private:
+    const Config& config_;
+    const int& port_;
     std::string web_root_;    // realpath of the web dir ("" when missing)
     std::string wasm_root_;   // realpath of the Wasm build dir ("" when missing)
 };

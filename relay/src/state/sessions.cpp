@@ -129,7 +129,10 @@ std::string SessionStore::create(const std::string& user, int64_t now) {
 
 std::optional<Session> SessionStore::find(const std::string& id, int64_t now) {
     if (id.empty()) return std::nullopt;
-    std::string hash = sha256_hex(id);
+    return find_by_hash(sha256_hex(id), now);
+}
+
+std::optional<Session> SessionStore::find_by_hash(const std::string& hash, int64_t now) {
     std::lock_guard<std::mutex> lock(mutex_);
     // Another relay process may have created or ended sessions: re-read the file when it changed (one stat).
     load_locked();

@@ -28,6 +28,8 @@ public:
     // Returns the new session id (the cookie value).
     std::string create(const std::string& user, int64_t now);
     std::optional<Session> find(const std::string& id, int64_t now);
+    // The same by the SHA-256 hex of the id (what a PendingAuthorization records): nullopt when ended or expired.
+    std::optional<Session> find_by_hash(const std::string& hash, int64_t now);
     void remove(const std::string& id);
     size_t size() const;
     int64_t lifetime() const { return lifetime_; }
