@@ -9,6 +9,7 @@
 //   kr.oauth.basicAuthHeader(clientId, secret)    kr.oauth.parseTokenResponse(status, body)
 //   kr.keap.findContactsByEmail(email)            kr.keap.updateContactName(id, given, family)
 //   kr.keap.parseContacts(status, headers, body)  kr.keap.createContact(given, family, email)
+//   kr.keap.bridgePlan(xmlrpcCallText)
 //   kr.jira.searchUsers(email)                    kr.jira.parseUsers(status, headers, body, email)
 //   kr.diagnose({status, headers, body, expect})
 //
@@ -126,6 +127,15 @@
     // -> {ok:true, contacts:[{id, given_name, family_name, emails}]} | {ok:false, error}
     'parseContacts': function (status, headers, body) {
       return raw('keap_parseContacts')(status, headers, body);
+    },
+    // An XML-RPC methodCall -> the Keap REST calls the relay's XML-RPC bridge makes for it:
+    // {ok:true, calls:[{method, path, body, when}]} | {ok:false, fault:{code, string}}
+    'bridgePlan': function (xmlrpcCallText) {
+      try {
+        return raw('keap_bridgePlan')(writeInput(requireString(xmlrpcCallText, 'the XML-RPC call')));
+      } finally {
+        raw('release')();
+      }
     },
   };
 

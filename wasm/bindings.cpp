@@ -22,6 +22,7 @@
 #include "keyrelay/http.h"
 #include "keyrelay/jira.h"
 #include "keyrelay/keap.h"
+#include "keyrelay/keap_bridge.h"
 #include "keyrelay/oauth2.h"
 #include "keyrelay/xmlrpc.h"
 #include "value_json.h"
@@ -419,6 +420,33 @@ val keap_parse_contacts(const val& status, const val& headers, const val& body) 
     return conv::success("contacts", contacts);
 }
 
+// The REST calls an XML-RPC methodCall (the first `length` bytes of the input buffer) becomes through the bridge.
+// -> {ok:true, calls:[{method, path, body, when}]} | {ok:false, fault:{code, string}}
+val keap_bridge_plan(size_t length) {
+    Scratch& io = scratch();
+    const auto plan = keyrelay::keap::bridge::describe(std::string_view(io.input.data(), std::min(length, io.input.size())));
+    val o = val::object();
+    o.set("ok", plan.ok);
+    if (!plan.ok) {
+        val fault = val::object();
+        fault.set("code", val(plan.fault.code));
+        fault.set("string", val(plan.fault.string));
+        o.set("fault", fault);
+        return o;
+    }
+    val calls = val::array();
+    for (const auto& c : plan.calls) {
+        val call = val::object();
+        call.set("method", val(c.request.method));
+        call.set("path", val(c.request.url));
+        call.set("body", val(c.request.body));
+        call.set("when", val(c.when));
+        calls.call<void>("push", call);
+    }
+    o.set("calls", calls);
+    return o;
+}
+
 val jira_search_users(const val& email) {
     return conv::relay_request(keyrelay::jira::search_users(kJiraBase, conv::text(email)));
 }
@@ -474,6 +502,7 @@ EMSCRIPTEN_BINDINGS(keyrelay) {
     function("kr_keap_updateContactName", &keap_update_contact_name);
     function("kr_keap_createContact", &keap_create_contact);
     function("kr_keap_parseContacts", &keap_parse_contacts);
+    function("kr_keap_bridgePlan", &keap_bridge_plan);
     function("kr_jira_searchUsers", &jira_search_users);
     function("kr_jira_parseUsers", &jira_parse_users);
     function("kr_diagnose", &diagnose);

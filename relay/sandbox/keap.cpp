@@ -318,13 +318,48 @@ json contact_v1(const KeapContact& c) {
                 {"last_updated", keap_time(c.updated)}};
 }
 
-json contact_v2(const KeapContact& c) {
-    return json{{"id", std::to_string(c.id)},   // v2 ids are strings (keap-sdk v2 Contact model)
-                {"given_name", c.given_name},
-                {"family_name", c.family_name},
-                {"email_addresses", email_addresses(c)},
-                {"create_time", iso8601(c.created)},
-                {"update_time", iso8601(c.updated)}};
+// A REST v2 contact (keap-sdk sdks/v2/swagger.yml, Contact): ids are strings, lists carry a "field" tag, members
+// without a value are left out. `fields`: the ?fields= members to include besides id (empty = all of them).
+json contact_v2(const KeapContact& c, const std::vector<std::string>& fields = {}) {
+    auto want = [&](const char* m) { return fields.empty() || std::find(fields.begin(), fields.end(), m) != fields.end(); };
+    json o = json{{"id", std::to_string(c.id)}};
+    if (want("given_name")) o["given_name"] = c.given_name;
+    if (want("family_name")) o["family_name"] = c.family_name;
+    if (want("email_addresses")) {
+        json a = json::array();
+        const std::pair<const std::string*, const char*> emails[] = {{&c.email, "EMAIL1"}, {&c.email2, "EMAIL2"},
+                                                                     {&c.email3, "EMAIL3"}};
+        for (const auto& [e, tag] : emails) {
+            if (!e->empty()) a.push_back({{"email", *e}, {"field", tag}});
+        }
+        o["email_addresses"] = a;
+    }
+    if (want("phone_numbers")) {
+        json a = json::array();
+        if (!c.phone1.empty()) a.push_back({{"number", c.phone1}, {"field", "PHONE1"}});
+        if (!c.phone2.empty()) a.push_back({{"number", c.phone2}, {"field", "PHONE2"}});
+        o["phone_numbers"] = a;
+    }
+    if (want("addresses")) {
+        json a = json::array();
+        json billing = json{{"field", "BILLING"}};
+        const std::pair<const char*, const std::string*> parts[] = {{"line1", &c.street1}, {"locality", &c.city},
+                                                                    {"region", &c.region},
+                                                                    {"postal_code", &c.postal_code},
+                                                                    {"country_code", &c.country}};
+        for (const auto& [k, v] : parts) {
+            if (!v->empty()) billing[k] = *v;
+        }
+        if (billing.size() > 1) a.push_back(billing);
+        o["addresses"] = a;
+    }
+    if (want("company") && !c.company.empty()) o["company"] = json{{"company_name", c.company}};
+    if (want("job_title") && !c.job_title.empty()) o["job_title"] = c.job_title;
+    if (want("owner_id") && c.owner_id != 0) o["owner_id"] = std::to_string(c.owner_id);
+    if (want("tag_ids")) o["tag_ids"] = c.tags;
+    if (want("create_time")) o["create_time"] = iso8601(c.created);
+    if (want("update_time")) o["update_time"] = iso8601(c.updated);
+    return o;
 }
 
 Reply v1_error(int status, const std::string& message) { return json_reply(status, json{{"message", message}}); }
@@ -455,10 +490,43 @@ Reply rest_v1(State& s, const Req& r, const std::string& sub) {
     return v1_error(404, "HTTP 404 Not Found");
 }
 
+// "a,b,c" -> {"a","b","c"} (empty items dropped).
+std::vector<std::string> split_commas(const std::string& text) {
+    std::vector<std::string> out;
+    size_t pos = 0;
+    while (pos <= text.size()) {
+        size_t end = text.find(',', pos);
+        std::string item = text.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+        if (!item.empty()) out.push_back(item);
+        if (end == std::string::npos) break;
+        pos = end + 1;
+    }
+    return out;
+}
+
+// The members a v2 contact has, for ?fields= and update_mask.
+bool v2_member(const std::string& m) {
+    static const char* const members[] = {"given_name", "family_name", "email_addresses", "phone_numbers",
+                                          "addresses", "company", "job_title", "owner_id", "tag_ids",
+                                          "create_time", "update_time", "id"};
+    for (const char* x : members) {
+        if (m == x) return true;
+    }
+    return false;
+}
+
+// keap.md: v2 filters are "field==value" joined by ';'; a trailing '*' matches any rest (email==john*).
+bool filter_match(const std::string& have, const std::string& want) {
+    if (!want.empty() && want.back() == '*') {
+        const std::string prefix = lower(want.substr(0, want.size() - 1));
+        return lower(have).compare(0, prefix.size(), prefix) == 0 && have.size() >= prefix.size();
+    }
+    return ieq(have, want);
+}
+
 Reply v2_list(State& s, const Req& r) {
-    // keap.md: GET /contacts?filter=email%3D%3Djohn%40x.com&page_size=...&page_token=...
-    // Filters are "field==value" joined by ';'.
-    std::optional<std::string> email, given, family;
+    // keap.md: GET /contacts?filter=email%3D%3Djohn%40x.com&fields=...&order_by=...&page_size=...&page_token=...
+    std::vector<std::pair<std::string, std::string>> conditions;
     std::string filter = r.q("filter").value_or("");
     size_t pos = 0;
     while (!filter.empty() && pos <= filter.size()) {
@@ -467,12 +535,20 @@ Reply v2_list(State& s, const Req& r) {
         size_t eq = cond.find("==");
         if (eq == std::string::npos) return v2_error(400, "INVALID_ARGUMENT", "Invalid filter: " + cond);
         std::string field = cond.substr(0, eq), value = cond.substr(eq + 2);
-        if (field == "email") email = value;
-        else if (field == "given_name") given = value;
-        else if (field == "family_name") family = value;
-        else return v2_error(400, "INVALID_ARGUMENT", "Invalid filter field: " + field);
+        if (field != "email" && field != "given_name" && field != "family_name") {
+            return v2_error(400, "INVALID_ARGUMENT", "Invalid filter field: " + field);
+        }
+        conditions.emplace_back(field, value);
         if (end == std::string::npos) break;
         pos = end + 1;
+    }
+    const std::vector<std::string> fields = split_commas(r.q("fields").value_or(""));
+    for (const auto& f : fields) {
+        if (!v2_member(f)) return v2_error(400, "INVALID_ARGUMENT", "Invalid field: " + f);
+    }
+    const std::string order = r.q("order_by").value_or("id");
+    if (order != "id" && order != "id asc" && order != "id desc") {
+        return v2_error(400, "INVALID_ARGUMENT", "Invalid order_by: " + order);
     }
     auto size = to_int(r.q("page_size").value_or("50"));
     if (!size || *size > 1000) return v2_error(400, "INVALID_ARGUMENT", "page_size must be between 0 and 1000");
@@ -486,15 +562,18 @@ Reply v2_list(State& s, const Req& r) {
     }
     std::vector<const KeapContact*> all;
     for (const auto& c : s.contacts) {
-        if (email && !ieq(c.email, *email)) continue;
-        if (given && !ieq(c.given_name, *given)) continue;
-        if (family && !ieq(c.family_name, *family)) continue;
-        all.push_back(&c);
+        bool keep = true;
+        for (const auto& [field, value] : conditions) {
+            const std::string& have = field == "email" ? c.email : field == "given_name" ? c.given_name : c.family_name;
+            keep = keep && filter_match(have, value);
+        }
+        if (keep) all.push_back(&c);
     }
-    std::sort(all.begin(), all.end(), [](auto* a, auto* b) { return a->id < b->id; });
+    const bool descending = order == "id desc";
+    std::sort(all.begin(), all.end(), [&](auto* a, auto* b) { return descending ? a->id > b->id : a->id < b->id; });
     json list = json::array();
     for (int64_t i = offset; i < static_cast<int64_t>(all.size()) && i < offset + page_size; ++i) {
-        list.push_back(contact_v2(*all[static_cast<size_t>(i)]));
+        list.push_back(contact_v2(*all[static_cast<size_t>(i)], fields));
     }
     std::string next;
     if (offset + page_size < static_cast<int64_t>(all.size())) {
@@ -503,21 +582,155 @@ Reply v2_list(State& s, const Req& r) {
     return json_reply(200, json{{"contacts", list}, {"next_page_token", next}});
 }
 
+// Applies a REST v2 contact body. `mask`: the members to take (update_mask); empty = every member present.
+// Lists replace the contact's whole list. Returns an error message for a wrong shape.
+std::optional<std::string> apply_contact_v2(KeapContact& c, const json& body, const std::vector<std::string>& mask) {
+    auto take = [&](const char* m) {
+        return mask.empty() ? body.contains(m) : std::find(mask.begin(), mask.end(), m) != mask.end();
+    };
+    for (const auto& m : mask) {
+        if (!v2_member(m) || m == "id" || m == "tag_ids" || m == "create_time" || m == "update_time") {
+            return "Invalid update_mask field: " + m;
+        }
+    }
+    auto text = [&](const char* m, std::string& out) -> std::optional<std::string> {
+        if (!take(m)) return std::nullopt;
+        const json v = body.contains(m) ? body[m] : json();
+        if (!v.is_string() && !v.is_null()) return std::string(m) + " must be a string";
+        out = v.is_string() ? v.get<std::string>() : "";
+        return std::nullopt;
+    };
+    for (auto [m, target] : {std::pair<const char*, std::string*>{"given_name", &c.given_name},
+                             {"family_name", &c.family_name}, {"job_title", &c.job_title}}) {
+        if (auto bad = text(m, *target)) return bad;
+    }
+    // A list member: each entry an object with `key` (a string) and an optional "field" tag.
+    auto entries = [&](const char* m, const char* key, const char* default_tag,
+                       std::vector<std::pair<std::string, std::string>>& out) -> std::optional<std::string> {
+        const json v = body.contains(m) ? body[m] : json::array();
+        if (!v.is_array()) return std::string(m) + " must be an array";
+        for (const auto& e : v) {
+            if (!e.is_object() || !e.contains(key) || !e[key].is_string()) {
+                return std::string("each ") + m + " entry needs a " + key + " string";
+            }
+            std::string tag = jstr(e, "field");
+            out.emplace_back(tag.empty() ? default_tag : tag, e[key].get<std::string>());
+        }
+        return std::nullopt;
+    };
+    if (take("email_addresses")) {
+        std::vector<std::pair<std::string, std::string>> list;
+        if (auto bad = entries("email_addresses", "email", "EMAIL1", list)) return bad;
+        c.email.clear(), c.email2.clear(), c.email3.clear();
+        for (const auto& [tag, v] : list) (tag == "EMAIL3" ? c.email3 : tag == "EMAIL2" ? c.email2 : c.email) = v;
+    }
+    if (take("phone_numbers")) {
+        std::vector<std::pair<std::string, std::string>> list;
+        if (auto bad = entries("phone_numbers", "number", "PHONE1", list)) return bad;
+        c.phone1.clear(), c.phone2.clear();
+        for (const auto& [tag, v] : list) {
+            if (tag == "PHONE1") c.phone1 = v;
+            if (tag == "PHONE2") c.phone2 = v;
+        }
+    }
+    if (take("addresses")) {
+        const json v = body.contains("addresses") ? body["addresses"] : json::array();
+        if (!v.is_array()) return std::string("addresses must be an array");
+        c.street1.clear(), c.city.clear(), c.region.clear(), c.postal_code.clear(), c.country.clear();
+        for (const auto& e : v) {
+            if (!e.is_object()) return std::string("each addresses entry must be an object");
+            if (jstr(e, "field") != "BILLING") continue;
+            c.street1 = jstr(e, "line1");
+            c.city = jstr(e, "locality");
+            c.region = jstr(e, "region");
+            c.postal_code = jstr(e, "postal_code");
+            c.country = jstr(e, "country_code");
+        }
+    }
+    if (take("company")) {
+        const json v = body.contains("company") ? body["company"] : json();
+        if (!v.is_object() && !v.is_null()) return std::string("company must be an object");
+        c.company = v.is_object() ? jstr(v, "company_name") : "";
+    }
+    if (take("owner_id")) {
+        const json v = body.contains("owner_id") ? body["owner_id"] : json();
+        std::optional<int64_t> id = v.is_null() ? std::optional<int64_t>(0)
+                                    : v.is_number_integer() ? std::optional<int64_t>(v.get<int64_t>())
+                                    : v.is_string() ? to_int(v.get<std::string>())
+                                                    : std::nullopt;
+        if (!id) return std::string("owner_id must be an id");
+        c.owner_id = *id;
+    }
+    return std::nullopt;
+}
+
+// POST /v2/tags/{tag_id}/contacts:applyTags | :removeTags with {"contact_ids":["1",...]} (keap-sdk, TagsApi).
+Reply v2_tags(State& s, const Req& r, const std::string& sub) {
+    const std::string rest = sub.substr(6);   // after "/tags/"
+    const size_t slash = rest.find('/');
+    const std::string action = slash == std::string::npos ? "" : rest.substr(slash);
+    const bool apply = action == "/contacts:applyTags";
+    if (!apply && action != "/contacts:removeTags") return v2_error(404, "NOT_FOUND", "Not found");
+    if (r.method != "POST") return v2_error(405, "METHOD_NOT_ALLOWED", "Method not allowed");
+    auto tag = to_int(rest.substr(0, slash));
+    if (!tag || !s.keap_tags.count(*tag)) return v2_error(404, "NOT_FOUND", "Tag not found: " + rest.substr(0, slash));
+    auto body = parse_json(r.raw.body);
+    if (!body || !body->is_object() || !body->contains("contact_ids") || !(*body)["contact_ids"].is_array()) {
+        return v2_error(400, "INVALID_ARGUMENT", "contact_ids must be an array of contact ids");
+    }
+    std::vector<KeapContact*> targets;
+    for (const auto& id : (*body)["contact_ids"]) {
+        std::optional<int64_t> n = id.is_string() ? to_int(id.get<std::string>())
+                                   : id.is_number_integer() ? std::optional<int64_t>(id.get<int64_t>())
+                                                            : std::nullopt;
+        KeapContact* c = n ? s.contact(*n) : nullptr;
+        if (!c) return v2_error(404, "NOT_FOUND", "Contact not found: " + (id.is_string() ? id.get<std::string>() : id.dump()));
+        targets.push_back(c);
+    }
+    for (KeapContact* c : targets) {
+        auto it = std::lower_bound(c->tags.begin(), c->tags.end(), *tag);
+        const bool has = it != c->tags.end() && *it == *tag;
+        if (apply && !has) c->tags.insert(it, *tag);
+        if (!apply && has) c->tags.erase(it);
+    }
+    return json_reply(200, json::object());
+}
+
 Reply rest_v2(State& s, const Req& r, const std::string& sub) {
     if (sub == "/contacts" || sub == "/contacts/") {
         if (r.method == "GET") return v2_list(s, r);
+        if (r.method == "POST") {
+            auto body = parse_json(r.raw.body);
+            if (!body || !body->is_object()) return v2_error(400, "INVALID_ARGUMENT", "Invalid request body");
+            KeapContact c;
+            if (auto bad = apply_contact_v2(c, *body, {})) return v2_error(400, "INVALID_ARGUMENT", *bad);
+            c.id = s.next_contact_id++;
+            c.created = c.updated = s.now();
+            s.contacts.push_back(c);
+            return json_reply(201, contact_v2(c));
+        }
         return v2_error(405, "METHOD_NOT_ALLOWED", "Method not allowed");
     }
+    if (starts_with(sub, "/tags/")) return v2_tags(s, r, sub);
     if (starts_with(sub, "/contacts/")) {
         auto id = to_int(sub.substr(10));
         KeapContact* c = id ? s.contact(*id) : nullptr;
         if (!c) return v2_error(404, "NOT_FOUND", "Contact not found: " + sub.substr(10));
-        if (r.method == "GET") return json_reply(200, contact_v2(*c));
+        if (r.method == "GET") {
+            const std::vector<std::string> fields = split_commas(r.q("fields").value_or(""));
+            for (const auto& f : fields) {
+                if (!v2_member(f)) return v2_error(400, "INVALID_ARGUMENT", "Invalid field: " + f);
+            }
+            return json_reply(200, contact_v2(*c, fields));
+        }
         if (r.method == "PATCH") {
             auto body = parse_json(r.raw.body);
             if (!body || !body->is_object()) return v2_error(400, "INVALID_ARGUMENT", "Invalid request body");
             KeapContact updated = *c;
-            if (auto bad = apply_contact_json(updated, *body)) return v2_error(400, "INVALID_ARGUMENT", *bad);
+            // keap.md: PATCH /contacts/{id}?update_mask=given_name,family_name
+            if (auto bad = apply_contact_v2(updated, *body, split_commas(r.q("update_mask").value_or("")))) {
+                return v2_error(400, "INVALID_ARGUMENT", *bad);
+            }
             updated.updated = s.now();
             *c = updated;
             return json_reply(200, contact_v2(*c));
@@ -599,15 +812,45 @@ std::string xmlrpc_date(int64_t t) {
     return buf;
 }
 
+// The Contact table's fields the sandbox knows (a subset of Keap's, the ones docs/xmlrpc-bridge.md maps), as the
+// XML-RPC value of the contact's field; nullopt for a name that is not a field. An empty string / 0 is "no value".
 std::optional<Value> contact_field(const KeapContact& c, const std::string& name) {
     if (name == "Id") return Value::integer(c.id);
-    if (name == "FirstName") return Value::string(c.given_name);
-    if (name == "LastName") return Value::string(c.family_name);
-    if (name == "Email") return Value::string(c.email);
+    if (name == "OwnerID") return Value::integer(c.owner_id);
     if (name == "DateCreated") return Value::datetime(xmlrpc_date(c.created));
     if (name == "LastUpdated") return Value::datetime(xmlrpc_date(c.updated));
+    if (name == "Groups") {
+        // The Groups column: the contact's tag ids, comma-separated.
+        std::string text;
+        for (auto t : c.tags) text += (text.empty() ? "" : ",") + std::to_string(t);
+        return Value::string(text);
+    }
+    const std::pair<const char*, const std::string*> text_fields[] = {
+        {"FirstName", &c.given_name}, {"LastName", &c.family_name}, {"Email", &c.email},
+        {"EmailAddress2", &c.email2}, {"EmailAddress3", &c.email3}, {"Phone1", &c.phone1},
+        {"Phone2", &c.phone2},        {"Company", &c.company},      {"JobTitle", &c.job_title},
+        {"StreetAddress1", &c.street1}, {"City", &c.city},           {"State", &c.region},
+        {"PostalCode", &c.postal_code}, {"Country", &c.country}};
+    for (const auto& [n, v] : text_fields) {
+        if (name == n) return Value::string(*v);
+    }
     return std::nullopt;
 }
+
+std::string* writable_text(KeapContact& c, const std::string& name) {
+    const std::pair<const char*, std::string*> fields[] = {
+        {"FirstName", &c.given_name}, {"LastName", &c.family_name}, {"Email", &c.email},
+        {"EmailAddress2", &c.email2}, {"EmailAddress3", &c.email3}, {"Phone1", &c.phone1},
+        {"Phone2", &c.phone2},        {"Company", &c.company},      {"JobTitle", &c.job_title},
+        {"StreetAddress1", &c.street1}, {"City", &c.city},           {"State", &c.region},
+        {"PostalCode", &c.postal_code}, {"Country", &c.country}};
+    for (const auto& [n, v] : fields) {
+        if (name == n) return v;
+    }
+    return nullptr;
+}
+
+std::string no_field(const std::string& name) { return "[NoFieldFound]No field found: Contact." + name; }
 
 // Keap's data queries take '%' as a wildcard; comparisons ignore case.
 bool like(const std::string& text, const std::string& pattern) {
@@ -637,121 +880,266 @@ bool field_matches(const KeapContact& c, const std::string& field, const Value& 
     if (!have) return false;
     if (have->type == Value::Type::integer) {
         if (want.type == Value::Type::integer) return have->i == want.i;
-        if (want.type == Value::Type::string) return std::to_string(have->i) == want.s;
+        if (want.type == Value::Type::string) return like(std::to_string(have->i), want.s);
         return false;
     }
     if (want.type != Value::Type::string) return false;
     return like(have->s, want.s);
 }
 
-Value select_fields(const KeapContact& c, const xmlrpc::Array& fields) {
+bool has_value(const Value& v) {
+    if (v.type == Value::Type::integer) return v.i != 0;
+    if (v.type == Value::Type::string) return !v.s.empty();
+    return true;
+}
+
+// A record's struct: the fields asked for that have a value (Keap's XML-RPC leaves empty ones out).
+Value select_fields(const KeapContact& c, const std::vector<std::string>& fields) {
     xmlrpc::Struct out;
     for (const auto& f : fields) {
-        if (f.type != Value::Type::string) continue;
-        if (auto v = contact_field(c, f.s)) out.emplace_back(f.s, *v);
+        bool seen = false;
+        for (const auto& m : out) seen = seen || m.first == f;
+        if (seen) continue;
+        if (auto v = contact_field(c, f); v && has_value(*v)) out.emplace_back(f, *v);
     }
     return Value::struct_of(std::move(out));
 }
 
-// Applies FirstName/LastName/Email from an XML-RPC struct. Returns a fault message for a wrong type.
-std::optional<std::string> apply_contact_struct(KeapContact& c, const Value& fields) {
-    for (const auto& [name, v] : fields.members) {
-        std::string* target = name == "FirstName" ? &c.given_name
-                              : name == "LastName" ? &c.family_name
-                              : name == "Email"    ? &c.email
-                                                   : nullptr;
-        if (!target) continue;
-        if (v.type != Value::Type::string) return "[InvalidParameter]" + name + " must be a string";
-        *target = v.s;
+// The names of a String[] of fields; a fault message for one that is not a field.
+std::optional<std::string> field_names(const Value& list, std::vector<std::string>& out) {
+    for (const auto& f : list.array) {
+        if (f.type != Value::Type::string) return std::string("[InvalidParameter]Field names must be strings");
+        if (!contact_field(KeapContact{}, f.s)) return no_field(f.s);
+        out.push_back(f.s);
     }
     return std::nullopt;
 }
 
+// Checks an XML-RPC struct of Contact fields for add/update. Returns a fault message.
+std::optional<std::string> check_contact_struct(const Value& fields) {
+    for (const auto& [name, v] : fields.members) {
+        if (!contact_field(KeapContact{}, name)) return no_field(name);
+        if (name == "Id" || name == "DateCreated" || name == "LastUpdated" || name == "Groups") {
+            return "[InvalidParameter]Contact." + name + " cannot be written";
+        }
+        if (name == "OwnerID") {
+            if (v.type != Value::Type::integer) return "[InvalidParameter]OwnerID must be an int";
+        } else if (v.type != Value::Type::string) {
+            return "[InvalidParameter]" + name + " must be a string";
+        }
+    }
+    return std::nullopt;
+}
+
+// Applies a checked struct.
+void apply_contact_struct(KeapContact& c, const Value& fields) {
+    for (const auto& [name, v] : fields.members) {
+        if (name == "OwnerID") {
+            c.owner_id = v.i;
+        } else if (std::string* target = writable_text(c, name)) {
+            *target = v.s;
+        }
+    }
+}
+
+Reply answer(const Value& v) { return xml_answer(xmlrpc::encode_response(v)); }
+Reply not_found(const char* table, int64_t id) {
+    return fault("[RecordNotFound]Record was not found: " + std::string(table) + " " + std::to_string(id));
+}
+
 Reply page_of(const std::vector<const KeapContact*>& matches, int64_t limit, int64_t page,
-              const xmlrpc::Array& fields) {
+              const std::vector<std::string>& fields) {
     if (limit < 1 || limit > 1000) return fault("[InvalidParameter]limit must be between 1 and 1000");
     if (page < 0) return fault("[InvalidParameter]page must not be negative");
     xmlrpc::Array rows;
     for (int64_t i = page * limit; i < static_cast<int64_t>(matches.size()) && i < (page + 1) * limit; ++i) {
         rows.push_back(select_fields(*matches[static_cast<size_t>(i)], fields));
     }
-    return xml_answer(xmlrpc::encode_response(Value::array_of(std::move(rows))));
+    return answer(Value::array_of(std::move(rows)));
+}
+
+Reply add_contact(State& s, const Value& fields) {
+    if (auto bad = check_contact_struct(fields)) return fault(*bad);
+    KeapContact c;
+    apply_contact_struct(c, fields);
+    c.id = s.next_contact_id++;
+    c.created = c.updated = s.now();
+    s.contacts.push_back(c);
+    return answer(Value::integer(c.id));
+}
+
+Reply update_contact(State& s, int64_t id, const Value& fields) {
+    if (auto bad = check_contact_struct(fields)) return fault(*bad);
+    KeapContact* c = s.contact(id);
+    if (!c) return not_found("Contact", id);
+    apply_contact_struct(*c, fields);
+    c->updated = s.now();
+    return answer(Value::integer(c->id));
+}
+
+Reply load_contact(State& s, int64_t id, const Value& list) {
+    std::vector<std::string> fields;
+    if (auto bad = field_names(list, fields)) return fault(*bad);
+    KeapContact* c = s.contact(id);
+    if (!c) return not_found("Contact", id);
+    return answer(select_fields(*c, fields));
+}
+
+std::vector<const KeapContact*> by_id(const State& s) {
+    std::vector<const KeapContact*> all;
+    for (const auto& c : s.contacts) all.push_back(&c);
+    std::sort(all.begin(), all.end(), [](auto* a, auto* b) { return a->id < b->id; });
+    return all;
 }
 
 Reply call_method(State& s, const xmlrpc::Call& call) {
     const auto& p = call.params;
     using T = Value::Type;
-    if (call.method == "DataService.getUserInfo") {
+    const std::string& m = call.method;
+    if (m == "DataService.getUserInfo") {
         if (!p.empty()) return no_matching_method(p);
-        return xml_answer(xmlrpc::encode_response(Value::struct_of({
+        return answer(Value::struct_of({
             {"AppAlias", Value::string("ab123")},
             {"DisplayName", Value::string("Sandbox Admin")},
             {"Email", Value::string(ids::jira_admin_email)},
             {"GlobalUserId", Value::integer(54321)},
             {"LocalUserId", Value::integer(1)},
             {"AppUrl", Value::string(std::string("https://") + ids::keap_account)},
-        })));
+        }));
     }
-    if (call.method == "ContactService.add") {
+    if (m == "DataService.echo") {
+        if (types_are(p, {T::string})) return answer(p[0]);
+        if (types_are(p, {T::string, T::string})) return answer(p[1]);
+        return no_matching_method(p);
+    }
+    if (m == "ContactService.add") {
         if (!types_are(p, {T::string, T::struct_})) return no_matching_method(p);
-        KeapContact c;
-        if (auto bad = apply_contact_struct(c, p[1])) return fault(*bad);
-        c.id = s.next_contact_id++;
-        c.created = c.updated = s.now();
-        s.contacts.push_back(c);
-        return xml_answer(xmlrpc::encode_response(Value::integer(c.id)));
+        return add_contact(s, p[1]);
     }
-    if (call.method == "ContactService.update") {
+    if (m == "DataService.add") {
+        if (!types_are(p, {T::string, T::string, T::struct_})) return no_matching_method(p);
+        if (p[1].s != "Contact") return fault("[InvalidParameter]Invalid table name: " + p[1].s);
+        return add_contact(s, p[2]);
+    }
+    if (m == "ContactService.update") {
         if (!types_are(p, {T::string, T::integer, T::struct_})) return no_matching_method(p);
-        KeapContact* c = s.contact(p[1].i);
-        if (!c) return fault("[RecordNotFound]Record was not found: Contact " + std::to_string(p[1].i));
-        KeapContact updated = *c;
-        if (auto bad = apply_contact_struct(updated, p[2])) return fault(*bad);
-        updated.updated = s.now();
-        *c = updated;
-        return xml_answer(xmlrpc::encode_response(Value::integer(c->id)));
+        return update_contact(s, p[1].i, p[2]);
     }
-    const bool find = call.method == "DataService.findByField";
-    if (find || call.method == "DataService.query") {
-        const bool ok = find ? types_are(p, {T::string, T::string, T::integer, T::integer, T::string, T::string,
-                                             T::array})
-                             : (types_are(p, {T::string, T::string, T::integer, T::integer, T::struct_, T::array}) ||
-                                types_are(p, {T::string, T::string, T::integer, T::integer, T::struct_, T::array,
-                                              T::string, T::boolean}));
+    if (m == "DataService.update") {
+        if (!types_are(p, {T::string, T::string, T::integer, T::struct_})) return no_matching_method(p);
+        if (p[1].s != "Contact") return fault("[InvalidParameter]Invalid table name: " + p[1].s);
+        return update_contact(s, p[2].i, p[3]);
+    }
+    if (m == "ContactService.load") {
+        if (!types_are(p, {T::string, T::integer, T::array})) return no_matching_method(p);
+        return load_contact(s, p[1].i, p[2]);
+    }
+    if (m == "DataService.load") {
+        if (!types_are(p, {T::string, T::string, T::integer, T::array})) return no_matching_method(p);
+        if (p[1].s != "Contact") return fault("[InvalidParameter]Invalid table name: " + p[1].s);
+        return load_contact(s, p[2].i, p[3]);
+    }
+    if (m == "ContactService.addWithDupCheck") {
+        if (!types_are(p, {T::string, T::struct_, T::string})) return no_matching_method(p);
+        const std::string& type = p[2].s;
+        if (type != "Email" && type != "EmailAndName") {
+            return fault("[InvalidParameter]dupCheckType must be Email, EmailAndName or EmailAndNameAndCompany");
+        }
+        if (auto bad = check_contact_struct(p[1])) return fault(*bad);
+        const Value* email = p[1].get("Email");
+        if (email == nullptr || email->s.empty()) return add_contact(s, p[1]);
+        auto text_of = [&](const char* name) {
+            const Value* v = p[1].get(name);
+            return v ? v->s : std::string();
+        };
+        for (const KeapContact* c : by_id(s)) {
+            bool same = ieq(c->email, email->s);
+            if (type == "EmailAndName") {
+                same = same && ieq(c->given_name, text_of("FirstName")) && ieq(c->family_name, text_of("LastName"));
+            }
+            if (same) return update_contact(s, c->id, p[1]);
+        }
+        return add_contact(s, p[1]);
+    }
+    if (m == "ContactService.findByEmail") {
+        if (!types_are(p, {T::string, T::string, T::array})) return no_matching_method(p);
+        std::vector<std::string> fields;
+        if (auto bad = field_names(p[2], fields)) return fault(*bad);
+        xmlrpc::Array rows;
+        for (const KeapContact* c : by_id(s)) {
+            if (ieq(c->email, p[1].s)) rows.push_back(select_fields(*c, fields));
+        }
+        return answer(Value::array_of(std::move(rows)));
+    }
+    if (m == "ContactService.addToGroup" || m == "ContactService.removeFromGroup") {
+        if (!types_are(p, {T::string, T::integer, T::integer})) return no_matching_method(p);
+        if (!s.keap_tags.count(p[2].i)) return not_found("ContactGroup", p[2].i);
+        KeapContact* c = s.contact(p[1].i);
+        if (!c) return not_found("Contact", p[1].i);
+        auto it = std::lower_bound(c->tags.begin(), c->tags.end(), p[2].i);
+        const bool has = it != c->tags.end() && *it == p[2].i;
+        if (m == "ContactService.addToGroup" && !has) c->tags.insert(it, p[2].i);
+        if (m == "ContactService.removeFromGroup" && has) c->tags.erase(it);
+        return answer(Value::boolean(true));
+    }
+    const bool find = m == "DataService.findByField";
+    const bool count = m == "DataService.count";
+    if (find || count || m == "DataService.query") {
+        const bool ok = count  ? types_are(p, {T::string, T::string, T::struct_})
+                        : find ? (types_are(p, {T::string, T::string, T::integer, T::integer, T::string, T::string,
+                                                T::array}) ||
+                                  types_are(p, {T::string, T::string, T::integer, T::integer, T::string, T::integer,
+                                                T::array}))
+                               : (types_are(p, {T::string, T::string, T::integer, T::integer, T::struct_, T::array}) ||
+                                  types_are(p, {T::string, T::string, T::integer, T::integer, T::struct_, T::array,
+                                                T::string, T::boolean}));
         if (!ok) return no_matching_method(p);
         if (p[1].s != "Contact") return fault("[InvalidParameter]Invalid table name: " + p[1].s);
         std::vector<std::pair<std::string, Value>> conditions;
         if (find) {
             conditions.emplace_back(p[4].s, p[5]);
         } else {
-            for (const auto& m : p[4].members) conditions.push_back(m);
+            for (const auto& mem : p[count ? 2 : 4].members) conditions.push_back(mem);
         }
         for (const auto& [field, v] : conditions) {
             (void)v;
-            if (!contact_field(KeapContact{}, field)) return fault("[InvalidParameter]Invalid field: " + field);
+            if (!contact_field(KeapContact{}, field)) return fault(no_field(field));
+        }
+        std::vector<std::string> fields;
+        if (!count) {
+            if (auto bad = field_names(find ? p[6] : p[5], fields)) return fault(*bad);
         }
         std::vector<const KeapContact*> matches;
-        for (const auto& c : s.contacts) {
+        for (const KeapContact* c : by_id(s)) {
             bool all = true;
-            for (const auto& [field, want] : conditions) all = all && field_matches(c, field, want);
-            if (all) matches.push_back(&c);
+            for (const auto& [field, want] : conditions) all = all && field_matches(*c, field, want);
+            if (all) matches.push_back(c);
         }
+        if (count) return answer(Value::integer(static_cast<int64_t>(matches.size())));
         std::string order = p.size() == 8 ? p[6].s : "Id";
         bool ascending = p.size() == 8 ? p[7].b : true;
-        std::sort(matches.begin(), matches.end(), [&](const KeapContact* a, const KeapContact* b) {
+        std::stable_sort(matches.begin(), matches.end(), [&](const KeapContact* a, const KeapContact* b) {
             auto va = contact_field(*a, order), vb = contact_field(*b, order);
             bool less = (va && vb) ? (va->type == T::integer ? va->i < vb->i : va->s < vb->s) : a->id < b->id;
             bool greater = (va && vb) ? (va->type == T::integer ? va->i > vb->i : va->s > vb->s) : a->id > b->id;
             return ascending ? less : greater;
         });
-        return page_of(matches, p[2].i, p[3].i, find ? p[6].array : p[5].array);
+        return page_of(matches, p[2].i, p[3].i, fields);
     }
-    return fault("No such handler: " + call.method);
+    return fault("No such handler: " + m);
 }
 
 bool known_method(const std::string& m) {
-    return m == "ContactService.add" || m == "ContactService.update" || m == "DataService.findByField" ||
-           m == "DataService.query" || m == "DataService.getUserInfo";
+    static const char* const methods[] = {
+        "DataService.getUserInfo",  "DataService.echo",           "ContactService.add",
+        "ContactService.addWithDupCheck", "ContactService.update", "ContactService.load",
+        "ContactService.findByEmail", "ContactService.addToGroup", "ContactService.removeFromGroup",
+        "DataService.findByField",  "DataService.query",          "DataService.count",
+        "DataService.load",         "DataService.update",         "DataService.add"};
+    for (const char* x : methods) {
+        if (m == x) return true;
+    }
+    return false;
 }
 
 std::string parse_failure(const Error& e) {

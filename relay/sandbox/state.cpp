@@ -87,10 +87,19 @@ Error bad_data(const std::string& file, const std::string& what) {
 SampleData builtin_data() {
     SampleData d;
     const int64_t created = 1700000000;   // 2023-11-14: a fixed date, so answers are stable
+    auto contact = [&](int64_t id, const char* given, const char* family, const char* email) {
+        KeapContact c;
+        c.id = id;
+        c.given_name = given;
+        c.family_name = family;
+        c.email = email;
+        c.created = c.updated = created;
+        return c;
+    };
     d.contacts = {
-        {101, "Ada", "Lovelace", "ada@example.com", created, created},
-        {4393, "Ben", "Anderson", "ben.anderson@example.com", created, created},
-        {5, "Paul", "Grover", "paul@example.com", created, created},
+        contact(101, "Ada", "Lovelace", "ada@example.com"),
+        contact(4393, "Ben", "Anderson", "ben.anderson@example.com"),
+        contact(5, "Paul", "Grover", "paul@example.com"),
     };
     d.users.push_back(user("5d53f3cbc6b9320d9ea5bdc2", "ada", "Ada Lovelace", "ada@example.com"));
     d.users.push_back(user("5e1c9e2f8c4a3a0e7d1b2c3d", "ben.anderson", "Ben Anderson", "ben.anderson@example.com"));
@@ -201,6 +210,7 @@ void State::reset() {
     next_grant = 1;
 
     contacts = data_.contacts;
+    keap_tags = {{10, "Newsletter"}, {12, "Customer"}, {31, "VIP"}};
     next_contact_id = 1;
     for (const auto& c : contacts) next_contact_id = std::max(next_contact_id, c.id + 1);
     users = data_.users;

@@ -47,6 +47,13 @@ struct KeapContact {
     std::string email;
     int64_t created = 0;   // unix seconds
     int64_t updated = 0;
+    // The rest of the Contact fields the XML-RPC bridge maps (docs/xmlrpc-bridge.md); "" / 0 = no value.
+    std::string email2, email3;
+    std::string phone1, phone2;
+    std::string company, job_title;
+    std::string street1, city, region, postal_code, country;   // the billing address
+    int64_t owner_id = 0;
+    std::vector<int64_t> tags;   // tag ids, ascending, no repeats
 };
 
 struct JiraUser {
@@ -173,6 +180,7 @@ public:
 
     std::vector<KeapContact> contacts;
     int64_t next_contact_id = 1;
+    std::map<int64_t, std::string> keap_tags;   // tag id -> name (XML-RPC: ContactGroup)
     std::vector<JiraUser> users;
 
     std::map<std::string, int64_t> requests;        // "GET /path" -> count

@@ -13,6 +13,7 @@
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "routes/auth.h"
+#include "routes/bridge.h"
 #include "routes/connect.h"
 #include "routes/connections.h"
 #include "routes/proxy.h"
@@ -46,6 +47,7 @@ struct Relay::Impl {
     std::unique_ptr<ConnectRoutes> connect;
     std::unique_ptr<ConnectionsRoutes> connections;
     std::unique_ptr<ProxyRoute> proxy;
+    std::unique_ptr<KeapBridgeRoute> bridge;
     std::unique_ptr<StaticFiles> files;
     std::unique_ptr<HttpServer> server;
 
@@ -76,6 +78,7 @@ struct Relay::Impl {
         for (const char* method : {"GET", "POST", "PUT", "PATCH", "DELETE"}) {
             r.add(method, "/proxy/{name}*", to(proxy.get(), &ProxyRoute::handle));
         }
+        r.add("POST", "/bridge/keap/xmlrpc", to(bridge.get(), &KeapBridgeRoute::handle));
         r.add("GET", "/healthz", [](RequestContext&, const httplib::Request&, httplib::Response& res) {
             send_json(res, 200, {{"status", "ok"}, {"version", KEYRELAY_VERSION}});
         });
@@ -164,6 +167,7 @@ Result<Unit> Relay::init() {
         [self](const std::string& provider, const HttpRequest& r) { return self->send_upstream(provider, r); });
     m.connections = std::make_unique<ConnectionsRoutes>(config_, *m.callers, *m.tokens);
     m.proxy = std::make_unique<ProxyRoute>(config_, *m.callers, *m.tokens, *m.upstream, m.metrics);
+    m.bridge = std::make_unique<KeapBridgeRoute>(config_, *m.proxy);
     std::string web = config_.web_dir.empty() ? std::string(KEYRELAY_SOURCE_DIR) + "/web" : config_.web_dir;
     std::string wasm = config_.wasm_dir.empty() ? std::string(KEYRELAY_SOURCE_DIR) + "/build/wasm" : config_.wasm_dir;
     m.files = std::make_unique<StaticFiles>(config_, port_, web, wasm);

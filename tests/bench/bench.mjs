@@ -3,7 +3,7 @@
 // timing: a target that is missed is printed as MISS; the exit status is non-zero only when a measurement could not
 // run at all (a binary missing, a server that does not start, a leg whose every request failed).
 //
-//   node tests/bench/bench.mjs [--quick] [--only core,proxy,sandbox,page,stampede] [--out DIR]
+//   node tests/bench/bench.mjs [--quick] [--only core,proxy,sandbox,page,stampede,bridge] [--out DIR]
 //                              [--bin-dir DIR] [--tools-dir DIR] [--wasm-dir DIR]
 //
 // scripts/bench builds what is needed and calls this. Sections:
@@ -32,7 +32,7 @@ import { lookupJson, writeCoreInputs } from './data.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..', '..');
-const SECTIONS = ['core', 'proxy', 'sandbox', 'page', 'stampede'];
+const SECTIONS = ['core', 'proxy', 'sandbox', 'page', 'stampede', 'bridge'];
 
 // ---------------------------------------------------------------------------------------------------------------
 // Options.
@@ -826,6 +826,18 @@ async function sectionCore() {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Section: the XML-RPC bridge's own cost per call (tests/bench/bridge_bench.cpp), natively, without Keap.
+
+async function sectionBridge() {
+  const s = {};
+  results.sections.bridge = s;
+  const r = await run(toolPath('keyrelay_bench_bridge'), [String(OPT.quick ? 50 : 500)], { timeoutMs: 300_000 });
+  const j = lastJsonLine(r.stdout);
+  if (r.code !== 0 || !j) throw new Error(`keyrelay_bench_bridge failed (exit ${r.code}): ${r.stderr.slice(-800)}`);
+  Object.assign(s, j);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Targets and the table.
 
 function targets() {
@@ -857,6 +869,11 @@ function targets() {
       add(`XML-RPC decode, ${runtime === 'native' ? 'native' : 'Wasm under node'}`, '>= 2 x Python', x ?? null,
         x === undefined ? null : x >= 2, 'x xmlrpc.client.loads');
     }
+  }
+  const b = results.sections.bridge;
+  if (b && b.p99_us !== undefined) {
+    add('XML-RPC bridge, 1,000-contact query page', '<= 200 us p99', b.p99_us, b.p99_us <= 200,
+      `us per call (decode, plan, map, encode; no upstream), p50 ${b.p50_us}, ${b.calls} calls`);
   }
   const st = results.sections.stampede;
   if (st) add('refreshes in the stampede', 'exactly 1', st.refreshes ?? null, st.refreshes === undefined ? null : st.refreshes === 1,
@@ -956,7 +973,7 @@ async function main() {
     bin_dir: OPT.binDir, wasm_dir: OPT.wasmDir,
   };
   const order = [['core', sectionCore], ['proxy', sectionProxy], ['sandbox', sectionSandbox], ['page', sectionPage],
-    ['stampede', sectionStampede]];
+    ['stampede', sectionStampede], ['bridge', sectionBridge]];
   for (const [name, fn] of order) {
     if (!OPT.only.has(name)) continue;
     log(`section ${name}`);

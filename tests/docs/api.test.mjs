@@ -123,6 +123,17 @@ const ENDPOINT_CASES = {
     assert.equal(byKey.status, 200, 'server-to-server callers read it with the API key');
     return res;
   },
+  'POST /bridge/keap/xmlrpc': async ({ relay }) => {
+    const call = (key) => '<?xml version="1.0"?><methodCall><methodName>ContactService.load</methodName><params>' +
+      `<param><value><string>${key}</string></value></param><param><value><int>101</int></value></param>` +
+      '<param><value><array><data><value>Id</value></data></array></value></param></params></methodCall>';
+    const wrong = await apiCall(relay.url, 'POST', '/bridge/keap/xmlrpc', { headers: { 'Content-Type': 'text/xml' }, body: call('not-the-key') });
+    assert.equal(wrong.status, 200, 'a wrong key is a fault, not an HTTP error');
+    assert.match(wrong.body, /<fault>[\s\S]*\[InvalidKey\]/);
+    const res = await apiCall(relay.url, 'POST', '/bridge/keap/xmlrpc', { headers: { 'Content-Type': 'text/xml' }, body: call(relay.apiKey) });
+    assert.match(res.body, /<methodResponse><params>[\s\S]*<name>Id<\/name><value><int>101<\/int>/, res.body);
+    return res;
+  },
   'POST /api/connections/{provider}/disconnect': async ({ browser }) => {
     const res = await browser.post('/api/connections/jira/disconnect', { headers: { 'X-Requested-With': 'keyrelay' } });
     const jira = (await browser.connections()).jira;
@@ -259,7 +270,7 @@ test('docs/api.md: every endpoint and error code answers as documented by the ru
 
   // Endpoints in api.md's order; /callback connects Keap before the connections and proxy cases need it.
   const order = ['GET /healthz', 'GET /metrics', 'POST /login', 'POST /logout', 'GET /api/session', 'GET /connect/{provider}',
-    'GET /callback/{provider}', 'GET /api/connections', 'ANY /proxy/{provider}/{path...}',
+    'GET /callback/{provider}', 'GET /api/connections', 'ANY /proxy/{provider}/{path...}', 'POST /bridge/keap/xmlrpc',
     'POST /api/connections/{provider}/disconnect', 'GET /'];
   assert.deepEqual([...order].sort(), Object.keys(ENDPOINT_CASES).sort());
   for (const endpoint of order) {

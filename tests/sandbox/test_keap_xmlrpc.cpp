@@ -160,9 +160,9 @@ TEST_CASE("a bad API key gets Keap's InvalidConfig fault", "[keap][xmlrpc]") {
 
 TEST_CASE("an unknown method gets No such handler", "[keap][xmlrpc]") {
     Sandbox sb;
-    xr::Fault f = with_pat(sb).fault("ContactService.load", {V::string(""), V::integer(5), V::array_of({})});
+    xr::Fault f = with_pat(sb).fault("ContactService.merge", {V::string(""), V::integer(5), V::integer(101)});
     CHECK(f.code == 0);
-    CHECK(f.string == "No such handler: ContactService.load");
+    CHECK(f.string == "No such handler: ContactService.merge");
     // Unknown handlers are reported before the key is looked at, as Apache XML-RPC does.
     CHECK(Rpc{sb, {}}.fault("Nope.nothing", {}).string == "No such handler: Nope.nothing");
 }

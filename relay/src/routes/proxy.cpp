@@ -236,6 +236,30 @@ std::optional<ProxyCall> ProxyRoute::prepare(RequestContext& ctx, const httplib:
     return call;
 }
 
+Result<HttpResponse> ProxyRoute::send(RequestContext& ctx, const ProviderConfig& p, HttpRequest up) {
+    std::optional<Connection> conn;
+    if (p.mode == Mode::oauth) {
+        auto c = tokens_.fresh(p);
+        if (!c) return c.error();
+        conn = *c;
+    }
+    up.url = join_url(resolve_api_base(p, conn ? conn->cloud_id : std::string()), up.url);
+    static const std::string kUserAgent = std::string("keyrelay/") + KEYRELAY_VERSION;
+    up.headers.set("User-Agent", kUserAgent);
+    attach_credentials(p, up, conn ? &*conn : nullptr);
+    auto answer = forward(ctx, p, up);
+    // RFC 6750 §3.1, as in handle(): refresh once, retry once.
+    if (answer && answer->status == 401 && p.mode == Mode::oauth) {
+        auto c = tokens_.fresh(p, RefreshReason::reactive, conn->version);
+        if (!c) return c.error();
+        up.headers.remove("Authorization");
+        attach_credentials(p, up, &*c);
+        answer = forward(ctx, p, up);
+    }
+    if (answer) scrub_credentials(up, *answer);
+    return answer;
+}
+
 Result<HttpResponse> ProxyRoute::forward(RequestContext& ctx, const ProviderConfig& p, const HttpRequest& up) {
     RetryPolicy policy;
     return upstream_.send_with_retries(up, policy, [&](const Upstream::Attempt& a) {

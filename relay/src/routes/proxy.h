@@ -33,6 +33,12 @@ public:
 
     void handle(RequestContext& ctx, const httplib::Request& req, httplib::Response& res);
 
+    // One call to provider p's API for another route of the relay (the XML-RPC bridge, routes/bridge.h): `up.url` is
+    // a path under the provider's API base. The machinery of a proxied call — the connection, its credential,
+    // retries, one refresh on a 401, metrics, scrubbing — without the caller check and the allowlist, which are the
+    // other route's to apply. Errors: "connection.*" (not connected, needs reauthorization), "upstream.*".
+    Result<HttpResponse> send(RequestContext& ctx, const ProviderConfig& p, HttpRequest up);
+
 private:
     // Checks the call (caller, path, allowlist, connection) and builds the provider request; on a refusal the
     // answer is in res and the result is empty.

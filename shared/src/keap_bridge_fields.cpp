@@ -1,0 +1,292 @@
+// The field map. XML-RPC names: Keap's Contact table (the "Table Schema" of the XML-RPC reference); REST v2
+// members: Keap's OpenAPI document for REST v2 (github.com/infusionsoft/keap-sdk, sdks/v2/swagger.yml).
+#include "keap_bridge_fields.h"
+
+#include <algorithm>
+#include <set>
+
+namespace keyrelay::keap::bridge {
+
+namespace {
+using T = xmlrpc::Value::Type;
+}
+
+const std::vector<FieldInfo>& contact_fields() {
+    // name, XML-RPC type, REST v2 path, top-level member, api, writable, queryable
+    static const std::vector<FieldInfo> table = {
+        {"Id", "int", "id (a string in v2)", "id", "v2", false, true},
+        {"FirstName", "string", "given_name", "given_name", "v2", true, true},
+        {"LastName", "string", "family_name", "family_name", "v2", true, true},
+        {"Email", "string", "email_addresses[field=EMAIL1].email", "email_addresses", "v2", true, true},
+        {"EmailAddress2", "string", "email_addresses[field=EMAIL2].email", "email_addresses", "v2", true, false},
+        {"EmailAddress3", "string", "email_addresses[field=EMAIL3].email", "email_addresses", "v2", true, false},
+        {"Phone1", "string", "phone_numbers[field=PHONE1].number", "phone_numbers", "v2", true, false},
+        {"Phone2", "string", "phone_numbers[field=PHONE2].number", "phone_numbers", "v2", true, false},
+        {"Company", "string", "company.company_name", "company", "v2", true, false},
+        {"JobTitle", "string", "job_title", "job_title", "v2", true, false},
+        {"StreetAddress1", "string", "addresses[field=BILLING].line1", "addresses", "v2", true, false},
+        {"City", "string", "addresses[field=BILLING].locality", "addresses", "v2", true, false},
+        {"State", "string", "addresses[field=BILLING].region", "addresses", "v2", true, false},
+        {"PostalCode", "string", "addresses[field=BILLING].postal_code", "addresses", "v2", true, false},
+        {"Country", "string", "addresses[field=BILLING].country_code", "addresses", "v2", true, false},
+        {"DateCreated", "dateTime.iso8601", "create_time", "create_time", "v2", false, false},
+        {"LastUpdated", "dateTime.iso8601", "update_time", "update_time", "v2", false, false},
+        {"Groups", "string", "tag_ids (joined with commas)", "tag_ids", "v2", false, false},
+        {"OwnerID", "int", "owner_id", "owner_id", "v2", true, false},
+    };
+    return table;
+}
+
+const FieldInfo* find_field(std::string_view name) {
+    for (const auto& f : contact_fields()) {
+        if (name == f.name) return &f;
+    }
+    return nullptr;
+}
+
+namespace fields {
+namespace {
+
+using json_util::get_array;
+using json_util::get_object;
+using json_util::get_string;
+
+// Where a list-valued field sits: the list member, the entry's "field" tag, the member of the entry.
+struct ListSlot {
+    const char* list;
+    const char* tag;
+    const char* key;
+};
+
+std::optional<ListSlot> list_slot(std::string_view name) {
+    if (name == "Email") return ListSlot{"email_addresses", "EMAIL1", "email"};
+    if (name == "EmailAddress2") return ListSlot{"email_addresses", "EMAIL2", "email"};
+    if (name == "EmailAddress3") return ListSlot{"email_addresses", "EMAIL3", "email"};
+    if (name == "Phone1") return ListSlot{"phone_numbers", "PHONE1", "number"};
+    if (name == "Phone2") return ListSlot{"phone_numbers", "PHONE2", "number"};
+    if (name == "StreetAddress1") return ListSlot{"addresses", "BILLING", "line1"};
+    if (name == "City") return ListSlot{"addresses", "BILLING", "locality"};
+    if (name == "State") return ListSlot{"addresses", "BILLING", "region"};
+    if (name == "PostalCode") return ListSlot{"addresses", "BILLING", "postal_code"};
+    if (name == "Country") return ListSlot{"addresses", "BILLING", "country_code"};
+    return std::nullopt;
+}
+
+std::optional<std::string> list_value(const json& contact, const ListSlot& slot) {
+    const json* list = get_array(contact, slot.list);
+    if (list == nullptr) return std::nullopt;
+    for (const auto& entry : *list) {
+        if (get_string(entry, "field").value_or("") == slot.tag) return get_string(entry, slot.key);
+    }
+    return std::nullopt;
+}
+
+std::optional<xmlrpc::Value> nonempty(std::optional<std::string> s) {
+    if (!s || s->empty()) return std::nullopt;
+    return xmlrpc::Value::string(std::move(*s));
+}
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (auto& c : out) {
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    }
+    return out;
+}
+
+Fault no_field(std::string_view name) {
+    return Fault{0, "[NoFieldFound]No field found: Contact." + std::string(name) +
+                        " (the keyrelay bridge maps the Contact fields listed in docs/xmlrpc-bridge.md; for others "
+                        "use GET or PATCH /crm/rest/v2/contacts/{id} with REST field names)"};
+}
+
+}  // namespace
+
+std::optional<std::string> xmlrpc_datetime(std::string_view t) {
+    // RFC 3339 §5.6 date-time; XML-RPC's dateTime.iso8601 is the basic form without a zone (xmlrpc.com/spec.md).
+    if (t.size() < 19 || t[4] != '-' || t[7] != '-' || t[10] != 'T' || t[13] != ':' || t[16] != ':') {
+        return std::nullopt;
+    }
+    for (size_t i : {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18}) {
+        if (t[i] < '0' || t[i] > '9') return std::nullopt;
+    }
+    std::string out;
+    out.append(t.substr(0, 4)).append(t.substr(5, 2)).append(t.substr(8, 2));
+    out.append("T").append(t.substr(11, 8));
+    return out;
+}
+
+bool text_matches(std::string_view have, std::string_view want, bool prefix) {
+    const std::string h = lower(have), w = lower(want);
+    if (prefix) return h.compare(0, w.size(), w) == 0 && h.size() >= w.size();
+    return h == w;
+}
+
+std::optional<xmlrpc::Value> read(const FieldInfo& field, const json& contact) {
+    const std::string_view name = field.name;
+    if (name == "Id" || name == "OwnerID") {
+        auto v = json_util::get_int64(contact, name == "Id" ? "id" : "owner_id");
+        if (!v || *v == 0) return std::nullopt;
+        return xmlrpc::Value::integer(*v);
+    }
+    if (auto slot = list_slot(name)) return nonempty(list_value(contact, *slot));
+    if (name == "FirstName") return nonempty(get_string(contact, "given_name"));
+    if (name == "LastName") return nonempty(get_string(contact, "family_name"));
+    if (name == "JobTitle") return nonempty(get_string(contact, "job_title"));
+    if (name == "Company") {
+        const json* company = get_object(contact, "company");
+        return company ? nonempty(get_string(*company, "company_name")) : std::nullopt;
+    }
+    if (name == "DateCreated" || name == "LastUpdated") {
+        auto t = get_string(contact, name == "DateCreated" ? "create_time" : "update_time");
+        auto d = t ? xmlrpc_datetime(*t) : std::nullopt;
+        if (!d) return std::nullopt;
+        return xmlrpc::Value::datetime(*d);
+    }
+    if (name == "Groups") {
+        // The legacy Groups column: the contact's tag ids, comma-separated. Ascending, so that the same tags
+        // always give the same text.
+        const json* tags = get_array(contact, "tag_ids");
+        if (tags == nullptr) return std::nullopt;
+        std::vector<int64_t> ids;
+        for (const auto& t : *tags) {
+            if (auto id = json_util::as_int64(t)) ids.push_back(*id);
+        }
+        if (ids.empty()) return std::nullopt;
+        std::sort(ids.begin(), ids.end());
+        std::string text;
+        for (auto id : ids) text += (text.empty() ? "" : ",") + std::to_string(id);
+        return xmlrpc::Value::string(text);
+    }
+    return std::nullopt;
+}
+
+xmlrpc::Value row(const json& contact, const std::vector<std::string>& select) {
+    xmlrpc::Struct out;
+    out.reserve(select.size());
+    for (const auto& name : select) {
+        const FieldInfo* f = find_field(name);
+        if (f == nullptr) continue;
+        bool seen = false;
+        for (const auto& m : out) seen = seen || m.first == name;
+        if (seen) continue;
+        if (auto v = read(*f, contact)) out.emplace_back(name, std::move(*v));
+    }
+    return xmlrpc::Value::struct_of(std::move(out));
+}
+
+std::string members_for(const std::vector<std::string>& names) {
+    std::string out = "id";
+    std::set<std::string_view> wanted;
+    for (const auto& n : names) {
+        if (const FieldInfo* f = find_field(n)) wanted.insert(f->member);
+    }
+    std::set<std::string_view> added{"id"};
+    for (const auto& f : contact_fields()) {
+        if (wanted.count(f.member) && added.insert(f.member).second) out += std::string(",") + f.member;
+    }
+    return out;
+}
+
+std::optional<Fault> check_names(const std::vector<std::string>& names) {
+    for (const auto& n : names) {
+        if (find_field(n) == nullptr) return no_field(n);
+    }
+    return std::nullopt;
+}
+
+std::optional<Fault> check_data(const xmlrpc::Value& data, size_t max_names) {
+    if (data.members.size() > max_names) {
+        return Fault{0, "[InvalidParameter]Too many fields: " + std::to_string(data.members.size()) +
+                            " (the keyrelay bridge takes at most " + std::to_string(max_names) + ")"};
+    }
+    for (const auto& [name, v] : data.members) {
+        const FieldInfo* f = find_field(name);
+        if (f == nullptr) return no_field(name);
+        if (!f->writable) {
+            std::string use = name == "Groups" ? "ContactService.addToGroup / removeFromGroup (POST "
+                                                 "/crm/rest/v2/tags/{tag_id}/contacts:applyTags)"
+                                               : "nothing: Keap sets it";
+            return Fault{0, "[InvalidParameter]Contact." + name + " cannot be written; use " + use};
+        }
+        const bool want_int = std::string_view(f->xml_type) == "int";
+        if (want_int ? v.type != T::integer : v.type != T::string) {
+            return Fault{0, "[InvalidParameter]" + name + (want_int ? " must be an int" : " must be a string")};
+        }
+    }
+    return std::nullopt;
+}
+
+bool needs_current(const xmlrpc::Value& data) {
+    for (const auto& m : data.members) {
+        if (list_slot(m.first)) return true;
+    }
+    return false;
+}
+
+std::string list_members(const xmlrpc::Value& data) {
+    std::vector<std::string> names;
+    for (const auto& m : data.members) {
+        if (list_slot(m.first)) names.push_back(m.first);
+    }
+    return members_for(names);
+}
+
+json body(const xmlrpc::Value& data, const json& current, std::string* update_mask) {
+    json out = json::object();
+    std::set<std::string> touched;
+    for (const auto& [name, v] : data.members) {
+        const FieldInfo* f = find_field(name);
+        if (f == nullptr) continue;
+        touched.insert(f->member);
+        if (auto slot = list_slot(name)) {
+            if (!out.contains(slot->list)) {
+                const json* have = get_array(current, slot->list);
+                out[slot->list] = have ? *have : json::array();
+            }
+            json& list = out[slot->list];
+            json* entry = nullptr;
+            for (auto& e : list) {
+                if (e.is_object() && get_string(e, "field").value_or("") == slot->tag) entry = &e;
+            }
+            if (entry == nullptr) {
+                list.push_back(json{{"field", slot->tag}});
+                entry = &list.back();
+            }
+            if (v.s.empty()) {
+                entry->erase(slot->key);
+            } else {
+                (*entry)[slot->key] = v.s;
+            }
+            // An entry left with nothing but its tag is no entry at all.
+            json kept = json::array();
+            for (auto& e : list) {
+                if (!(e.is_object() && e.size() <= 1)) kept.push_back(std::move(e));
+            }
+            list = std::move(kept);
+        } else if (name == "FirstName") {
+            out["given_name"] = v.s;
+        } else if (name == "LastName") {
+            out["family_name"] = v.s;
+        } else if (name == "JobTitle") {
+            out["job_title"] = v.s;
+        } else if (name == "Company") {
+            out["company"] = json{{"company_name", v.s}};
+        } else if (name == "OwnerID") {
+            out["owner_id"] = std::to_string(v.i);   // v2 ids are strings
+        }
+    }
+    if (update_mask != nullptr) {
+        update_mask->clear();
+        std::set<std::string_view> added;
+        for (const auto& f : contact_fields()) {
+            if (touched.count(f.member) && added.insert(f.member).second) {
+                *update_mask += (update_mask->empty() ? "" : ",") + std::string(f.member);
+            }
+        }
+    }
+    return out;
+}
+
+}  // namespace fields
+}  // namespace keyrelay::keap::bridge

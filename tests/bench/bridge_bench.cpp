@@ -1,0 +1,101 @@
+// The XML-RPC bridge's own cost per call, without Keap (scripts/bench, section bridge): a DataService.query for a
+// page of 1,000 contacts, from the methodCall text to the methodResponse text — decode the call, plan the REST
+// request, map the 1,000-contact REST v2 answer to XML-RPC structs, encode the answer. Prints one JSON line:
+//   {"calls":N,"contacts":1000,...,"p50_us":...,"p99_us":...,"max_us":...,"p50_plan_us":...,"p50_map_us":...,
+//    "p50_encode_us":...}   (plan: decode + plan; map: the REST JSON parsed and mapped; encode: the XML written)
+//   keyrelay_bench_bridge [calls]   (default 300)
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "keyrelay/keap_bridge.h"
+
+namespace bridge = keyrelay::keap::bridge;
+
+namespace {
+
+std::string query_call() {
+    std::string fields;
+    for (const char* f : {"Id", "FirstName", "LastName", "Email", "Phone1", "City", "DateCreated", "Groups"}) {
+        fields += std::string("<value><string>") + f + "</string></value>";
+    }
+    return "<?xml version=\"1.0\"?><methodCall><methodName>DataService.query</methodName><params>"
+           "<param><value><string>relay-api-key</string></value></param>"
+           "<param><value><string>Contact</string></value></param>"
+           "<param><value><int>1000</int></value></param><param><value><int>0</int></value></param>"
+           "<param><value><struct><member><name>Email</name><value><string>%</string></value></member></struct>"
+           "</value></param><param><value><array><data>" + fields + "</data></array></value></param>"
+           "</params></methodCall>";
+}
+
+// A REST v2 page as Keap writes it: ids as strings, list members with their "field" tags.
+std::string rest_page(int n) {
+    std::string body = "{\"contacts\":[";
+    for (int i = 0; i < n; ++i) {
+        const std::string id = std::to_string(1000 + i);
+        body += (i ? "," : "");
+        body += "{\"id\":\"" + id + "\",\"given_name\":\"Given" + id + "\",\"family_name\":\"Family" + id +
+                "\",\"email_addresses\":[{\"email\":\"person" + id + "@example.com\",\"field\":\"EMAIL1\"}]," +
+                "\"phone_numbers\":[{\"number\":\"+1 555 01" + id + "\",\"field\":\"PHONE1\"}]," +
+                "\"addresses\":[{\"field\":\"BILLING\",\"locality\":\"Springfield\",\"region\":\"IL\"}]," +
+                "\"create_time\":\"2026-01-02T03:04:05Z\",\"tag_ids\":[12,3]}";
+    }
+    return body + "],\"next_page_token\":\"\"}";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const int calls = argc > 1 ? std::max(10, std::atoi(argv[1])) : 300;
+    const std::string call = query_call();
+    keyrelay::HttpResponse answer;
+    answer.status = 200;
+    answer.headers.set("Content-Type", "application/json");
+    answer.body = rest_page(1000);
+
+    std::vector<double> us, plan_us, map_us, encode_us;
+    size_t bytes = 0;
+    using clock = std::chrono::steady_clock;
+    auto since = [](clock::time_point t) { return std::chrono::duration<double, std::micro>(clock::now() - t).count(); };
+    for (int i = 0; i < calls + 10; ++i) {
+        const auto start = clock::now();
+        bridge::Conversation c;
+        bridge::Step s = bridge::begin(call, c);
+        const double planned = since(start);
+        if (s.kind != bridge::Step::Kind::send) {
+            std::fprintf(stderr, "the query was not planned: %s\n", s.fault.string.c_str());
+            return 1;
+        }
+        const auto mapping = clock::now();
+        s = bridge::resume(c, answer);
+        const double mapped = since(mapping);
+        const auto encoding = clock::now();
+        const std::string xml = bridge::encode(s);
+        const double encoded = since(encoding);
+        const double t = since(start);
+        if (s.kind != bridge::Step::Kind::answer || s.value.array.size() != 1000) {
+            std::fprintf(stderr, "the page did not map to 1,000 structs\n");
+            return 1;
+        }
+        bytes = xml.size();
+        if (i >= 10) {   // the first calls warm the allocator and caches
+            us.push_back(t);
+            plan_us.push_back(planned);
+            map_us.push_back(mapped);
+            encode_us.push_back(encoded);
+        }
+    }
+    auto pct = [](std::vector<double> v, double p) {
+        std::sort(v.begin(), v.end());
+        return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
+    };
+    std::printf("{\"calls\":%d,\"contacts\":1000,\"request_bytes\":%zu,\"rest_bytes\":%zu,\"response_bytes\":%zu,"
+                "\"p50_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f,\"p50_plan_us\":%.1f,\"p50_map_us\":%.1f,"
+                "\"p50_encode_us\":%.1f}\n",
+                calls, call.size(), answer.body.size(), bytes, pct(us, 0.50), pct(us, 0.99), pct(us, 1.0),
+                pct(plan_us, 0.5), pct(map_us, 0.5), pct(encode_us, 0.5));
+    return 0;
+}
