@@ -1,4 +1,5 @@
-// Jira Cloud (REST v3) and Data Center (REST v2) user lookups. Shapes: docs/reference/jira.md.
+// Jira Cloud (REST v3) and Data Center (REST v2) user lookups. Shapes: docs/reference/jira.md and
+// https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-user-search/
 #include "keyrelay/jira.h"
 
 #include <string>
@@ -57,7 +58,7 @@ std::string jira_messages(const json& body) {
 
 Error jira_error(const HttpResponse& response) {
     const int status = response.status;
-    json body = json_util::parse(explain::trim_body(response.body));
+    json body = json_util::parse(explain::trim(response.body));
     if (body.is_discarded()) {
         Diagnosis d = diagnose(response, Expect::json);
         if (status == 401) return make_error("jira.unauthorized", d.summary, kUnauthorizedHint);
@@ -66,7 +67,7 @@ Error jira_error(const HttpResponse& response) {
                            : status == 404 ? "jira.not_found"
                            : (status == 429 || d.code == "rate_limited")
                                ? "jira.rate_limited"
-                               : (!is_success(status) && explain::trim_body(response.body).empty()) ? "jira.http_error"
+                               : (!is_success(status) && explain::trim(response.body).empty()) ? "jira.http_error"
                                                                                                : "jira.not_json";
         return make_error(code, d.summary, d.hint);
     }
@@ -79,7 +80,7 @@ Error jira_error(const HttpResponse& response) {
         return make_error("jira.unauthorized", text, kUnauthorizedHint);
     }
     if (status == 403) {
-        if (icontains(messages, "XSRF") || icontains(response.body, "XSRF")) {
+        if (explain::icontains(messages, "XSRF") || explain::icontains(response.body, "XSRF")) {
             return make_error("jira.forbidden", text,
                               "Jira's XSRF check refused a call that carried a browser User-Agent or cookies: call "
                               "from a server without them (keyrelay's proxy drops them).");
@@ -97,10 +98,10 @@ Error jira_error(const HttpResponse& response) {
                           "credentials cannot see the resource.");
     }
     if (status == 429) {
-        explain::RateLimit rl = explain::rate_limit(response, std::nullopt);
+        explain::RateLimit rl = explain::rate_limit(response);
         return make_error("jira.rate_limited", text, rl.when + " Pace the calls and cache lookups you repeat.");
     }
-    if (icontains(messages, "GDPR") || icontains(messages, "username")) {
+    if (explain::icontains(messages, "GDPR") || explain::icontains(messages, "username")) {
         return make_error("jira.http_error", text,
                           "Jira Cloud refuses username= searches (GDPR strict mode): search with query=<email> "
                           "(jira::search_users). username= is for Jira Data Center (jira::search_users_dc).");
@@ -121,7 +122,7 @@ Error unexpected_shape(const HttpResponse& response, std::string what) {
 
 Result<json> json_body(const HttpResponse& response) {
     if (!is_success(response.status)) return jira_error(response);
-    json body = json_util::parse(explain::trim_body(response.body));
+    json body = json_util::parse(explain::trim(response.body));
     if (body.is_discarded()) return jira_error(response);
     return body;
 }
@@ -177,7 +178,26 @@ HttpRequest accessible_resources(std::string_view url, std::string_view access_t
     return r;
 }
 
-Result<UserSearch> parse_users(const HttpResponse& response) {
+bool same_email(std::string_view a, std::string_view b) {
+    a = explain::trim(a);
+    b = explain::trim(b);
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+        if (explain::lower_ascii(a[i]) != explain::lower_ascii(b[i])) return false;
+    }
+    return true;
+}
+
+const char* match_name(Match match) {
+    switch (match) {
+        case Match::exact: return "exact";
+        case Match::other_email: return "other_email";
+        case Match::email_hidden: return "email_hidden";
+    }
+    return "exact";
+}
+
+Result<UserSearch> parse_users(const HttpResponse& response, std::string_view searched_email) {
     auto body = json_body(response);
     if (!body) return body.error();
     if (!body->is_array()) return unexpected_shape(response, "a list of users");
@@ -185,6 +205,9 @@ Result<UserSearch> parse_users(const HttpResponse& response) {
     for (const auto& u : *body) {
         auto user = user_from(u);
         if (!user) return unexpected_shape(response, "a list of users (each with accountId, or key/name)");
+        user->match = !user->email                            ? Match::email_hidden
+                      : same_email(*user->email, searched_email) ? Match::exact
+                                                                  : Match::other_email;
         out.users.push_back(std::move(*user));
     }
     if (out.users.empty()) out.caveat = kEmptySearchCaveat;
