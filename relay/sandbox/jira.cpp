@@ -1,6 +1,6 @@
 // The fake Jira: Atlassian 3LO (authorize, JSON token endpoint with rotation and its 10-minute leeway,
 // accessible-resources), Cloud REST through the api.atlassian.com-style gateway, the site REST with API-token
-// Basic auth, and the Data Center REST with PATs. Facts from ../../../shared/reference/jira.md (cited as jira.md).
+// Basic auth, and the Data Center REST with PATs. Facts from docs/reference/jira.md (cited as jira.md).
 #include <algorithm>
 #include <cmath>
 #include <set>

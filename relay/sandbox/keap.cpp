@@ -1,5 +1,5 @@
 // The fake Keap: OAuth2 authorize page and token endpoint, REST v1/v2 contacts, XML-RPC, rate limits.
-// Every behaviour here follows ../../../shared/reference/keap.md (cited as keap.md).
+// Every behaviour here follows docs/reference/keap.md (cited as keap.md).
 #include <algorithm>
 #include <cmath>
 #include <ctime>

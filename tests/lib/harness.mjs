@@ -32,7 +32,7 @@ export const BIN_DIR = process.env.KEYRELAY_BIN_DIR
 /** Default timeout (ms) for one HTTP exchange and for a process to announce its port. */
 export const TIMEOUT_MS = 10_000;
 
-/** The sandbox mode page login (docs/api.md, issue 4): user demo, password demo. */
+/** The sandbox mode page login (docs/api.md): user demo, password demo. */
 export const DEMO_USER = 'demo';
 export const DEMO_PASSWORD = 'demo';
 
