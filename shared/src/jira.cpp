@@ -58,7 +58,7 @@ std::string jira_messages(const json& body) {
 
 Error jira_error(const HttpResponse& response) {
     const int status = response.status;
-    json body = json_util::parse(explain::trim(response.body));
+    json body = json_util::parse(explain::trim_body(response.body));
     if (body.is_discarded()) {
         Diagnosis d = diagnose(response, Expect::json);
         if (status == 401) return make_error("jira.unauthorized", d.summary, kUnauthorizedHint);
@@ -67,7 +67,7 @@ Error jira_error(const HttpResponse& response) {
                            : status == 404 ? "jira.not_found"
                            : (status == 429 || d.code == "rate_limited")
                                ? "jira.rate_limited"
-                               : (!is_success(status) && explain::trim(response.body).empty()) ? "jira.http_error"
+                               : (!is_success(status) && explain::trim_body(response.body).empty()) ? "jira.http_error"
                                                                                                : "jira.not_json";
         return make_error(code, d.summary, d.hint);
     }
@@ -80,7 +80,7 @@ Error jira_error(const HttpResponse& response) {
         return make_error("jira.unauthorized", text, kUnauthorizedHint);
     }
     if (status == 403) {
-        if (explain::icontains(messages, "XSRF") || explain::icontains(response.body, "XSRF")) {
+        if (icontains(messages, "XSRF") || icontains(response.body, "XSRF")) {
             return make_error("jira.forbidden", text,
                               "Jira's XSRF check refused a call that carried a browser User-Agent or cookies: call "
                               "from a server without them (keyrelay's proxy drops them).");
@@ -98,10 +98,10 @@ Error jira_error(const HttpResponse& response) {
                           "credentials cannot see the resource.");
     }
     if (status == 429) {
-        explain::RateLimit rl = explain::rate_limit(response);
+        explain::RateLimit rl = explain::rate_limit(response, std::nullopt);
         return make_error("jira.rate_limited", text, rl.when + " Pace the calls and cache lookups you repeat.");
     }
-    if (explain::icontains(messages, "GDPR") || explain::icontains(messages, "username")) {
+    if (icontains(messages, "GDPR") || icontains(messages, "username")) {
         return make_error("jira.http_error", text,
                           "Jira Cloud refuses username= searches (GDPR strict mode): search with query=<email> "
                           "(jira::search_users). username= is for Jira Data Center (jira::search_users_dc).");
@@ -122,7 +122,7 @@ Error unexpected_shape(const HttpResponse& response, std::string what) {
 
 Result<json> json_body(const HttpResponse& response) {
     if (!is_success(response.status)) return jira_error(response);
-    json body = json_util::parse(explain::trim(response.body));
+    json body = json_util::parse(explain::trim_body(response.body));
     if (body.is_discarded()) return jira_error(response);
     return body;
 }
@@ -178,15 +178,7 @@ HttpRequest accessible_resources(std::string_view url, std::string_view access_t
     return r;
 }
 
-bool same_email(std::string_view a, std::string_view b) {
-    a = explain::trim(a);
-    b = explain::trim(b);
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i) {
-        if (explain::lower_ascii(a[i]) != explain::lower_ascii(b[i])) return false;
-    }
-    return true;
-}
+bool same_email(std::string_view a, std::string_view b) { return iequals(trim(a), trim(b)); }
 
 const char* match_name(Match match) {
     switch (match) {
