@@ -170,6 +170,9 @@ const bearer = (relay, method, p, opts = {}) => apiCall(relay.url, method, p, { 
 const TRIGGERS = {
   'auth.bad_credentials': ({ relay }) => client(relay.url).login('demo', 'not-the-password'),
   'auth.bad_request': ({ relay }) => client(relay.url).post('/login', { json: ['demo', 'demo'] }),
+  'http.unsupported_media_type': ({ relay }) => client(relay.url).post('/login', {
+    headers: { 'Content-Type': 'text/plain' }, body: JSON.stringify({ username: 'demo', password: 'demo' }),
+  }),
   'auth.no_session': ({ relay }) => client(relay.url).get('/api/session'),
   'provider.unknown': ({ browser }) => browser.get('/connect/no-such-provider'),
   'csrf.missing_header': ({ browser }) => browser.get('/proxy/keap/crm/rest/v1/contacts?email=ada%40example.com'),
@@ -252,7 +255,7 @@ const TRIGGERS = {
 
 // The order matters: the last triggers break the relay's connections, lock out logins or stop the sandbox.
 const TRIGGER_ORDER = [
-  'auth.bad_request', 'auth.no_session', 'provider.unknown', 'csrf.missing_header', 'auth.bad_api_key',
+  'auth.bad_request', 'http.unsupported_media_type', 'auth.no_session', 'provider.unknown', 'csrf.missing_header', 'auth.bad_api_key',
   'proxy.path_not_allowed', 'proxy.bad_path', 'http.bad_host', 'http.bad_path', 'http.not_found',
   'http.method_not_allowed', 'http.length_required', 'http.bad_request', 'http.payload_too_large', 'cors.origin_not_allowed', 'upstream.<diagnosis code>',
   'connection.not_connected', 'connection.static', 'oauth.not_configured', 'connection.refresh_failed',

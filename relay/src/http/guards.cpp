@@ -178,20 +178,19 @@ bool Guards::framing_ok(const httplib::Request& req, httplib::Response& res) con
                                     "Send exactly one Content-Length with the body's size in bytes."));
         return false;
     }
-    if (std::stoull(length) > config_.max_request_body) {
+    const uint64_t declared = std::stoull(length);
+    if (declared > config_.max_request_body) {
         Error e = make_error("http.payload_too_large", "The request body is too large.",
                              "The relay accepts request bodies up to " + limit + " bytes (max_request_body in the "
                              "config).");
-        if (req.get_header_value("Expect") == "100-continue") {
-            refuse_and_close(res, 413, e);   // the client waits for "100 Continue": no body byte is on the way
-        } else {
-            // The client may still be sending its body, and closing the socket on unread bytes resets the
-            // connection before the client reads this answer. So the connection stays open and cpp-httplib reads the
-            // rest as further (malformed) requests; behind nginx such a body never reaches the relay
-            // (client_max_body_size, docs/deploy.md).
-            res.set_header("Connection", "close");
-            send_error(res, 413, e);
-        }
+        // A client without Expect: 100-continue is sending its body now, and closing the socket on unread bytes
+        // resets the connection before the client reads the answer. A body up to a few times the limit is left to
+        // cpp-httplib's own payload_max_length check, which reads and drops the declared bytes and answers 413 (the
+        // error handler words it); a larger one is refused at once and the connection closed. Behind nginx such a
+        // body never reaches the relay (client_max_body_size, docs/deploy.md).
+        const uint64_t drain_limit = std::max<uint64_t>(8u << 20, 4 * static_cast<uint64_t>(config_.max_request_body));
+        if (req.get_header_value("Expect") != "100-continue" && declared <= drain_limit) return true;
+        refuse_and_close(res, 413, e);
         return false;
     }
     return true;
