@@ -13,11 +13,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { DEMO_PASSWORD, DEMO_USER, ROOT, startRelay, startSandbox } from '../lib/harness.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, pageFolder } from '../lib/browser.mjs';
 
-const CHROMIUM = process.env.KEYRELAY_CHROMIUM || '/usr/bin/chromium';
-const WASM_DIR = path.resolve(ROOT, process.env.KEYRELAY_WASM_DIR || 'build/wasm');
-const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-  '--disable-sync', '--no-first-run', '--disable-quic'];
 
 let sandbox;
 let relay;
@@ -26,15 +23,7 @@ let tmp;
 const problems = [];
 
 function webRoot() {
-  const www = path.join(tmp, 'www');
-  fs.cpSync(path.join(ROOT, 'web'), www, { recursive: true });
-  fs.mkdirSync(path.join(www, 'wasm'));
-  for (const f of ['keyrelay.mjs', 'keyrelay.wasm']) {
-    const src = path.join(WASM_DIR, f);
-    if (!fs.existsSync(src)) throw new Error(`${src} is missing: build it (cmake --build --preset wasm) first`);
-    fs.copyFileSync(src, path.join(www, 'wasm', f));
-  }
-  return www;
+  return pageFolder(tmp);
 }
 
 // A fresh browser profile (its own cookie jar), signed in to the relay at `origin`.
@@ -72,7 +61,7 @@ before(async () => {
   relay = await startRelay({ sandbox, args: ['--web-dir', webRoot()] });
   assert.equal(new URL(sandbox.url).hostname, 'localhost');
   assert.equal(new URL(relay.url).hostname, '127.0.0.1');
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
 });
 
 after(async () => {

@@ -13,9 +13,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { BIN_DIR, DEMO_PASSWORD, DEMO_USER, ROOT, waitFor } from '../lib/harness.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, WASM_DIR } from '../lib/browser.mjs';
 
-const CHROMIUM = process.env.KEYRELAY_CHROMIUM || '/usr/bin/chromium';
-const WASM_DIR = path.resolve(ROOT, process.env.KEYRELAY_WASM_DIR || 'build/wasm');
 
 let demo;
 let output = '';
@@ -43,8 +42,7 @@ before(async () => {
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run', '--disable-quic'],
+    args: CHROMIUM_ARGS,
   });
 });
 

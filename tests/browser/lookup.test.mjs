@@ -10,9 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { DEMO_PASSWORD, DEMO_USER, ROOT, startRelay, startSandbox } from '../lib/harness.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, pageFolder } from '../lib/browser.mjs';
 
-const CHROMIUM = process.env.KEYRELAY_CHROMIUM || '/usr/bin/chromium';
-const WASM_DIR = path.resolve(ROOT, process.env.KEYRELAY_WASM_DIR || 'build/wasm');
 // The page under test (default web/); pointing it at an older copy shows which of these tests that copy fails.
 const WEB_DIR = path.resolve(ROOT, process.env.KEYRELAY_WEB_DIR || 'web');
 const SHOTS = path.join(ROOT, 'build', 'screenshots');
@@ -30,15 +29,7 @@ async function shot(name) {
 }
 
 function webRoot() {
-  const www = path.join(tmp, 'www');
-  fs.cpSync(WEB_DIR, www, { recursive: true });
-  fs.mkdirSync(path.join(www, 'wasm'), { recursive: true });
-  for (const f of ['keyrelay.mjs', 'keyrelay.wasm']) {
-    const src = path.join(WASM_DIR, f);
-    if (!fs.existsSync(src)) throw new Error(`${src} is missing: build it (cmake --build --preset wasm) first`);
-    fs.copyFileSync(src, path.join(www, 'wasm', f));
-  }
-  return www;
+  return pageFolder(tmp, WEB_DIR);
 }
 
 const keap = () => page.locator('#result-keap');
@@ -78,8 +69,7 @@ before(async () => {
     headless: true,
     viewport: { width: 1280, height: 900 },
     acceptDownloads: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run', '--disable-quic'],
+    args: CHROMIUM_ARGS,
   });
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: relay.url });
   page = context.pages()[0] ?? await context.newPage();

@@ -15,9 +15,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { DEMO_PASSWORD, DEMO_USER, ROOT, startRelay, startSandbox, waitFor } from '../lib/harness.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, pageFolder } from '../lib/browser.mjs';
 
-const CHROMIUM = process.env.KEYRELAY_CHROMIUM || '/usr/bin/chromium';
-const WASM_DIR = path.resolve(ROOT, process.env.KEYRELAY_WASM_DIR || 'build/wasm');
 const SHOTS = path.join(ROOT, 'build', 'screenshots');
 // Short access tokens, so one expires during the session.
 const ACCESS_TTL = 3;
@@ -35,15 +34,7 @@ async function shot(name) {
 
 // The page's folder: web/ and wasm/keyrelay.{mjs,wasm}, copied (build outputs never go into web/).
 function webRoot() {
-  const www = path.join(tmp, 'www');
-  fs.cpSync(path.join(ROOT, 'web'), www, { recursive: true });
-  fs.mkdirSync(path.join(www, 'wasm'));
-  for (const f of ['keyrelay.mjs', 'keyrelay.wasm']) {
-    const src = path.join(WASM_DIR, f);
-    if (!fs.existsSync(src)) throw new Error(`${src} is missing: build it (cmake --build --preset wasm) first`);
-    fs.copyFileSync(src, path.join(www, 'wasm', f));
-  }
-  return www;
+  return pageFolder(tmp);
 }
 
 const keap = () => page.locator('#result-keap');
@@ -72,8 +63,7 @@ before(async () => {
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1100, height: 860 },
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run', '--disable-quic'],
+    args: CHROMIUM_ARGS,
   });
   page = context.pages()[0] ?? await context.newPage();
   page.setDefaultTimeout(15000);
