@@ -1,8 +1,13 @@
 // The XML-RPC bridge's own cost per call, without Keap (scripts/bench, section bridge): a DataService.query for a
 // page of 1,000 contacts, from the methodCall text to the methodResponse text — decode the call, plan the REST
-// request, map the 1,000-contact REST v2 answer to XML-RPC structs, encode the answer. Prints one JSON line:
-//   {"calls":N,"contacts":1000,...,"p50_us":...,"p99_us":...,"max_us":...,"p50_plan_us":...,"p50_map_us":...,
-//    "p50_encode_us":...}   (plan: decode + plan; map: the REST JSON parsed and mapped; encode: the XML written)
+// request, map the 1,000-contact REST v2 answer to XML-RPC structs, encode the answer. The REST page holds what
+// Keap sends for the plan's ?fields= (the members of the 8 returnFields asked, as the sandbox answers them); every
+// call's answer is checked (1,000 structs, row 500's Id, Email and Groups). Prints one JSON line:
+//   {"calls":N,"contacts":1000,"return_fields":"Id,...","request_bytes":...,"rest_bytes":...,"response_bytes":...,
+//    "p50_us":...,"p99_us":...,"max_us":...,"rest_mb_per_s":...,"p50_plan_us":...,"p50_map_us":...,
+//    "p50_encode_us":...}
+//   (plan: decode + plan; map: the REST JSON read and mapped; encode: the XML written; rest_mb_per_s: REST bytes
+//    per second of a whole call at p50)
 //   keyrelay_bench_bridge [calls]   (default 300)
 #include <algorithm>
 #include <chrono>
@@ -17,9 +22,11 @@ namespace bridge = keyrelay::keap::bridge;
 
 namespace {
 
+const char* const kReturnFields[] = {"Id", "FirstName", "LastName", "Email", "Phone1", "City", "DateCreated", "Groups"};
+
 std::string query_call() {
     std::string fields;
-    for (const char* f : {"Id", "FirstName", "LastName", "Email", "Phone1", "City", "DateCreated", "Groups"}) {
+    for (const char* f : kReturnFields) {
         fields += std::string("<value><string>") + f + "</string></value>";
     }
     return "<?xml version=\"1.0\"?><methodCall><methodName>DataService.query</methodName><params>"
@@ -44,6 +51,18 @@ std::string rest_page(int n) {
                 "\"create_time\":\"2026-01-02T03:04:05Z\",\"tag_ids\":[12,3]}";
     }
     return body + "],\"next_page_token\":\"\"}";
+}
+
+// Row `index` of the answer is contact 1000+index, as rest_page wrote it.
+bool row_is_right(const keyrelay::xmlrpc::Value& answer, size_t index) {
+    if (answer.array.size() != 1000) return false;
+    const auto& row = answer.array[index];
+    const std::string id = std::to_string(1000 + index);
+    const auto* v_id = row.get("Id");
+    const auto* v_email = row.get("Email");
+    const auto* v_groups = row.get("Groups");
+    return row.members.size() == 8 && v_id && v_id->i == 1000 + static_cast<int64_t>(index) && v_email &&
+           v_email->s == "person" + id + "@example.com" && v_groups && v_groups->s == "3,12";
 }
 
 }  // namespace
@@ -76,8 +95,9 @@ int main(int argc, char** argv) {
         const std::string xml = bridge::encode(s);
         const double encoded = since(encoding);
         const double t = since(start);
-        if (s.kind != bridge::Step::Kind::answer || s.value.array.size() != 1000) {
-            std::fprintf(stderr, "the page did not map to 1,000 structs\n");
+        if (s.kind != bridge::Step::Kind::answer || !row_is_right(s.value, 500) ||
+            xml.find("<name>Email</name><value><string>person1500@example.com</string></value>") == std::string::npos) {
+            std::fprintf(stderr, "the page did not map to 1,000 structs with the contacts' fields\n");
             return 1;
         }
         bytes = xml.size();
@@ -92,10 +112,13 @@ int main(int argc, char** argv) {
         std::sort(v.begin(), v.end());
         return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
     };
-    std::printf("{\"calls\":%d,\"contacts\":1000,\"request_bytes\":%zu,\"rest_bytes\":%zu,\"response_bytes\":%zu,"
-                "\"p50_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f,\"p50_plan_us\":%.1f,\"p50_map_us\":%.1f,"
-                "\"p50_encode_us\":%.1f}\n",
-                calls, call.size(), answer.body.size(), bytes, pct(us, 0.50), pct(us, 0.99), pct(us, 1.0),
-                pct(plan_us, 0.5), pct(map_us, 0.5), pct(encode_us, 0.5));
+    std::string return_fields;
+    for (const char* f : kReturnFields) return_fields += (return_fields.empty() ? "" : ",") + std::string(f);
+    const double p50 = pct(us, 0.50);
+    std::printf("{\"calls\":%d,\"contacts\":1000,\"return_fields\":\"%s\",\"request_bytes\":%zu,"
+                "\"rest_bytes\":%zu,\"response_bytes\":%zu,\"p50_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f,"
+                "\"rest_mb_per_s\":%.1f,\"p50_plan_us\":%.1f,\"p50_map_us\":%.1f,\"p50_encode_us\":%.1f}\n",
+                calls, return_fields.c_str(), call.size(), answer.body.size(), bytes, p50, pct(us, 0.99),
+                pct(us, 1.0), answer.body.size() / p50, pct(plan_us, 0.5), pct(map_us, 0.5), pct(encode_us, 0.5));
     return 0;
 }
