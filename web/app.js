@@ -4,6 +4,7 @@
 //   lookup.js       one email in Keap and Jira (recent.js: the recent lookups kept in this browser)
 //   bulk.js         many emails, a table, CSV
 //   explain.js      explain a pasted response, without signing in
+//   migrate.js      the same panel's other mode: a pasted XML-RPC call as the REST calls it becomes
 // Shared: dom.js (text-only DOM helpers), relay.js (fetch to the relay), problem.js (errors for people),
 // state.js (the one state object).
 //
@@ -19,6 +20,7 @@ import { consentOutcome } from './connections.js';
 import { startLookup, wireLookup } from './lookup.js';
 import { wireBulk } from './bulk.js';
 import { wireExplain } from './explain.js';
+import { wireMigrate } from './migrate.js';
 
 function fatal(message) {
   const el = $('#fatal');
@@ -31,6 +33,7 @@ async function start() {
   wireLookup();
   wireBulk();
   wireExplain();
+  wireMigrate();
 
   // Back from a consent page (/?connected=keap, /?connect_failed=keap&code=...): say so once, then clean the
   // address bar so a reload does not say it again. ?email= stays: it is the lookup to repeat.

@@ -440,7 +440,7 @@ Step not_json(const HttpResponse& a) {
                  " with a body that is not the expected JSON");
 }
 
-bool condition_holds(const Conversation& c, const json& contact) {
+bool condition_holds(const Conversation& c, const RestContact& contact) {
     for (const auto& cond : c.conditions) {
         auto v = fields::read(*find_field(cond.field), contact);
         const std::string have = v ? v->s : std::string();
@@ -465,26 +465,30 @@ Step next_page(Conversation& c, const std::string& token) {
     return list_request(c);
 }
 
-Step on_listing(Conversation& c, const HttpResponse& a, const json& body) {
+// A GET of one contact by id (a query on Id without '%').
+Step on_contact_by_id(Conversation& c, const HttpResponse& a, const json& body) {
+    if (a.status == 404) return listing_answer(c);
+    if (!body.is_object()) return not_json(a);
+    const RestContact contact = rest_contact(body);
+    if (condition_holds(c, contact)) {
+        c.seen = 1;
+        if (c.method != "DataService.count" && c.page == 0) c.rows.push_back(fields::row(contact, c.select));
+    }
+    return listing_answer(c);
+}
+
+// A list page, read as it streams (read_contact_page: no DOM).
+Step on_listing(Conversation& c, const HttpResponse& a) {
     const bool count = c.method == "DataService.count";
     const bool all = c.method == "ContactService.findByEmail";
-    if (c.id_equals) {
-        if (a.status == 404) return listing_answer(c);
-        if (!body.is_object()) return not_json(a);
-        if (condition_holds(c, body)) {
-            c.seen = 1;
-            if (!count && c.page == 0) c.rows.push_back(fields::row(body, c.select));
-        }
-        return listing_answer(c);
-    }
-    const json* list = json_util::get_array(body, "contacts");
-    if (list == nullptr) return not_json(a);
-    const std::string token = json_util::string_or(body, "next_page_token");
+    auto page = read_contact_page(a.body);
+    if (!page) return not_json(a);
+    const std::vector<RestContact>& list = page->contacts;
+    const std::string& token = page->next_page_token;
     if (!c.id_prefix.empty()) {
         // Keap REST cannot filter ids by prefix: every page is read, ids are matched here.
-        for (const auto& contact : *list) {
-            auto id = json_util::get_int64(contact, "id");
-            const std::string text = id ? std::to_string(*id) : std::string();
+        for (const auto& contact : list) {
+            const std::string text = contact.id ? std::to_string(*contact.id) : std::string();
             if (text.compare(0, c.id_prefix.size(), c.id_prefix) != 0) continue;
             const int64_t index = c.seen++;
             if (!count && index >= c.page * c.limit && index < (c.page + 1) * c.limit) {
@@ -495,11 +499,12 @@ Step on_listing(Conversation& c, const HttpResponse& a, const json& body) {
         return next_page(c, token);
     }
     if (count) {
-        c.seen += static_cast<int64_t>(list->size());
+        c.seen += static_cast<int64_t>(list.size());
         return next_page(c, token);
     }
+    c.rows.reserve(c.rows.size() + list.size());
     if (all) {
-        for (const auto& contact : *list) c.rows.push_back(fields::row(contact, c.select));
+        for (const auto& contact : list) c.rows.push_back(fields::row(contact, c.select));
         return next_page(c, token);
     }
     // page N of a query: N hops along next_page_token, then the rows of that page.
@@ -507,7 +512,7 @@ Step on_listing(Conversation& c, const HttpResponse& a, const json& body) {
         if (token.empty()) return listing_answer(c);
         return next_page(c, token);
     }
-    for (const auto& contact : *list) c.rows.push_back(fields::row(contact, c.select));
+    for (const auto& contact : list) c.rows.push_back(fields::row(contact, c.select));
     return listing_answer(c);
 }
 
@@ -534,6 +539,7 @@ Step resume(Conversation& c, const HttpResponse& a) {
     const bool listing = c.stage == 7 || c.stage == 8 || c.stage == 9;
     const bool ok = a.status >= 200 && a.status < 300;
     if (!ok && !(listing && c.id_equals && a.status == 404)) return rest_fault(c, a);
+    if (listing && !c.id_equals) return on_listing(c, a);
     const json body = a.body.empty() ? json::object() : json_util::parse(a.body);
     if (body.is_discarded()) return not_json(a);
     switch (c.stage) {
@@ -560,11 +566,11 @@ Step resume(Conversation& c, const HttpResponse& a) {
             return answer(Value::boolean(true));
         case 6:   // load
             if (!body.is_object()) return not_json(a);
-            return answer(fields::row(body, c.select));
+            return answer(fields::row(rest_contact(body), c.select));
         case 7:
         case 8:
         case 9:
-            return on_listing(c, a, body);
+            return on_contact_by_id(c, a, body);
         default:
             return fault("[InvalidState]The keyrelay bridge got an answer it did not ask for");
     }

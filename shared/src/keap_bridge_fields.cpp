@@ -72,11 +72,16 @@ std::optional<ListSlot> list_slot(std::string_view name) {
     return std::nullopt;
 }
 
-std::optional<std::string> list_value(const json& contact, const ListSlot& slot) {
-    const json* list = get_array(contact, slot.list);
-    if (list == nullptr) return std::nullopt;
-    for (const auto& entry : *list) {
-        if (get_string(entry, "field").value_or("") == slot.tag) return get_string(entry, slot.key);
+std::optional<std::string> list_value(const RestContact& contact, const ListSlot& slot) {
+    const std::vector<RestEntry>& list = std::string_view(slot.list) == "email_addresses" ? contact.email_addresses
+                                         : std::string_view(slot.list) == "phone_numbers" ? contact.phone_numbers
+                                                                                          : contact.addresses;
+    for (const auto& entry : list) {
+        const std::string* tag = entry.get("field");
+        if (tag != nullptr && *tag == slot.tag) {
+            const std::string* v = entry.get(slot.key);
+            return v ? std::optional<std::string>(*v) : std::nullopt;
+        }
     }
     return std::nullopt;
 }
@@ -122,23 +127,20 @@ bool text_matches(std::string_view have, std::string_view want, bool prefix) {
     return h == w;
 }
 
-std::optional<xmlrpc::Value> read(const FieldInfo& field, const json& contact) {
+std::optional<xmlrpc::Value> read(const FieldInfo& field, const RestContact& contact) {
     const std::string_view name = field.name;
     if (name == "Id" || name == "OwnerID") {
-        auto v = json_util::get_int64(contact, name == "Id" ? "id" : "owner_id");
+        const std::optional<int64_t>& v = name == "Id" ? contact.id : contact.owner_id;
         if (!v || *v == 0) return std::nullopt;
         return xmlrpc::Value::integer(*v);
     }
     if (auto slot = list_slot(name)) return nonempty(list_value(contact, *slot));
-    if (name == "FirstName") return nonempty(get_string(contact, "given_name"));
-    if (name == "LastName") return nonempty(get_string(contact, "family_name"));
-    if (name == "JobTitle") return nonempty(get_string(contact, "job_title"));
-    if (name == "Company") {
-        const json* company = get_object(contact, "company");
-        return company ? nonempty(get_string(*company, "company_name")) : std::nullopt;
-    }
+    if (name == "FirstName") return nonempty(contact.given_name);
+    if (name == "LastName") return nonempty(contact.family_name);
+    if (name == "JobTitle") return nonempty(contact.job_title);
+    if (name == "Company") return nonempty(contact.company_name);
     if (name == "DateCreated" || name == "LastUpdated") {
-        auto t = get_string(contact, name == "DateCreated" ? "create_time" : "update_time");
+        const std::optional<std::string>& t = name == "DateCreated" ? contact.create_time : contact.update_time;
         auto d = t ? xmlrpc_datetime(*t) : std::nullopt;
         if (!d) return std::nullopt;
         return xmlrpc::Value::datetime(*d);
@@ -146,22 +148,20 @@ std::optional<xmlrpc::Value> read(const FieldInfo& field, const json& contact) {
     if (name == "Groups") {
         // The legacy Groups column: the contact's tag ids, comma-separated. Ascending, so that the same tags
         // always give the same text.
-        const json* tags = get_array(contact, "tag_ids");
-        if (tags == nullptr) return std::nullopt;
-        std::vector<int64_t> ids;
-        for (const auto& t : *tags) {
-            if (auto id = json_util::as_int64(t)) ids.push_back(*id);
-        }
-        if (ids.empty()) return std::nullopt;
+        if (contact.tag_ids.empty()) return std::nullopt;
+        std::vector<int64_t> ids = contact.tag_ids;
         std::sort(ids.begin(), ids.end());
         std::string text;
-        for (auto id : ids) text += (text.empty() ? "" : ",") + std::to_string(id);
+        for (auto id : ids) {
+            if (!text.empty()) text += ',';
+            text += std::to_string(id);
+        }
         return xmlrpc::Value::string(text);
     }
     return std::nullopt;
 }
 
-xmlrpc::Value row(const json& contact, const std::vector<std::string>& select) {
+xmlrpc::Value row(const RestContact& contact, const std::vector<std::string>& select) {
     xmlrpc::Struct out;
     out.reserve(select.size());
     for (const auto& name : select) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "json_util.h"
+#include "keap_bridge_contacts.h"
 #include "keyrelay/keap_bridge.h"
 
 namespace keyrelay::keap::bridge::fields {
@@ -15,11 +16,11 @@ using json = nlohmann::json;
 
 // The value of one XML-RPC field in a REST v2 contact; nullopt when it has none (absent, empty string, no tags,
 // owner 0). Keap's XML-RPC left fields without a value out of a record's struct, and so does the bridge.
-std::optional<xmlrpc::Value> read(const FieldInfo& field, const json& contact);
+std::optional<xmlrpc::Value> read(const FieldInfo& field, const RestContact& contact);
 
 // The XML-RPC struct for a REST v2 contact with the `select`ed fields, in the order asked, empty ones left out.
 // Names not in the map are skipped (check_names refuses them before any request).
-xmlrpc::Value row(const json& contact, const std::vector<std::string>& select);
+xmlrpc::Value row(const RestContact& contact, const std::vector<std::string>& select);
 
 // The top-level REST members holding these XML-RPC fields, comma-separated in map order, for ?fields= (Keap v2
 // answers only the members it is asked for beyond a default set). "id" is always included.

@@ -445,3 +445,52 @@ TEST_CASE("the field map covers the legacy Contact fields old integrations use",
     }
     CHECK(bridge::find_field("email") == nullptr);   // names are case-sensitive, as in Keap's XML-RPC
 }
+
+TEST_CASE("a contact in a list page maps as the same contact loaded alone, odd members included", "[bridge]") {
+    // A list page is read as it streams, a single contact from its parsed JSON: both must give the same struct.
+    const std::string all_fields = names({"Id", "FirstName", "LastName", "Email", "EmailAddress2", "Phone1",
+                                          "Company", "JobTitle", "City", "Country", "DateCreated", "LastUpdated",
+                                          "Groups", "OwnerID"});
+    const std::string contact = GENERATE(as<std::string>{},
+        R"({"id":"4393","given_name":"Ben","family_name":"Anderson","job_title":"CTO","owner_id":"7",)"
+        R"("email_addresses":[{"email":"b@x.com","field":"EMAIL1"},{"email":"b2@x.com","field":"EMAIL2"}],)"
+        R"("phone_numbers":[{"number":"555","field":"PHONE1"}],"company":{"company_name":"Acme","id":"3"},)"
+        R"("addresses":[{"field":"SHIPPING","locality":"Nowhere"},{"field":"BILLING","locality":"Springfield",)"
+        R"("country_code":"USA"}],"create_time":"2026-01-02T03:04:05Z","update_time":"2026-02-03T04:05:06.000+0000",)"
+        R"("tag_ids":[12,"3",null,4.5],"custom_fields":[{"id":1,"content":{"nested":[1,2,{"deep":true}]}}]})",
+        // wrong types count as absent; a repeated member: the last one wins
+        R"({"id":4393,"given_name":17,"family_name":null,"email_addresses":{"email":"x"},"company":"Acme",)"
+        R"("phone_numbers":[5,{"field":"PHONE1","number":6},{"field":"PHONE1","number":"second"}],)"
+        R"("job_title":"first","job_title":"second","tag_ids":"12","create_time":"not a time"})",
+        R"({"id":"4393","email_addresses":[{"email":"a@x.com","field":"EMAIL1","email":"b@x.com"}],)"
+        R"("email_addresses":[{"field":"EMAIL1","email":"last@x.com"}],"owner_id":0,"tag_ids":[]})");
+    bridge::Conversation loaded;
+    Step s = bridge::begin(call("ContactService.load", kKey + i4(4393) + all_fields), loaded);
+    REQUIRE(s.kind == Step::Kind::send);
+    const Step alone = bridge::resume(loaded, rest(200, contact));
+    REQUIRE(alone.kind == Step::Kind::answer);
+
+    bridge::Conversation listed;
+    s = bridge::begin(call("DataService.query", kKey + str("Contact") + i4(10) + i4(0) +
+                                                    p("<struct><member><name>Email</name><value><string>%</string>"
+                                                      "</value></member></struct>") + all_fields),
+                      listed);
+    REQUIRE(s.kind == Step::Kind::send);
+    const Step page = bridge::resume(listed, rest(200, R"({"next_page_token":"","contacts":[)" + contact +
+                                                           R"(,"not a contact"]})"));
+    REQUIRE(page.kind == Step::Kind::answer);
+    REQUIRE(page.value.array.size() == 2);
+    CHECK(xmlrpc::encode_response(page.value.array[0]) == xmlrpc::encode_response(alone.value));
+    CHECK(page.value.array[1].members.empty());
+}
+
+TEST_CASE("a list page that is not the expected JSON is [InvalidResponse]", "[bridge]") {
+    const std::string body = GENERATE(as<std::string>{}, "", "[]", "{\"contacts\":{}}", "{\"contacts\":[{]}",
+                                      "{\"contacts\":[],\"contacts\":7}", "<html>502</html>", "{\"items\":[]}");
+    bridge::Conversation c;
+    Step s = bridge::begin(call("ContactService.findByEmail", kKey + str("ada@example.com") + names({"Id"})), c);
+    REQUIRE(s.kind == Step::Kind::send);
+    s = bridge::resume(c, rest(200, body));
+    REQUIRE(s.kind == Step::Kind::fault);
+    CHECK(s.fault.string == "[InvalidResponse]Keap answered HTTP 200 with a body that is not the expected JSON");
+}

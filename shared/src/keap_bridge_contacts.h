@@ -1,0 +1,44 @@
+// Internal to the bridge: a REST v2 contact reduced to the members the field map reads, from a parsed JSON
+// object, or streamed out of a list page without building its DOM (a 1,000-contact page is a few hundred KB; its
+// DOM is tens of thousands of allocations). Both readers apply the same rules, so a contact reads the same either
+// way: a member of the wrong type counts as absent, and for a repeated member the last one wins.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "json_util.h"
+
+namespace keyrelay::keap::bridge {
+
+// One entry of email_addresses / phone_numbers / addresses: its string members ("field" included), in order.
+struct RestEntry {
+    std::vector<std::pair<std::string, std::string>> strings;
+    const std::string* get(std::string_view key) const;
+    void set(std::string_view key, std::string value);
+    void erase(std::string_view key);
+};
+
+struct RestContact {
+    std::optional<int64_t> id, owner_id;   // v2 ids are strings ("42"); integers are accepted too
+    std::optional<std::string> given_name, family_name, job_title, create_time, update_time;
+    std::optional<std::string> company_name;   // company.company_name
+    std::vector<RestEntry> email_addresses, phone_numbers, addresses;   // object entries only
+    std::vector<int64_t> tag_ids;   // the entries that are ids
+};
+
+RestContact rest_contact(const nlohmann::json& contact);
+
+// A list page, {"contacts":[...], "next_page_token":"..."}.
+struct RestContactPage {
+    std::vector<RestContact> contacts;
+    std::string next_page_token;   // "" when absent or not a string
+};
+// nullopt when the body is not JSON, or not an object with a "contacts" array.
+std::optional<RestContactPage> read_contact_page(std::string_view body);
+
+}  // namespace keyrelay::keap::bridge
