@@ -114,7 +114,7 @@ Reply token(State& s, const Req& r) {
     if (r.method != "POST") return oauth_error(405, "invalid_request", "Method not allowed");
     // keap.md (forum 16256): only application/x-www-form-urlencoded is read; a JSON body looks like no parameters.
     Params body;
-    if (starts_with(lower(r.header("Content-Type").value_or("")), "application/x-www-form-urlencoded")) {
+    if (istarts_with(r.header("Content-Type").value_or(""), "application/x-www-form-urlencoded")) {
         auto decoded = form_decode(r.raw.body);
         if (!decoded) return oauth_error(400, "invalid_request", "Malformed request body");
         body = std::move(*decoded);
@@ -125,7 +125,7 @@ Reply token(State& s, const Req& r) {
     // Client authentication, RFC 6749 §2.3.1: HTTP Basic with the form-urlencoded id and secret, or the body.
     std::string id, secret;
     if (auto auth = r.header("Authorization")) {
-        if (!starts_with(lower(*auth), "basic ")) {
+        if (!istarts_with(*auth, "basic ")) {
             // The forum user's bug: the base64 credentials without the "Basic " scheme. Keap answers 401 with
             // this body (infusionsoft-php #260).
             return oauth_error(401, "invalid_grant", "Unable to authenticate username and password")
@@ -222,7 +222,7 @@ Reply gateway_fault(int status, const char* faultstring, const char* errorcode) 
 
 std::optional<std::string> bearer_of(const Req& r) {
     auto auth = r.header("Authorization");
-    if (!auth || !starts_with(lower(*auth), "bearer ")) return std::nullopt;
+    if (!auth || !istarts_with(*auth, "bearer ")) return std::nullopt;
     return auth->substr(7);
 }
 
@@ -402,8 +402,6 @@ std::optional<std::string> apply_contact_json(KeapContact& c, const json& body) 
     return std::nullopt;
 }
 
-bool ieq(const std::string& a, const std::string& b) { return iequals(a, b); }
-
 Reply v1_list(State& s, const Req& r) {
     auto limit = to_int(r.q("limit").value_or("1000"));
     auto offset = to_int(r.q("offset").value_or("0"));
@@ -412,9 +410,9 @@ Reply v1_list(State& s, const Req& r) {
     const auto email = r.q("email"), given = r.q("given_name"), family = r.q("family_name");
     std::vector<const KeapContact*> all;
     for (const auto& c : s.contacts) {
-        if (email && !ieq(c.email, *email)) continue;
-        if (given && !ieq(c.given_name, *given)) continue;
-        if (family && !ieq(c.family_name, *family)) continue;
+        if (email && !iequals(c.email, *email)) continue;
+        if (given && !iequals(c.given_name, *given)) continue;
+        if (family && !iequals(c.family_name, *family)) continue;
         all.push_back(&c);
     }
     std::sort(all.begin(), all.end(), [](auto* a, auto* b) { return a->id < b->id; });
@@ -518,10 +516,9 @@ bool v2_member(const std::string& m) {
 // keap.md: v2 filters are "field==value" joined by ';'; a trailing '*' matches any rest (email==john*).
 bool filter_match(const std::string& have, const std::string& want) {
     if (!want.empty() && want.back() == '*') {
-        const std::string prefix = lower(want.substr(0, want.size() - 1));
-        return lower(have).compare(0, prefix.size(), prefix) == 0 && have.size() >= prefix.size();
+        return istarts_with(have, std::string_view(want).substr(0, want.size() - 1));
     }
-    return ieq(have, want);
+    return iequals(have, want);
 }
 
 Reply v2_list(State& s, const Req& r) {
@@ -854,7 +851,7 @@ std::string no_field(const std::string& name) { return "[NoFieldFound]No field f
 
 // Keap's data queries take '%' as a wildcard; comparisons ignore case.
 bool like(const std::string& text, const std::string& pattern) {
-    const std::string t = lower(text), p = lower(pattern);
+    const std::string t = to_lower(text), p = to_lower(pattern);
     // Classic wildcard match with backtracking on the last '%'.
     size_t ti = 0, pi = 0, star = std::string::npos, mark = 0;
     while (ti < t.size()) {
@@ -1053,9 +1050,9 @@ Reply call_method(State& s, const xmlrpc::Call& call) {
             return v ? v->s : std::string();
         };
         for (const KeapContact* c : by_id(s)) {
-            bool same = ieq(c->email, email->s);
+            bool same = iequals(c->email, email->s);
             if (type == "EmailAndName") {
-                same = same && ieq(c->given_name, text_of("FirstName")) && ieq(c->family_name, text_of("LastName"));
+                same = same && iequals(c->given_name, text_of("FirstName")) && iequals(c->family_name, text_of("LastName"));
             }
             if (same) return update_contact(s, c->id, p[1]);
         }
@@ -1067,7 +1064,7 @@ Reply call_method(State& s, const xmlrpc::Call& call) {
         if (auto bad = field_names(p[2], fields)) return fault(*bad);
         xmlrpc::Array rows;
         for (const KeapContact* c : by_id(s)) {
-            if (ieq(c->email, p[1].s)) rows.push_back(select_fields(*c, fields));
+            if (iequals(c->email, p[1].s)) rows.push_back(select_fields(*c, fields));
         }
         return answer(Value::array_of(std::move(rows)));
     }

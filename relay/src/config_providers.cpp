@@ -35,10 +35,8 @@ Result<std::vector<proxy::Rule>> rule_list(const json& j, const std::string& whe
     return out;
 }
 
-Result<Attach> attach_value(const std::string& s, const std::string& where) {
-    if (s == "bearer") return Attach::bearer;
-    if (s == "x-keap-api-key") return Attach::keap_api_key;
-    if (s == "basic") return Attach::basic;
+Result<proxy::CredentialStyle> attach_value(const std::string& s, const std::string& where) {
+    if (auto style = proxy::credential_style_from_string(s)) return *style;
     return bad_value(where, "must be \"bearer\", \"x-keap-api-key\" or \"basic\"");
 }
 
@@ -86,9 +84,9 @@ ProviderConfig builtin_keap() {
                {"PATCH", "/crm/rest/v2/contacts/*"},
                {"POST", "/crm/xmlrpc/v1"}};
     p.xmlrpc_paths = {{"*", "/crm/xmlrpc/**"}};
-    p.attach = Attach::bearer;
-    p.static_attach = Attach::keap_api_key;
-    p.rate_limit_headers = {"retry-after", "x-keap-product-*", "x-keap-tenant-*"};
+    p.attach = proxy::CredentialStyle::bearer;
+    p.static_attach = proxy::CredentialStyle::keap_api_key;
+    p.rate_limit_headers = proxy::keap_rate_limit_headers();
     p.keepalive_refresh = true;
     return p;
 }
@@ -115,9 +113,9 @@ ProviderConfig builtin_jira() {
                {"GET", "/rest/api/3/myself"},
                {"GET", "/rest/api/2/user/search"},
                {"GET", "/rest/api/2/myself"}};
-    p.attach = Attach::bearer;
-    p.static_attach = Attach::basic;
-    p.rate_limit_headers = {"retry-after", "x-ratelimit-*", "ratelimit-*"};
+    p.attach = proxy::CredentialStyle::bearer;
+    p.static_attach = proxy::CredentialStyle::basic;
+    p.rate_limit_headers = proxy::jira_rate_limit_headers();
     p.keepalive_refresh = false;
     return p;
 }
@@ -132,17 +130,14 @@ std::string resolve_api_base(const ProviderConfig& p, const std::string& cloud_i
     return base;
 }
 
-bool is_rate_limit_header(const ProviderConfig& p, const std::string& name) {
-    const std::string_view n(name);
-    for (const auto& h : p.rate_limit_headers) {
-        if (!h.empty() && h.back() == '*') {
-            const std::string_view prefix = std::string_view(h).substr(0, h.size() - 1);
-            if (n.size() >= prefix.size() && iequals(n.substr(0, prefix.size()), prefix)) return true;
-        } else if (iequals(n, h)) {
-            return true;
-        }
+proxy::Credential ProviderConfig::credential(const std::string& access_token) const {
+    switch (mode) {
+        case Mode::oauth: return {attach, access_token, {}};
+        case Mode::api_key: return {static_attach, static_secret, {}};
+        case Mode::api_token: return {proxy::CredentialStyle::basic, static_secret, static_email};
+        case Mode::pat: return {proxy::CredentialStyle::bearer, static_secret, {}};
     }
-    return false;
+    return {attach, access_token, {}};
 }
 
 Result<Unit> apply_provider_json(ProviderConfig& p, const json& j) {
