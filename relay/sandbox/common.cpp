@@ -44,14 +44,6 @@ std::string iso8601(int64_t unix_seconds) {
 
 bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) {
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    }
-    return out;
-}
-
 std::string add_query(const std::string& url, const Params& params) {
     std::string out = url;
     std::string q = form_encode(params);

@@ -52,7 +52,6 @@ using keyrelay::html_escape;
 // "2026-01-02T03:04:05Z" (ISO 8601, UTC)
 std::string iso8601(int64_t unix_seconds);
 bool starts_with(std::string_view s, std::string_view prefix);
-std::string lower(std::string_view s);
 // Appends "?k=v&..." or "&k=v&..." to a URL (RFC 6749 §4.1.2: keep the redirect URI's own query).
 std::string add_query(const std::string& url, const Params& params);
 // Strict JSON parse without exceptions; nullopt when the text is not JSON.

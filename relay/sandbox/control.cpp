@@ -7,8 +7,8 @@
 namespace keyrelay::sandbox {
 namespace {
 
-const char* const kModes[] = {"html_502", "html_503", "http_596", "gateway_fault", "rate_limit",
-                              "slow",     "reset",    "bad_xml_char", "status"};
+const char* const kModes[] = {"html_502", "html_503", "http_596",     "gateway_fault", "rate_limit",
+                              "points_limit", "slow", "reset", "bad_xml_char", "status"};
 
 Reply bad_request(const std::string& message) { return json_reply(400, json{{"error", message}}); }
 
@@ -80,8 +80,8 @@ Reply fail(State& s, const json& body) {
     f.mode = jstr(body, "mode");
     if (f.path.empty() || f.path[0] != '/') return bad_request("path must be a path starting with '/'");
     if (std::find(std::begin(kModes), std::end(kModes), f.mode) == std::end(kModes)) {
-        return bad_request("mode must be one of html_502, html_503, http_596, gateway_fault, rate_limit, slow, "
-                           "reset, bad_xml_char, status");
+        return bad_request("mode must be one of html_502, html_503, http_596, gateway_fault, rate_limit, "
+                           "points_limit, slow, reset, bad_xml_char, status");
     }
     if (body.contains("count") && !jint(body, "count")) return bad_request("count must be an integer");
     if (body.contains("status") && !jint(body, "status")) return bad_request("status must be an integer");

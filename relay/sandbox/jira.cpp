@@ -149,7 +149,7 @@ Reply dead_refresh() { return oauth_error(403, "invalid_grant", "Unknown or inva
 Reply token(State& s, const Req& r) {
     if (auto denied = deny_cross_origin(r)) return *denied;
     if (r.method != "POST") return oauth_error(405, "invalid_request", "Method not allowed");
-    if (lower(r.header("Content-Type").value_or("")).find("application/json") == std::string::npos) {
+    if (!icontains(r.header("Content-Type").value_or(""), "application/json")) {
         return oauth_error(400, "invalid_request", "The request body must be JSON (Content-Type: application/json)");
     }
     auto body = parse_json(r.raw.body);
@@ -158,7 +158,7 @@ Reply token(State& s, const Req& r) {
     std::string id = jstr(*body, "client_id"), secret = jstr(*body, "client_secret");
     // Atlassian documents the credentials in the JSON body; an RFC 6749 §2.3.1 Basic header is accepted as well.
     if (id.empty() && secret.empty()) {
-        if (auto auth = r.header("Authorization"); auth && starts_with(lower(*auth), "basic ")) {
+        if (auto auth = r.header("Authorization"); auth && istarts_with(*auth, "basic ")) {
             auto decoded = base64_decode(std::string_view(*auth).substr(6));
             size_t colon = decoded ? decoded->find(':') : std::string::npos;
             if (colon != std::string::npos) {
@@ -279,7 +279,7 @@ json dc_user(const JiraUser& u, const std::string& rest_base) {
 }
 
 bool word_prefix(const std::string& text, const std::string& q) {
-    const std::string t = lower(text);
+    const std::string t = to_lower(text);
     if (starts_with(t, q)) return true;
     for (size_t i = 0; i < t.size(); ++i) {
         if (t[i] == ' ' && starts_with(std::string_view(t).substr(i + 1), q)) return true;
@@ -290,18 +290,18 @@ bool word_prefix(const std::string& text, const std::string& q) {
 // jira.md: query matches displayName and emailAddress by prefix, case-insensitively. A hidden email is matched only
 // by the exact address (as the user pickers do), and never shown.
 bool cloud_match(const JiraUser& u, const std::string& query) {
-    const std::string q = lower(query);
+    const std::string q = to_lower(query);
     if (q.empty()) return false;
     if (word_prefix(u.display_name, q)) return true;
-    if (u.email_hidden) return lower(u.email) == q;
-    return starts_with(lower(u.email), q);
+    if (u.email_hidden) return iequals(u.email, q);
+    return istarts_with(u.email, q);
 }
 
 // Data Center: username= matches the username, the display name and the email address by prefix.
 bool dc_match(const JiraUser& u, const std::string& query) {
-    const std::string q = lower(query);
+    const std::string q = to_lower(query);
     if (q.empty()) return false;
-    return starts_with(lower(u.username), q) || word_prefix(u.display_name, q) || starts_with(lower(u.email), q);
+    return istarts_with(u.username, q) || word_prefix(u.display_name, q) || istarts_with(u.email, q);
 }
 
 struct Paging {
@@ -402,7 +402,7 @@ std::optional<Reply> meter(State& s, const std::string& bucket, Reply& headers_o
 
 std::optional<std::pair<std::string, std::string>> basic_credentials(const Req& r) {
     auto auth = r.header("Authorization");
-    if (!auth || !starts_with(lower(*auth), "basic ")) return std::nullopt;
+    if (!auth || !istarts_with(*auth, "basic ")) return std::nullopt;
     auto decoded = base64_decode(std::string_view(*auth).substr(6));
     if (!decoded) return std::nullopt;
     size_t colon = decoded->find(':');
@@ -412,7 +412,7 @@ std::optional<std::pair<std::string, std::string>> basic_credentials(const Req& 
 
 std::optional<std::string> bearer_of(const Req& r) {
     auto auth = r.header("Authorization");
-    if (!auth || !starts_with(lower(*auth), "bearer ")) return std::nullopt;
+    if (!auth || !istarts_with(*auth, "bearer ")) return std::nullopt;
     return auth->substr(7);
 }
 

@@ -12,7 +12,7 @@ Reply gateway_fault(int status, const char* faultstring, const char* errorcode) 
 
 std::optional<std::string> bearer_of(const Req& r) {
     auto auth = r.header("Authorization");
-    if (!auth || !starts_with(lower(*auth), "bearer ")) return std::nullopt;
+    if (!auth || !istarts_with(*auth, "bearer ")) return std::nullopt;
     return auth->substr(7);
 }
 

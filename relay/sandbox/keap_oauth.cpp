@@ -100,7 +100,7 @@ Reply token(State& s, const Req& r) {
     if (r.method != "POST") return oauth_error(405, "invalid_request", "Method not allowed");
     // keap.md (forum 16256): only application/x-www-form-urlencoded is read; a JSON body looks like no parameters.
     Params body;
-    if (starts_with(lower(r.header("Content-Type").value_or("")), "application/x-www-form-urlencoded")) {
+    if (istarts_with(r.header("Content-Type").value_or(""), "application/x-www-form-urlencoded")) {
         auto decoded = form_decode(r.raw.body);
         if (!decoded) return oauth_error(400, "invalid_request", "Malformed request body");
         body = std::move(*decoded);
@@ -111,7 +111,7 @@ Reply token(State& s, const Req& r) {
     // Client authentication, RFC 6749 §2.3.1: HTTP Basic with the form-urlencoded id and secret, or the body.
     std::string id, secret;
     if (auto auth = r.header("Authorization")) {
-        if (!starts_with(lower(*auth), "basic ")) {
+        if (!istarts_with(*auth, "basic ")) {
             // The forum user's bug: the base64 credentials without the "Basic " scheme. Keap answers 401 with
             // this body (infusionsoft-php #260).
             return oauth_error(401, "invalid_grant", "Unable to authenticate username and password")

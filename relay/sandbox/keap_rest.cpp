@@ -121,7 +121,7 @@ std::optional<std::string> apply_contact_json(KeapContact& c, const json& body) 
     return std::nullopt;
 }
 
-bool ieq(const std::string& a, const std::string& b) { return iequals(a, b); }
+bool iequals(const std::string& a, const std::string& b) { return iequals(a, b); }
 
 Reply v1_list(State& s, const Req& r) {
     auto limit = to_int(r.q("limit").value_or("1000"));
@@ -131,9 +131,9 @@ Reply v1_list(State& s, const Req& r) {
     const auto email = r.q("email"), given = r.q("given_name"), family = r.q("family_name");
     std::vector<const KeapContact*> all;
     for (const auto& c : s.contacts) {
-        if (email && !ieq(c.email, *email)) continue;
-        if (given && !ieq(c.given_name, *given)) continue;
-        if (family && !ieq(c.family_name, *family)) continue;
+        if (email && !iequals(c.email, *email)) continue;
+        if (given && !iequals(c.given_name, *given)) continue;
+        if (family && !iequals(c.family_name, *family)) continue;
         all.push_back(&c);
     }
     std::sort(all.begin(), all.end(), [](auto* a, auto* b) { return a->id < b->id; });
@@ -237,10 +237,9 @@ bool v2_member(const std::string& m) {
 // keap.md: v2 filters are "field==value" joined by ';'; a trailing '*' matches any rest (email==john*).
 bool filter_match(const std::string& have, const std::string& want) {
     if (!want.empty() && want.back() == '*') {
-        const std::string prefix = lower(want.substr(0, want.size() - 1));
-        return lower(have).compare(0, prefix.size(), prefix) == 0 && have.size() >= prefix.size();
+        return istarts_with(have, std::string_view(want).substr(0, want.size() - 1));
     }
-    return ieq(have, want);
+    return iequals(have, want);
 }
 
 Reply v2_list(State& s, const Req& r) {

@@ -97,7 +97,7 @@ std::string no_field(const std::string& name) { return "[NoFieldFound]No field f
 
 // Keap's data queries take '%' as a wildcard; comparisons ignore case.
 bool like(const std::string& text, const std::string& pattern) {
-    const std::string t = lower(text), p = lower(pattern);
+    const std::string t = to_lower(text), p = to_lower(pattern);
     // Classic wildcard match with backtracking on the last '%'.
     size_t ti = 0, pi = 0, star = std::string::npos, mark = 0;
     while (ti < t.size()) {

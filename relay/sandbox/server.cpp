@@ -101,6 +101,18 @@ Reply failure_reply(State& s, const Failure& f, const std::string& path) {
     if (f.mode == "rate_limit") {
         return jira ? jira_throttled(s, 30, s.limits.jira_burst) : keap_throttled(s, "oauth");
     }
+    if (f.mode == "points_limit") {
+        // Jira Cloud's 2026 points-based hourly quota used up (docs/reference/jira.md): the reason, the quota policy
+        // and what is left of it.
+        if (!jira) return keap_throttled(s, "oauth");
+        Reply r = json_reply(429, json{{"errorMessages", {"Rate limit exceeded."}}, {"errors", json::object()}});
+        r.with("Retry-After", "1800")
+            .with("RateLimit-Reason", "jira-quota-tenant-based")
+            .with("Beta-RateLimit-Policy", "\"tenant-app-quota\";q=100100;w=3600")
+            .with("Beta-RateLimit", "\"tenant-app-quota\";r=0;t=1800")
+            .with("X-RateLimit-NearLimit", "true");
+        return r;
+    }
     // "status": the chosen status with the provider's ordinary JSON error body.
     const std::string message = "keyrelay-sandbox: injected HTTP " + std::to_string(f.status);
     if (jira) return json_reply(f.status, json{{"errorMessages", {message}}, {"errors", json::object()}});

@@ -18,9 +18,6 @@
 
 namespace keyrelay::relay {
 
-// How the relay attaches a provider's credential to a proxied request.
-enum class Attach { bearer, keap_api_key, basic };
-
 // oauth: tokens from the authorization-code flow, refreshed by the relay. The others need no flow:
 // api_key (Keap PAT/SAK, X-Keap-API-Key), api_token (Jira Cloud email + API token, Basic), pat (Jira Data Center,
 // Bearer).
@@ -37,9 +34,9 @@ struct ProviderConfig {
     std::string api_base;                        // may contain "{cloud_id}" (Jira Cloud via api.atlassian.com)
     std::vector<proxy::Rule> allow;              // the proxy allowlist
     std::vector<proxy::Rule> xmlrpc_paths;       // answers expected to be XML-RPC (for the diagnosis)
-    Attach attach = Attach::bearer;              // for oauth mode
-    Attach static_attach = Attach::bearer;       // for the static modes (Keap api_key: X-Keap-API-Key)
-    std::vector<std::string> rate_limit_headers; // lowercase names; a trailing '*' matches a prefix
+    proxy::CredentialStyle attach = proxy::CredentialStyle::bearer;          // for oauth mode
+    proxy::CredentialStyle static_attach = proxy::CredentialStyle::bearer;   // api_key mode (Keap: X-Keap-API-Key)
+    std::vector<std::string> rate_limit_headers; // answer headers passed through (proxy::matches_header_pattern)
     std::vector<PostConnect> post_connect;
     std::string accessible_resources_url;
     bool keepalive_refresh = false;              // refresh idle connections whose refresh token gets old (Keap)
@@ -55,6 +52,9 @@ struct ProviderConfig {
     std::string static_api_base;                 // API base in a static mode (Jira: the site)
 
     bool oauth_configured() const { return !client_id.empty() && !client_secret.empty(); }
+    // The credential a proxied call carries: the connection's access token in oauth mode, else the static secret
+    // (api_key: static_attach; api_token: Basic email:token; pat: Bearer).
+    proxy::Credential credential(const std::string& access_token) const;
 };
 
 struct User {
@@ -134,9 +134,6 @@ Result<Unit> resolve_provider_secrets(ProviderConfig& p, const EnvLookup& env, c
 
 // The API base for one connection: "{cloud_id}" replaced.
 std::string resolve_api_base(const ProviderConfig& p, const std::string& cloud_id);
-
-// Whether a response header of this provider is a rate-limit header that passes through to the caller.
-bool is_rate_limit_header(const ProviderConfig& p, const std::string& name);
 
 const char* mode_name(Mode mode);
 

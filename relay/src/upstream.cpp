@@ -5,52 +5,17 @@
 #include <netinet/in.h>
 #include <openssl/x509.h>
 
-#include <algorithm>
 #include <chrono>
+#include <ctime>
+#include <random>
 #include <thread>
+
+#include "keyrelay/ascii.h"
 
 namespace keyrelay::relay {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string lower(std::string s) {
-    for (char& c : s) {
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    }
-    return s;
-}
-
-std::optional<int64_t> parse_non_negative(const std::string& s) {
-    if (s.empty() || s.size() > 12) return std::nullopt;
-    int64_t v = 0;
-    for (char c : s) {
-        if (c < '0' || c > '9') return std::nullopt;
-        v = v * 10 + (c - '0');
-    }
-    return v;
-}
-
-std::string trim(const std::string& s) {
-    size_t b = s.find_first_not_of(" \t");
-    if (b == std::string::npos) return {};
-    size_t e = s.find_last_not_of(" \t");
-    return s.substr(b, e - b + 1);
-}
-
-// Keap's throttle interval in milliseconds, from x-keap-product-throttle-{interval,time-unit} (docs/reference/keap.md).
-std::optional<int64_t> keap_throttle_interval_ms(const Headers& h) {
-    auto interval = h.get("x-keap-product-throttle-interval");
-    auto unit = h.get("x-keap-product-throttle-time-unit");
-    if (!interval || !unit) return std::nullopt;
-    auto n = parse_non_negative(trim(*interval));
-    if (!n) return std::nullopt;
-    std::string u = lower(trim(*unit));
-    if (u == "second" || u == "seconds") return *n * 1000;
-    if (u == "minute" || u == "minutes") return *n * 60000;
-    if (u == "millisecond" || u == "milliseconds") return *n;
-    return std::nullopt;
-}
 
 X509_STORE* make_ca_store(const std::string& extra_ca_file) {
     X509_STORE* store = X509_STORE_new();
@@ -167,44 +132,6 @@ std::optional<Endpoint> endpoint_of(const Url& url) {
     return e;
 }
 
-bool is_idempotent(const std::string& method) {
-    return method == "GET" || method == "HEAD" || method == "PUT" || method == "DELETE" || method == "OPTIONS";
-}
-
-std::optional<int64_t> retry_after_seconds(const Headers& headers) {
-    auto v = headers.get("Retry-After");
-    if (!v) return std::nullopt;
-    return parse_non_negative(trim(*v));
-}
-
-std::optional<int64_t> retry_delay_ms(const std::string& method, int attempt, const Result<HttpResponse>& outcome,
-                                      int64_t waited_ms, const RetryPolicy& policy) {
-    if (!is_idempotent(method) || attempt >= policy.max_retries) return std::nullopt;
-    int64_t backoff = policy.base_delay_ms << std::min(attempt, 10);
-    int64_t delay = backoff;
-    if (!outcome.ok()) {
-        const std::string& code = outcome.error().code;
-        if (code != "upstream.unreachable" && code != "upstream.connection_reset" && code != "upstream.timeout") {
-            return std::nullopt;   // TLS, size and URL problems do not heal by retrying
-        }
-        if (code == "upstream.timeout") return std::nullopt;   // already waited a full read timeout
-    } else {
-        int status = outcome->status;
-        if (status != 429 && status != 502 && status != 503 && status != 504) return std::nullopt;
-        const Headers& h = outcome->headers;
-        if (auto quota = h.get("x-keap-product-quota-available"); quota && trim(*quota) == "0") {
-            return std::nullopt;   // the daily quota is gone: no point waiting seconds
-        }
-        if (auto s = retry_after_seconds(h)) {
-            delay = std::max<int64_t>(*s * 1000, backoff);
-        } else if (auto avail = h.get("x-keap-product-throttle-available"); avail && trim(*avail) == "0") {
-            if (auto interval = keap_throttle_interval_ms(h)) delay = std::max(*interval, backoff);
-        }
-    }
-    if (waited_ms + delay > policy.budget_ms) return std::nullopt;
-    return delay;
-}
-
 Upstream::Upstream(UpstreamOptions options) : options_(std::move(options)) {}
 
 Upstream::~Upstream() {
@@ -312,7 +239,7 @@ Result<HttpResponse> Upstream::send(const HttpRequest& request) {
     HttpResponse out;
     out.status = res.status;
     for (const auto& [name, value] : res.headers) {
-        if (iequals(name, "Connection") && lower(value).find("close") != std::string::npos) reusable = false;
+        if (iequals(name, "Connection") && icontains(value, "close")) reusable = false;
         out.headers.add(name, value);
     }
     out.body = std::move(body);
@@ -320,8 +247,10 @@ Result<HttpResponse> Upstream::send(const HttpRequest& request) {
     return out;
 }
 
-Result<HttpResponse> Upstream::send_with_retries(const HttpRequest& request, const RetryPolicy& policy,
+Result<HttpResponse> Upstream::send_with_retries(const HttpRequest& request, const retry::Policy& policy,
                                                  const std::function<void(const Attempt&)>& observe) {
+    thread_local std::minstd_rand random{std::random_device{}()};
+    std::uniform_real_distribution<double> jitter(0.0, 1.0);
     int64_t waited = 0;
     for (int attempt = 0;; ++attempt) {
         auto started = Clock::now();
@@ -330,7 +259,8 @@ Result<HttpResponse> Upstream::send_with_retries(const HttpRequest& request, con
         info.attempt = attempt;
         info.seconds = std::chrono::duration<double>(Clock::now() - started).count();
         info.outcome = outcome.ok() ? std::to_string(outcome->status) : outcome.error().code;
-        info.retry_in_ms = retry_delay_ms(request.method, attempt, outcome, waited, policy);
+        info.retry_in_ms = retry::delay_ms(request.method, attempt, outcome, waited, policy, std::time(nullptr),
+                                           jitter(random));
         if (observe) observe(info);
         if (!info.retry_in_ms) return outcome;
         std::this_thread::sleep_for(std::chrono::milliseconds(*info.retry_in_ms));

@@ -15,6 +15,7 @@
 
 #include "keyrelay/http.h"
 #include "keyrelay/result.h"
+#include "keyrelay/retry.h"
 
 namespace httplib {
 class ClientImpl;
@@ -30,26 +31,6 @@ struct UpstreamOptions {
     std::string ca_file;          // extra trusted CA (PEM), added to the system CAs
     size_t max_idle_per_origin = 16;
 };
-
-// RFC 9110 §9.2.2: idempotent methods may be retried automatically; POST and PATCH never are.
-struct RetryPolicy {
-    int max_retries = 2;
-    int64_t budget_ms = 2000;     // total waiting between attempts, so callers are never stuck long
-    int64_t base_delay_ms = 100;  // exponential: 100, 200, ...
-};
-
-bool is_idempotent(const std::string& method);
-
-// Decides whether a failed attempt (attempt = 0 for the first) is retried, and after how long (ms).
-// Retried: connection errors (not TLS, not size), 502/503/504 and 429, for idempotent methods only, at most
-// max_retries times, while the total wait stays within the budget. The delay honours Retry-After (RFC 9110 §10.2.3,
-// delay-seconds) and Keap's throttle headers (x-keap-product-throttle-available: 0 waits one throttle interval);
-// an exhausted Keap daily quota is never retried.
-std::optional<int64_t> retry_delay_ms(const std::string& method, int attempt, const Result<HttpResponse>& outcome,
-                                      int64_t waited_ms, const RetryPolicy& policy);
-
-// Seconds from a Retry-After header in delay-seconds form; nullopt for an HTTP-date or garbage.
-std::optional<int64_t> retry_after_seconds(const Headers& headers);
 
 // How an exchange failed below HTTP, for transport_failure().
 enum class TransportFailure {
@@ -106,8 +87,9 @@ public:
         std::optional<int64_t> retry_in_ms;   // set when another attempt follows
         std::string outcome;                  // "200", "503", "upstream.connection_reset", ...
     };
-    // send() with retries per retry_delay_ms(); `observe` sees every attempt (metrics, logs).
-    Result<HttpResponse> send_with_retries(const HttpRequest& request, const RetryPolicy& policy,
+    // send() with retries per retry::delay_ms() (the clock and a random jitter supplied here); `observe` sees every
+    // attempt (metrics, logs).
+    Result<HttpResponse> send_with_retries(const HttpRequest& request, const retry::Policy& policy,
                                            const std::function<void(const Attempt&)>& observe = {});
 
     const UpstreamOptions& options() const { return options_; }

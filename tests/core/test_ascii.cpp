@@ -22,6 +22,7 @@ TEST_CASE("ASCII case folding leaves every other byte alone", "[ascii]") {
 TEST_CASE("trimming: any ASCII space, or only HTTP's optional whitespace", "[ascii]") {
     CHECK(trim(" \t\r\n\v\fvalue \r\n") == "value");
     CHECK(trim_ows(" \tvalue\r\n") == "value\r\n");
+    CHECK(trim_end(" key\r\n") == " key");
     CHECK(trim("") == "");
     CHECK(trim("   ") == "");
     CHECK(hex_value('f') == 15);

@@ -173,7 +173,7 @@ TEST_CASE("Jira's 2026 points-based rate-limit headers", "[rate_limit]") {
 }
 
 TEST_CASE("diagnose and the retry policy read Retry-After the same way", "[rate_limit][retry]") {
-    // Before: diagnose read HTTP-dates, the relay's retry policy only delay-seconds.
+    // One reader of Retry-After: an HTTP-date gives diagnose() and the retry policy the same wait.
     HttpResponse r = answer(503, {{"Date", kDate}, {"Retry-After", "Tue, 02 Jan 2024 03:04:06 GMT"}});
     Diagnosis d = diagnose(r, Expect::json);
     REQUIRE(read_rate_limit(r.headers).wait_ms == 1000);

@@ -95,6 +95,18 @@ test('a Jira 429 with Retry-After 30 is not waited out (2 s budget): the caller 
   for (const h of ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset']) assert.ok(res.headers.get(h), `${h} passes through`);
 });
 
+test('Jira\'s 2026 points-based rate-limit headers pass through with the 429', async (t) => {
+  const { sandbox, browser } = await connectedSetup({ t, providers: ['jira'] });
+  await sandbox.fail({ path: '/jira/ex/jira/', count: 1, mode: 'points_limit' });
+  const res = await browser.proxy('jira', 'rest/api/3/user/search?query=ada@example.com', { timeout: 30_000 });
+  assert.equal(res.status, 429, res.body);
+  assert.equal(res.headers.get('ratelimit-reason'), 'jira-quota-tenant-based');
+  assert.equal(res.headers.get('beta-ratelimit-policy'), '"tenant-app-quota";q=100100;w=3600');
+  assert.equal(res.headers.get('beta-ratelimit'), '"tenant-app-quota";r=0;t=1800');
+  assert.equal(res.headers.get('x-ratelimit-nearlimit'), 'true');
+  assert.equal(res.headers.get('retry-after'), '1800');
+});
+
 test('Keap\'s rate-limit headers pass through on an ordinary answer', async (t) => {
   const { browser } = await connectedSetup({ t });
   const res = await browser.proxy('keap', ADA);

@@ -208,7 +208,7 @@ bool Guards::cors_ok(const httplib::Request& req, httplib::Response& res) const 
     const std::string& origin = req.get_header_value("Origin");
     res.set_header("Vary", "Origin");
     const std::string own = std::string(config_.tls() ? "https" : "http") + "://" +
-                            lower_ascii(req.get_header_value("Host"));
+                            to_lower(req.get_header_value("Host"));
     bool cross = origin != own && !(!config_.public_url.empty() && origin == config_.base_url(port_));
 
     if (req.method == "OPTIONS") {

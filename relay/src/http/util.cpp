@@ -6,21 +6,6 @@
 
 namespace keyrelay::relay {
 
-std::string lower_ascii(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) {
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    }
-    return out;
-}
-
-std::string trim_ascii(std::string_view s) {
-    size_t b = s.find_first_not_of(" \t");
-    if (b == std::string_view::npos) return {};
-    size_t e = s.find_last_not_of(" \t");
-    return std::string(s.substr(b, e - b + 1));
-}
-
 bool is_loopback_bind(std::string_view address) {
     return address == "127.0.0.1" || address == "localhost" || address == "::1" ||
            address.substr(0, 4) == "127.";
@@ -32,7 +17,7 @@ std::optional<std::string> cookie_value(std::string_view header, std::string_vie
         size_t end = header.find(';', pos);
         std::string_view pair = header.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
         size_t eq = pair.find('=');
-        if (eq != std::string_view::npos && trim_ascii(pair.substr(0, eq)) == name) {
+        if (eq != std::string_view::npos && trim_ows(pair.substr(0, eq)) == name) {
             std::string value = trim_ascii(pair.substr(eq + 1));
             // RFC 6265 §4.1.1: a value may be wrapped in double quotes.
             if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
@@ -77,7 +62,7 @@ std::string content_type_for(std::string_view path) {
     if (dot == std::string_view::npos || (slash != std::string_view::npos && dot < slash)) {
         return "application/octet-stream";
     }
-    std::string ext = lower_ascii(path.substr(dot + 1));
+    std::string ext = to_lower(path.substr(dot + 1));
     if (ext == "html" || ext == "htm") return "text/html; charset=utf-8";
     // RFC 9239: JavaScript is text/javascript, for classic scripts and modules alike.
     if (ext == "js" || ext == "mjs" || ext == "cjs") return "text/javascript; charset=utf-8";

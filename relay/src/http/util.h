@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "keyrelay/ascii.h"
 #include "keyrelay/result.h"
 #include "keyrelay/text.h"
 
@@ -29,8 +30,8 @@ std::optional<std::string> query_param(std::string_view target, std::string_view
 // Content-Type by file extension: text/html, text/javascript (.js, .mjs), application/wasm, text/css, ...
 std::string content_type_for(std::string_view path);
 
-std::string lower_ascii(std::string_view s);
-std::string trim_ascii(std::string_view s);
+// Without leading and trailing SP / HTAB, as a string (keyrelay/ascii.h's trim_ows is the one implementation).
+inline std::string trim_ascii(std::string_view s) { return std::string(trim_ows(s)); }
 bool is_loopback_bind(std::string_view address);
 
 }  // namespace keyrelay::relay

@@ -1,5 +1,7 @@
 #include "obs/log.h"
 
+#include "keyrelay/ascii.h"
+
 #include <atomic>
 #include <cerrno>
 #include <charconv>
@@ -75,17 +77,13 @@ void write_line(const std::string& line) {
     write_all(line.data(), line.size());
 }
 
-char lower_ascii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
 bool sensitive_name(std::string_view name) {
-    std::string n;
-    for (char c : name) n += lower_ascii(c);
     static constexpr std::string_view kWords[] = {"code",     "state",     "token",     "secret", "key",
                                                   "password", "passwd",    "session",   "signature", "sig",
                                                   "auth",     "verifier",  "assertion", "jwt",       "cookie",
                                                   "credential"};
     for (std::string_view w : kWords) {
-        if (n.find(w) != std::string::npos) return true;
+        if (icontains(name, w)) return true;
     }
     return false;
 }

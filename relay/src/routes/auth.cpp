@@ -37,7 +37,7 @@ void AuthRoutes::login(RequestContext& ctx, const httplib::Request& req, httplib
     // A cross-site HTML form can send text/plain, form-urlencoded or multipart without a preflight (a login CSRF that
     // needs no Origin); application/json cannot be sent cross-site without one (WHATWG Fetch, "CORS-safelisted
     // request-header").
-    std::string type = lower_ascii(req.get_header_value("Content-Type"));
+    std::string type = to_lower(req.get_header_value("Content-Type"));
     type = std::string(trim_ows(std::string_view(type).substr(0, type.find(';'))));
     if (type != "application/json") {
         send_error(res, 415, "http.unsupported_media_type", "POST /login takes a JSON body.",

@@ -74,7 +74,7 @@ void KeapBridgeRoute::handle(RequestContext& ctx, const httplib::Request& req, h
         }
         // Keap's quota and throttle headers, as /proxy/keap passes them on.
         for (const auto& [name, value] : answer->headers.items()) {
-            if (is_rate_limit_header(*keap, name)) res.set_header(name, value);
+            if (proxy::matches_header_pattern(keap->rate_limit_headers, name)) res.set_header(name, value);
         }
         // An answer that is not Keap's JSON (an HTML error page, a gateway fault): the relay's diagnosis says what
         // it is and what to do.

@@ -66,6 +66,11 @@ constexpr std::string_view trim(std::string_view s) {
     while (!s.empty() && is_ascii_space(s.back())) s.remove_suffix(1);
     return s;
 }
+// Without trailing is_ascii_space bytes (a secret read from a file loses its final newline, not its leading bytes).
+constexpr std::string_view trim_end(std::string_view s) {
+    while (!s.empty() && is_ascii_space(s.back())) s.remove_suffix(1);
+    return s;
+}
 // Without leading and trailing SP / HTAB: a field value as RFC 9110 §5.5 defines it.
 constexpr std::string_view trim_ows(std::string_view s) {
     while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);

@@ -136,8 +136,8 @@ TEST_CASE("a new OAuth2 provider is added in the config alone", "[config]") {
     CHECK(g->allow.size() == 2);
     CHECK(g->allow[1].pattern == "/users/*");
     CHECK(g->client_id == "gid");
-    CHECK(is_rate_limit_header(*g, "x-ratelimit-remaining"));
-    CHECK_FALSE(is_rate_limit_header(*g, "set-cookie"));
+    CHECK(proxy::matches_header_pattern(g->rate_limit_headers, "x-ratelimit-remaining"));
+    CHECK_FALSE(proxy::matches_header_pattern(g->rate_limit_headers, "set-cookie"));
 
     auto incomplete = config_from_json(json::parse(R"({"providers": {"x": {"api_base": "https://x.example"}}})"),
                                        env_of({}), "");
@@ -185,7 +185,7 @@ TEST_CASE("sandbox mode points Keap and Jira at the sandbox with its credentials
     auto pat = config_from_sandbox("http://127.0.0.1:9000", sandbox_config(), env_of({{"KEAP_API_KEY", "KeapPAT-1"}}));
     REQUIRE(pat.ok());
     CHECK(pat->provider("keap")->mode == Mode::api_key);
-    CHECK(pat->provider("keap")->static_attach == Attach::keap_api_key);
+    CHECK(pat->provider("keap")->static_attach == proxy::CredentialStyle::keap_api_key);
 
     auto dc = config_from_sandbox("http://127.0.0.1:9000", sandbox_config(), env_of({{"JIRA_PAT", "pat"}}));
     REQUIRE(dc.ok());
