@@ -121,8 +121,6 @@ std::optional<std::string> apply_contact_json(KeapContact& c, const json& body) 
     return std::nullopt;
 }
 
-bool iequals(const std::string& a, const std::string& b) { return iequals(a, b); }
-
 Reply v1_list(State& s, const Req& r) {
     auto limit = to_int(r.q("limit").value_or("1000"));
     auto offset = to_int(r.q("offset").value_or("0"));

@@ -189,8 +189,12 @@ void Redis::mark(bool reached, const std::string& error) {
     {
         std::lock_guard<std::mutex> lock(mutex_);
         healthy_ = reached;
+        probing_ = false;
         if (reached) return;
         last_error_ = error;
+        // Callers in the next moment get the same answer at once; then one of them probes again.
+        retry_after_ = std::chrono::steady_clock::now() +
+                       std::chrono::milliseconds(std::min<int64_t>(options_.connect_timeout_ms, 250));
         // A connection failed: the idle ones most likely lead to the same dead or restarted server. Drop them, so
         // the next calls connect afresh instead of each failing once on a stale socket after Redis is back.
         stale.swap(idle_);
@@ -201,26 +205,23 @@ void Redis::mark(bool reached, const std::string& error) {
 Result<redisContext*> Redis::borrow() {
     {
         std::lock_guard<std::mutex> lock(mutex_);
-        if (!idle_.empty()) {
+        if (!healthy_) {
+            // Redis just failed (refused, timed out, or frozen): one caller at a time probes it again, the others
+            // get the same answer at once instead of each waiting for a timeout.
+            if (probing_ || std::chrono::steady_clock::now() < retry_after_) {
+                return unavailable(url_, last_error_.empty() ? "the last attempt failed" : last_error_);
+            }
+            probing_ = true;
+        } else if (!idle_.empty()) {
             redisContext* c = idle_.back();
             idle_.pop_back();
             return c;
-        }
-        if (!healthy_ && std::chrono::steady_clock::now() < retry_after_) {
-            return unavailable(url_, last_error_.empty() ? "the last attempt failed" : last_error_);
         }
     }
     redisContext* c = redisConnectWithTimeout(url_.host.c_str(), url_.port, to_timeval(options_.connect_timeout_ms));
     auto fail = [&](const std::string& why) -> Error {
         if (c != nullptr) redisFree(c);
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            healthy_ = false;
-            last_error_ = why;
-            // One quick retry window: callers in the next moment get the same answer at once.
-            retry_after_ = std::chrono::steady_clock::now() +
-                           std::chrono::milliseconds(std::min<int64_t>(options_.connect_timeout_ms, 250));
-        }
+        mark(false, why);
         return unavailable(url_, why);
     };
     if (c == nullptr) return fail("out of memory");
@@ -247,6 +248,7 @@ Result<redisContext*> Redis::borrow() {
     if (url_.db != 0) {
         if (auto ok = setup({"SELECT", std::to_string(url_.db)}); !ok) {
             redisFree(c);
+            mark(ok.error().code != "store.unavailable", ok.error().message);
             return ok.error();
         }
     }

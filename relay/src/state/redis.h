@@ -87,6 +87,7 @@ private:
     std::string last_error_;
     // After a failed connect, callers fail fast until this moment instead of each waiting for the connect timeout.
     std::chrono::steady_clock::time_point retry_after_{};
+    bool probing_ = false;   // while unhealthy: one caller is trying Redis again; the others fail fast
 };
 
 // Every key keyrelay writes starts with this, so the keys are easy to find, scan and remove.
