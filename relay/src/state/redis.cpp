@@ -185,7 +185,6 @@ std::string Redis::last_error() const {
 }
 
 void Redis::mark(bool reached, const std::string& error) {
-    std::vector<redisContext*> stale;
     {
         std::lock_guard<std::mutex> lock(mutex_);
         healthy_ = reached;
@@ -195,14 +194,22 @@ void Redis::mark(bool reached, const std::string& error) {
         // Callers in the next moment get the same answer at once; then one of them probes again.
         retry_after_ = std::chrono::steady_clock::now() +
                        std::chrono::milliseconds(std::min<int64_t>(options_.connect_timeout_ms, 250));
-        // A connection failed: the idle ones most likely lead to the same dead or restarted server. Drop them, so
-        // the next calls connect afresh instead of each failing once on a stale socket after Redis is back.
+    }
+    // A connection failed: the idle ones most likely lead to the same dead or restarted server. Drop them, so
+    // the next calls connect afresh instead of each failing once on a stale socket after Redis is back.
+    drop_idle();
+}
+
+void Redis::drop_idle() {
+    std::vector<redisContext*> stale;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
         stale.swap(idle_);
     }
     for (redisContext* c : stale) redisFree(c);
 }
 
-Result<redisContext*> Redis::borrow() {
+Result<redisContext*> Redis::borrow(bool& reused) {
     {
         std::lock_guard<std::mutex> lock(mutex_);
         if (!healthy_) {
@@ -215,6 +222,7 @@ Result<redisContext*> Redis::borrow() {
         } else if (!idle_.empty()) {
             redisContext* c = idle_.back();
             idle_.pop_back();
+            reused = true;
             return c;
         }
     }
@@ -275,17 +283,35 @@ Result<RedisReply> Redis::command(const std::vector<std::string>& argv) {
 }
 
 Result<std::vector<Result<RedisReply>>> Redis::pipeline(const std::vector<std::vector<std::string>>& commands) {
-    auto c = borrow();
-    if (!c) return c.error();
-    redisContext* ctx = *c;
+    // A pooled connection may have died while idle (Redis restarted): when it fails at once, without timing out,
+    // the commands go once more on a fresh connection before Redis counts as down.
+    for (int attempt = 0;; ++attempt) {
+        bool reused = false;
+        auto c = borrow(reused);
+        if (!c) return c.error();
+        bool timed_out = false;
+        std::string failure;
+        auto result = run(*c, commands, failure, timed_out);
+        if (!result && reused && !timed_out && attempt == 0) {
+            // The other idle connections most likely died the same way: the retry connects afresh.
+            drop_idle();
+            continue;
+        }
+        mark(result.ok(), failure);
+        return result;
+    }
+}
+
+Result<std::vector<Result<RedisReply>>> Redis::run(redisContext* ctx,
+                                                    const std::vector<std::vector<std::string>>& commands,
+                                                    std::string& failure, bool& timed_out) {
     std::vector<size_t> lengths;
     for (const auto& argv : commands) {
         auto p = pointers(argv, lengths);
         if (redisAppendCommandArgv(ctx, static_cast<int>(p.size()), p.data(), lengths.data()) != REDIS_OK) {
-            std::string why = ctx->errstr;
+            failure = ctx->errstr;
             give_back(ctx, true);
-            mark(false, why);
-            return unavailable(url_, why);
+            return unavailable(url_, failure);
         }
     }
     std::vector<Result<RedisReply>> out;
@@ -296,17 +322,17 @@ Result<std::vector<Result<RedisReply>>> Redis::pipeline(const std::vector<std::v
             std::string why = ctx->errstr[0] ? ctx->errstr : "the connection was lost";
             if (ctx->err == REDIS_ERR_IO && why.find("Resource temporarily unavailable") != std::string::npos) {
                 why = "no answer within " + std::to_string(options_.command_timeout_ms) + " ms";
+                timed_out = true;
             }
             if (raw != nullptr) freeReplyObject(raw);
+            failure = why;
             give_back(ctx, true);
-            mark(false, why);
             return unavailable(url_, why);
         }
         ReplyPtr r(static_cast<redisReply*>(raw));
         out.push_back(from_reply(r.get()));
     }
     give_back(ctx, false);
-    mark(true, {});
     return out;
 }
 

@@ -75,9 +75,13 @@ public:
     std::string last_error() const;
 
 private:
-    Result<redisContext*> borrow();
+    // A pooled connection (reused = true) or a new one.
+    Result<redisContext*> borrow(bool& reused);
+    Result<std::vector<Result<RedisReply>>> run(redisContext* c, const std::vector<std::vector<std::string>>& commands,
+                                                std::string& failure, bool& timed_out);
     void give_back(redisContext* c, bool broken);
     void mark(bool reached, const std::string& error);
+    void drop_idle();
 
     RedisUrl url_;
     RedisOptions options_;
