@@ -412,6 +412,7 @@ export async function startRelay({
   addSecret(apiKey, 'KEYRELAY_API_KEY');
   for (const [k, v] of Object.entries(env)) if (/SECRET|KEY|TOKEN|PASSWORD/.test(k)) addSecret(v, `env ${k}`);
   const fullEnv = { ...env };
+  if (STORE_BACKEND === 'redis' && !('KEYRELAY_REDIS_URL' in env)) fullEnv.KEYRELAY_REDIS_URL = (await redisFor(dataDir, t)).url;
   if (storeKey) fullEnv.KEYRELAY_STORE_KEY = storeKey;
   if (apiKey) fullEnv.KEYRELAY_API_KEY = apiKey;
   const history = [];
@@ -443,6 +444,35 @@ export async function startRelay({
     for (const provider of ['keap', 'jira']) await sandbox.registerRedirectUri(provider, `${proc.url}/callback/${provider}`);
   }
   return handle;
+}
+
+/**
+ * STORE_BACKEND: 'file' (the default) or 'redis' when KEYRELAY_TEST_STORE=redis. Under 'redis' every relay that
+ * startRelay() starts gets KEYRELAY_REDIS_URL of a fresh redis-server (tests/lib/redis.mjs) unless its env names one:
+ * one Redis per data dir, so relays that share a data dir (a restart, two relays on one store) share one Redis too.
+ * scripts/test runs tests/relay this way as the stage relay-redis.
+ */
+export const STORE_BACKEND = process.env.KEYRELAY_TEST_STORE === 'redis' ? 'redis' : 'file';
+if (!['', 'file', 'redis'].includes(process.env.KEYRELAY_TEST_STORE ?? '')) {
+  throw new Error(`KEYRELAY_TEST_STORE must be "file" or "redis", not ${JSON.stringify(process.env.KEYRELAY_TEST_STORE)}`);
+}
+
+/**
+ * fileStoreOnly: for `test(name, {skip: fileStoreOnly}, ...)` in tests about the file store itself (tokens.json,
+ * store.key, the data dir): false with the file store; under KEYRELAY_TEST_STORE=redis, the reason it is skipped.
+ */
+export const fileStoreOnly = STORE_BACKEND === 'redis' &&
+  'about the file store itself (tokens.json, store.key, the data dir): skipped under KEYRELAY_TEST_STORE=redis';
+
+const redisByDataDir = new Map();
+async function redisFor(dataDir, t) {
+  if (!redisByDataDir.has(dataDir)) {
+    const { startRedis } = await import('./redis.mjs');
+    const started = startRedis({ t });
+    redisByDataDir.set(dataDir, started);
+    registerCleanup(t, () => redisByDataDir.delete(dataDir));
+  }
+  return redisByDataDir.get(dataDir);
 }
 
 /** writeConfig(dir, object) → path of <dir>/keyrelay.json holding JSON.stringify(object) (for --config). */
@@ -503,8 +533,10 @@ async function readResponse(method, url, res, { record }) {
 }
 
 /**
- * client(relayUrl, {record = true}) → a browser-like client:
- *   jar            Map origin → Map cookie name → {name, value, attrs, raw} (the latest Set-Cookie of each)
+ * client(relayUrl, {record = true, jar, cookiesByHost = false}) → a browser-like client:
+ *   jar            Map origin → Map cookie name → {name, value, attrs, raw} (the latest Set-Cookie of each); pass
+ *                  one to share cookies between clients. cookiesByHost: the jar is keyed by host name instead of
+ *                  origin (a browser's cookies ignore the port), so clients of relays on other ports share them.
  *   cookie(name, origin = relay) → that cookie's entry or undefined
  *   request(method, pathOrUrl, {headers, body, json, redirect = 'manual', timeout, initiator}) → a response (see
  *                  above). pathOrUrl is relative to the relay unless absolute. `json` sends a JSON body. Cookies of the
@@ -525,10 +557,15 @@ async function readResponse(method, url, res, { record }) {
  *   authorize(provider, {decision, query}) → the first half only (up to the sandbox's redirect to the callback, not followed):
  *                  {steps, authorizeUrl, callbackUrl, code, state}
  */
-export function client(relayUrl, { record = true } = {}) {
+export function client(relayUrl, { record = true, jar = new Map(), cookiesByHost = false } = {}) {
   const relayOrigin = new URL(relayUrl).origin;
-  const jar = new Map();
-  const jarFor = (origin) => { if (!jar.has(origin)) jar.set(origin, new Map()); return jar.get(origin); };
+  // cookiesByHost: one cookie store per host name, whatever the port, as browsers keep them (RFC 6265 §8.5: "cookies
+  // do not provide isolation by port"). Several relays on 127.0.0.1 then see the cookies a browser would send them.
+  const jarFor = (origin) => {
+    const key = cookiesByHost ? new URL(origin).hostname : origin;
+    if (!jar.has(key)) jar.set(key, new Map());
+    return jar.get(key);
+  };
 
   async function request(method, target, { headers = {}, body, json, redirect = 'manual', timeout = TIMEOUT_MS, initiator } = {}) {
     const url = new URL(target, relayUrl).href;
