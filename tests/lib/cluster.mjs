@@ -14,7 +14,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import {
-  apiCall, client, newApiKey, newStoreKey, sleep, startRelay, startSandbox, tempDir, waitFor, writeConfig,
+  apiCall, client, metricValue, newApiKey, newStoreKey, sleep, startRelay, startSandbox, tempDir, waitFor, writeConfig,
 } from './harness.mjs';
 import { freePort, startRedis } from './redis.mjs';
 
@@ -118,6 +118,32 @@ export async function startCluster({ t, size = 3, accessTtl, refreshTtl, leaseMs
     logs: (i) => relays[i].logs().map((l) => l.line).join('\n'),
   };
   return cluster;
+}
+
+/**
+ * raiseSandboxLimits(sandbox): lifts the sandbox's per-client rate limits (relay/sandbox/INTERFACE.md
+ * "/sandbox/limits") far above a test's burst, so a 429 from the fake provider never stands for a relay fault.
+ */
+export async function raiseSandboxLimits(sandbox) {
+  const res = await fetch(`${sandbox.url}/sandbox/limits`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json', Connection: 'close' },
+    body: JSON.stringify({ keap_oauth_per_minute: 1_000_000, keap_oauth_per_day: 10_000_000, jira_burst: 100_000, jira_per_second: 100_000 }),
+    signal: AbortSignal.timeout(10_000),
+  });
+  if (!res.ok) throw new Error(`POST /sandbox/limits → ${res.status} ${await res.text()}`);
+}
+
+/**
+ * metricSum(cluster, name, labels) → the sum over every relay of metric `name` (tests/lib/harness.mjs metricValue),
+ * and the per-relay values: {total, each: [n | undefined]}.
+ */
+export async function metricSum(cluster, name, labels = {}) {
+  const each = [];
+  for (let i = 0; i < cluster.relays.length; i++) {
+    const res = await cluster.api(i, 'GET', '/metrics');
+    each.push(metricValue(res.body, name, labels));
+  }
+  return { total: each.reduce((a, v) => a + (v ?? 0), 0), each };
 }
 
 /** LOOKUP: one allowlisted read per provider (sample data of relay/sandbox/INTERFACE.md). */

@@ -46,7 +46,9 @@ export function freePort() {
  *   start()                   starts it again on the same port, directory and settings (after stop())
  *   restart()                 stop() then start()
  *   pause(), resume()         SIGSTOP / SIGCONT: a Redis that accepts connections and never answers
- *   cli(...args), command(...args), keys(pattern = 'keyrelay:*') (via redis-cli --scan), dump(key) → Buffer | null
+ *   cli(...args), command(...args), dump(key) → Buffer | null
+ *   scan(pattern = '*')       the key names redis-cli --scan lists (blocks this process while redis-cli runs)
+ *   keys(pattern = 'keyrelay:*')  the same through SCAN on a socket (async: for sampling while the relays work)
  *   logs                      every line it printed
  * save '' turns RDB snapshots off (the AOF alone persists); pass save: null to keep Redis's default snapshots.
  * rdbcompression is off so a DUMP payload holds each string as it is stored (LZF would hide a plaintext secret from a
@@ -154,8 +156,18 @@ export async function startRedis({ t, appendonly = true, save = '', maxmemoryPol
     resume() { proc.child.kill('SIGCONT'); },
     cli,
     command: (...cmd) => command(port, password, cmd),
-    keys(pattern = 'keyrelay:*') {
+    scan(pattern = '*') {
       return cli('--scan', '--pattern', pattern).split('\n').filter(Boolean).sort();
+    },
+    async keys(pattern = 'keyrelay:*') {
+      const out = [];
+      let cursor = '0';
+      do {
+        const [next, batch] = await command(port, password, ['SCAN', cursor, 'MATCH', pattern, 'COUNT', '1000']);
+        cursor = next.toString();
+        out.push(...batch.map(String));
+      } while (cursor !== '0');
+      return [...new Set(out)].sort();
     },
     async dump(key) { return command(port, password, ['DUMP', key]); },
   };
@@ -237,7 +249,7 @@ function parseReply(buf, at) {
  */
 export async function readAll(redis, pattern = '*') {
   const out = [];
-  for (const key of redis.keys(pattern)) {
+  for (const key of redis.scan(pattern)) {
     const type = await redis.command('TYPE', key);
     const ttl = await redis.command('PTTL', key);
     const dump = await redis.command('DUMP', key);

@@ -26,7 +26,7 @@ export async function connectionRecords(redis, storeKeyHex) {
   const key = Buffer.from(storeKeyHex, 'hex');
   const records = {};
   const errors = [];
-  for (const k of redis.keys('keyrelay:*')) {
+  for (const k of await redis.keys('keyrelay:*')) {
     const type = await redis.command('TYPE', k);
     let rec;
     if (type === 'hash') {
