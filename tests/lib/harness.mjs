@@ -443,6 +443,14 @@ export async function startRelay({
   if (registerRedirects && sandbox) {
     for (const provider of ['keap', 'jira']) await sandbox.registerRedirectUri(provider, `${proc.url}/callback/${provider}`);
   }
+  if (fullEnv.KEYRELAY_REDIS_URL && STORE_BACKEND === 'redis' && proc.url.startsWith('http:')) {
+    // A relay that ignored KEYRELAY_REDIS_URL would pass the whole suite on the file store: make sure it did not.
+    const res = await fetch(`${proc.url}/healthz`, { headers: { Connection: 'close' }, signal: AbortSignal.timeout(TIMEOUT_MS) });
+    const health = await res.json().catch(() => ({}));
+    if (health.store !== 'redis') {
+      throw new Error(`KEYRELAY_TEST_STORE=redis, but the relay's /healthz says ${JSON.stringify(health)}, not "store":"redis"`);
+    }
+  }
   return handle;
 }
 

@@ -8,7 +8,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { apiCall, checkLeaksAfterAll, connectedSetup, metricValue } from '../lib/harness.mjs';
+import { apiCall, checkLeaksAfterAll, connectedSetup, fileStoreOnly, metricValue } from '../lib/harness.mjs';
 
 checkLeaksAfterAll();
 
@@ -48,7 +48,7 @@ async function gauge(relay, provider) {
   return metricValue(res.body, 'keyrelay_connection_reauthorize_by_seconds', { provider });
 }
 
-test('a Jira grant shows when consent is needed again, warns 30 days ahead and says when it has ended', async (t) => {
+test('a Jira grant shows when consent is needed again, warns 30 days ahead and says when it has ended', { skip: fileStoreOnly }, async (t) => {
   const { relay } = await connectedSetup({ t, providers: ['keap', 'jira'], relayOptions: { apiKey: true } });
 
   // Right after consent: a year ahead, no warning. Keap has no fixed end.
