@@ -10,7 +10,7 @@
 
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import {
@@ -19,12 +19,13 @@ import {
 import { freePort, startRedis } from './redis.mjs';
 
 /**
- * startNginx({t, upstreams: ['127.0.0.1:port', ...], port}) → {url, port, stop()}: nginx on 127.0.0.1:<port>
+ * startNginx({t, upstreams: ['127.0.0.1:port', ...], port, dir}) → {url, port, stop()}: nginx on 127.0.0.1:<port>
  * balancing round robin over the upstreams, passing the Host the client sent (the relays answer only to their own
- * names: docs/api.md).
+ * names: docs/api.md). dir: its working directory (a fresh temporary one, removed with t, unless given).
  */
-export async function startNginx({ t, upstreams, port }) {
-  const dir = await tempDir(t);
+export async function startNginx({ t, upstreams, port, dir }) {
+  dir ??= await tempDir(t);
+  await mkdir(dir, { recursive: true });
   for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) await mkdir(path.join(dir, sub));
   const conf = [
     ...(process.getuid?.() === 0 ? ['user root;'] : []),
@@ -76,6 +77,8 @@ export async function startNginx({ t, upstreams, port }) {
  *   api(i, method, path, opts)  a server-to-server call (Bearer apiKey) to relay i (i = null: through nginx)
  *   connect(browser, providers)  logs in and connects each provider through the load balancer (asserted)
  *   restart(i)  SIGTERM then start relay i again on the same port
+ *   stop()      stops nginx, the relays, and the sandbox and Redis when they were started here; removes the
+ *               temporary files (what t.after() does when t is given: for callers without a test, the benchmark)
  * Config: refresh_lease_ms = leaseMs, short Redis timeouts (connect 500 ms, command 1000 ms), and `config` on top.
  */
 export async function startCluster({ t, size = 3, accessTtl, refreshTtl, leaseMs = 1000, config = {}, redis, sandbox, relayEnv = {} } = {}) {
@@ -83,6 +86,8 @@ export async function startCluster({ t, size = 3, accessTtl, refreshTtl, leaseMs
   sandbox ??= await startSandbox({ autoApprove: true, accessTtl, refreshTtl, t });
   const storeKey = newStoreKey();
   const apiKey = newApiKey();
+  const ownRedis = !redis;
+  const ownSandbox = !sandbox;
   const dir = await tempDir(t);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -92,12 +97,13 @@ export async function startCluster({ t, size = 3, accessTtl, refreshTtl, leaseMs
   for (const provider of ['keap', 'jira']) await sandbox.registerRedirectUri(provider, `${url}/callback/${provider}`);
   const relays = [];
   for (let i = 0; i < size; i++) {
+    await mkdir(path.join(dir, `data-${i}`), { mode: 0o700 });
     relays.push(await startRelay({
-      sandbox, t, storeKey, apiKey, name: `relay ${'ABCDEFGH'[i]}`, args: ['--config', configFile],
+      sandbox, t, storeKey, apiKey, name: `relay ${'ABCDEFGH'[i]}`, args: ['--config', configFile], dataDir: path.join(dir, `data-${i}`),
       env: { KEYRELAY_REDIS_URL: redis.url, ...relayEnv },
     }));
   }
-  const nginx = await startNginx({ t, upstreams: relays.map((r) => new URL(r.url).host), port });
+  const nginx = await startNginx({ t, upstreams: relays.map((r) => new URL(r.url).host), port, dir: path.join(dir, 'nginx') });
   const cluster = {
     redis, sandbox, relays, url, storeKey, apiKey, redisUrl: redis.url, configFile, nginx,
     browser: () => client(url, { cookiesByHost: true }),
@@ -114,6 +120,13 @@ export async function startCluster({ t, size = 3, accessTtl, refreshTtl, leaseMs
       }
     },
     restart: (i) => relays[i].restart(),
+    async stop() {
+      await nginx.stop();
+      for (const relay of relays) await relay.stop();
+      if (ownSandbox) await sandbox.stop('SIGKILL');
+      if (ownRedis) await redis.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
     /** logs(i) → relay i's log lines (all runs) as text, for a failure message. */
     logs: (i) => relays[i].logs().map((l) => l.line).join('\n'),
   };
