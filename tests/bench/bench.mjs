@@ -711,6 +711,8 @@ async function sectionRedis() {
     };
     const fileRelay = await start('file', 'keyrelay (file store)', {});
     const redisRelay = await start('redis', 'keyrelay (Redis store)', { KEYRELAY_REDIS_URL: redis.url });
+    const health = await (await fetch(`${redisRelay.url}/healthz`, { signal: AbortSignal.timeout(10_000) })).json().catch(() => ({}));
+    if (health.store !== 'redis') throw new Error(`the relay given KEYRELAY_REDIS_URL reports ${JSON.stringify(health)} on /healthz, not "store":"redis"`);
     const leg = (key, label, relay) => [key, label, `${relay.url}/proxy/keap${LOOKUP_PATH}`,
       [`Authorization: Bearer ${relay.apiKey}`], () => [relay.child.pid]];
     const legs = [leg('file', 'keyrelay, file store (OAuth) → sandbox', fileRelay),
