@@ -65,7 +65,7 @@ test(`SIGKILL mid-refresh ${ROUNDS} times over three relays on one Redis: every 
     let outcome;
     if (errors.length || views.some((v) => v.needs_reauth !== views[0].needs_reauth)) outcome = 'corrupt';
     else if (after.status === 200 && !views[0].needs_reauth) outcome = 'usable';
-    else if (views[0].needs_reauth && after.status === 401) outcome = 'needs_reauth';
+    else if (views[0].needs_reauth && after.json?.error?.code === 'connection.needs_reauth') outcome = 'needs_reauth';
     else outcome = 'corrupt';
     outcomes[outcome] += 1;
     byMoment[`${provider}, ${moment}`] ??= { usable: 0, needs_reauth: 0, corrupt: 0 };
