@@ -38,7 +38,8 @@ export function freePort() {
 }
 
 /**
- * startRedis({t, appendonly = true, save = '', maxmemoryPolicy, password, user, args}) → redis handle:
+ * startRedis({t, appendonly = true, save = '', maxmemoryPolicy, password, user, args}) → redis handle
+ * (password: a random one unless given; null for a Redis without AUTH):
  *   port, password, dir       where it listens, its requirepass, its working directory (the AOF lives there)
  *   url                       redis://:<password>@127.0.0.1:<port>/0 (what KEYRELAY_REDIS_URL takes)
  *   urlWith({password, db})   the same URL with another password or database
@@ -55,7 +56,7 @@ export function freePort() {
  * byte scan).
  */
 export async function startRedis({ t, appendonly = true, save = '', maxmemoryPolicy, password, user, args = [] } = {}) {
-  password ??= 'redis-test-' + randomBytes(18).toString('base64url');
+  if (password === undefined) password = 'redis-test-' + randomBytes(18).toString('base64url');
   addSecret(password, 'Redis password');
   const dir = await mkdtemp(path.join(os.tmpdir(), 'keyrelay-redis-'));
   let port;
@@ -64,7 +65,7 @@ export async function startRedis({ t, appendonly = true, save = '', maxmemoryPol
 
   const argv = () => [
     '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--daemonize', 'no', '--logfile', '',
-    '--appendonly', appendonly ? 'yes' : 'no', '--requirepass', password, '--rdbcompression', 'no',
+    '--appendonly', appendonly ? 'yes' : 'no', ...(password ? ['--requirepass', password] : []), '--rdbcompression', 'no',
     ...(save === null ? [] : ['--save', save]),
     ...(maxmemoryPolicy ? ['--maxmemory-policy', maxmemoryPolicy] : []),
     ...(user ? ['--user', user.name, 'on', `>${user.password}`, '~keyrelay:*', '+@all'] : []),
@@ -130,7 +131,7 @@ export async function startRedis({ t, appendonly = true, save = '', maxmemoryPol
     return result;
   };
 
-  const env = { ...process.env, REDISCLI_AUTH: password };
+  const env = { ...process.env, ...(password ? { REDISCLI_AUTH: password } : {}) };
   const cli = (...cliArgs) => {
     const r = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), '--no-auth-warning', ...cliArgs],
       { env, encoding: 'utf8', timeout: TIMEOUT_MS });
@@ -143,7 +144,7 @@ export async function startRedis({ t, appendonly = true, save = '', maxmemoryPol
     password,
     dir,
     logs,
-    get url() { return `redis://:${encodeURIComponent(password)}@127.0.0.1:${port}/0`; },
+    get url() { return password ? `redis://:${encodeURIComponent(password)}@127.0.0.1:${port}/0` : `redis://127.0.0.1:${port}/0`; },
     urlWith({ password: pw = password, user: u, db = 0 } = {}) {
       const auth = u ? `${encodeURIComponent(u)}:${encodeURIComponent(pw)}` : `:${encodeURIComponent(pw)}`;
       return `redis://${auth}@127.0.0.1:${port}/${db}`;
@@ -209,7 +210,8 @@ export function command(port, password, args) {
         else resolve(reply);
       }
     });
-    sock.write(Buffer.concat([encode(['AUTH', password]), encode(args)]));
+    // Without a password the reply to PING stands in for the one to AUTH.
+    sock.write(Buffer.concat([encode(password ? ['AUTH', password] : ['PING']), encode(args)]));
   });
 }
 
