@@ -1,8 +1,8 @@
 // Reads the relay's connection records out of Redis and opens them with the store key, as the fault suites read
 // tokens.json (tests/faults/lib.mjs readStore): each record is {id, key_id, version, sealed} with sealed =
 // base64(iv[12] || ciphertext || tag[16]), AES-256-GCM with the record id as associated data (relay/src/state/store.cpp;
-// NIST SP 800-38D). In Redis a record is either a hash with those fields or a string holding that JSON object, under
-// a key that starts with keyrelay:. A record that does not open with the store key is reported, never skipped: that
+// NIST SP 800-38D). In Redis a record is a hash {version, record: that JSON object} (or a hash with the record's own
+// fields, or a string holding the JSON object), under a key that starts with keyrelay:. A record that does not open with the store key is reported, never skipped: that
 // would be a corrupt store.
 
 import { createDecipheriv } from 'node:crypto';
@@ -33,6 +33,10 @@ export async function connectionRecords(redis, storeKeyHex) {
       const flat = await redis.command('HGETALL', k);
       rec = {};
       for (let i = 0; i + 1 < flat.length; i += 2) rec[text(flat[i])] = text(flat[i + 1]);
+      // {version, record: the JSON record}: the version beside the record, for a compare-and-set in one script.
+      if (typeof rec.record === 'string' && rec.sealed === undefined) {
+        try { rec = { ...JSON.parse(rec.record), hash_version: rec.version }; } catch { /* not a record */ }
+      }
     } else if (type === 'string') {
       try { rec = JSON.parse(text(await redis.command('GET', k))); } catch { rec = undefined; }
     }
@@ -43,6 +47,9 @@ export async function connectionRecords(redis, storeKeyHex) {
       try { connection = open(rec.sealed, aad, key); break; } catch { /* try the next associated data */ }
     }
     if (connection === undefined) { errors.push(`${k}: the sealed record does not open with the store key`); continue; }
+    if (rec.hash_version !== undefined && Number(rec.hash_version) !== Number(rec.version)) {
+      errors.push(`${k}: the hash says version ${rec.hash_version}, its record ${rec.version}`);
+    }
     records[id] = { key: k, version: Number(rec.version ?? connection.version), key_id: rec.key_id, connection };
   }
   return { records, errors };
