@@ -18,6 +18,7 @@
 #include "routes/connections.h"
 #include "routes/proxy.h"
 #include "routes/static_files.h"
+#include "state/redis.h"
 #include "state/sessions.h"
 #include "state/store.h"
 #include "state/tokens.h"
@@ -38,6 +39,7 @@ struct Relay::Impl {
     Config& config;
     int& port;
     Metrics metrics;
+    std::unique_ptr<Redis> redis;   // set when several relays share one Redis (config.redis_url)
     std::unique_ptr<TokenStore> store;
     std::unique_ptr<Upstream> upstream;
     std::unique_ptr<TokenManager> tokens;
@@ -112,6 +114,22 @@ Result<Unit> Relay::init() {
     Impl& m = *impl_;
     if (config_.data_dir.empty()) {
         return make_error("config.bad_value", "No data directory.", "Pass --data-dir or set data_dir in the config.");
+    }
+    if (!config_.redis_url.empty()) {
+        // A key generated per process would make every relay unable to read the others' connections.
+        if (!config_.store_key) {
+            return make_error("config.store_key_required",
+                              "KEYRELAY_REDIS_URL is set but KEYRELAY_STORE_KEY is not: relays sharing one Redis "
+                              "must all seal connections with the same key.",
+                              "Make one key with `openssl rand -hex 32` and give the same KEYRELAY_STORE_KEY to every "
+                              "relay that uses this Redis.");
+        }
+        auto url = RedisUrl::parse(config_.redis_url);
+        if (!url) return url.error();
+        RedisOptions options;
+        options.connect_timeout_ms = config_.redis_connect_timeout_ms;
+        options.command_timeout_ms = config_.redis_command_timeout_ms;
+        m.redis = std::make_unique<Redis>(*url, options);
     }
     auto keys = load_store_keys(config_.data_dir, config_.store_key, config_.store_key_previous);
     if (!keys) return keys.error();

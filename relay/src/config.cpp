@@ -569,6 +569,7 @@ Result<Config> config_from_sandbox(const std::string& sandbox_url, const json& s
     if (auto v = env("KEYRELAY_API_KEY"); v && !v->empty()) c.api_key = *v;
     if (auto v = env("KEYRELAY_STORE_KEY"); v && !v->empty()) c.store_key = *v;
     if (auto v = env("KEYRELAY_STORE_KEY_PREVIOUS"); v && !v->empty()) c.store_key_previous = *v;
+    if (auto v = env("KEYRELAY_REDIS_URL"); v && !v->empty()) c.redis_url = *v;
     c.users.push_back(User{"demo", ""});   // the password hash is made at start (sandbox mode only)
     return c;
 }
@@ -600,6 +601,10 @@ Result<Config> config_from_json(const json& doc, const EnvLookup& env, const std
             auto n = int_value(v, k, 0, 65535);
             if (!n) return n.error();
             c.port = static_cast<int>(*n);
+        } else if (k == "redis_url") {
+            auto s = string_value(v, k);
+            if (!s) return s.error();
+            c.redis_url = *s;
         } else if (k == "bind" || k == "public_url" || k == "data_dir" || k == "web_dir" || k == "wasm_dir" || k == "tls_cert" ||
                    k == "tls_key" || k == "ca_file") {
             auto s = string_value(v, k);
@@ -652,7 +657,8 @@ Result<Config> config_from_json(const json& doc, const EnvLookup& env, const std
             }
         } else if (k == "refresh_margin_seconds" || k == "keepalive_refresh_days" || k == "keepalive_check_seconds" ||
                    k == "session_hours" || k == "upstream_connect_timeout_ms" || k == "upstream_read_timeout_ms" ||
-                   k == "max_request_body" || k == "max_upstream_body" || k == "server_threads") {
+                   k == "max_request_body" || k == "max_upstream_body" || k == "server_threads" ||
+                   k == "redis_connect_timeout_ms" || k == "redis_command_timeout_ms" || k == "refresh_lease_ms") {
             auto n = int_value(v, k, 0, int64_t(1) << 40);
             if (!n) return n.error();
             if (k == "refresh_margin_seconds") c.refresh_margin_seconds = *n;
@@ -664,6 +670,9 @@ Result<Config> config_from_json(const json& doc, const EnvLookup& env, const std
             if (k == "max_request_body") c.max_request_body = static_cast<size_t>(*n);
             if (k == "max_upstream_body") c.max_upstream_body = static_cast<size_t>(*n);
             if (k == "server_threads") c.server_threads = *n > 0 ? static_cast<int>(*n) : 1;
+            if (k == "redis_connect_timeout_ms") c.redis_connect_timeout_ms = std::max<int64_t>(*n, 1);
+            if (k == "redis_command_timeout_ms") c.redis_command_timeout_ms = std::max<int64_t>(*n, 1);
+            if (k == "refresh_lease_ms") c.refresh_lease_ms = std::max<int64_t>(*n, 300);
         } else if (k == "providers") {
             // handled below, after the built-ins exist
         } else {
@@ -721,6 +730,10 @@ Result<Config> config_from_json(const json& doc, const EnvLookup& env, const std
     auto previous = secret("KEYRELAY_STORE_KEY_PREVIOUS");
     if (!previous) return previous.error();
     c.store_key_previous = *previous;
+    // The URL may hold Redis's password: the environment (or KEYRELAY_REDIS_URL_FILE) wins over the config file.
+    auto redis_url = secret("KEYRELAY_REDIS_URL");
+    if (!redis_url) return redis_url.error();
+    if (redis_url->has_value() && !(*redis_url)->empty()) c.redis_url = **redis_url;
     if (c.data_dir.empty()) {
         auto state_dir = env("STATE_DIRECTORY");   // systemd StateDirectory=
         c.data_dir = state_dir && !state_dir->empty() ? *state_dir : rel("keyrelay-data");

@@ -85,6 +85,12 @@ struct Config {
     size_t max_upstream_body = 10 << 20;        // 10 MiB from providers
     int server_threads = 1024;   // connections served at once (one worker each, started on demand)
 
+    // Several relays sharing one Redis (docs/deploy.md, "Two or more relays"). Empty = the file store in data_dir.
+    std::string redis_url;                 // KEYRELAY_REDIS_URL (wins) or "redis_url"
+    int64_t redis_connect_timeout_ms = 1000;
+    int64_t redis_command_timeout_ms = 2000;
+    int64_t refresh_lease_ms = 10000;      // the cross-relay refresh lease, renewed every third of it
+
     std::string api_key;              // KEYRELAY_API_KEY
     std::optional<std::string> store_key;            // KEYRELAY_STORE_KEY
     std::optional<std::string> store_key_previous;   // KEYRELAY_STORE_KEY_PREVIOUS

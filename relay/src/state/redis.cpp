@@ -1,0 +1,318 @@
+#include "state/redis.h"
+
+#include <hiredis/hiredis.h>
+#include <openssl/evp.h>
+#include <sys/time.h>
+
+#include <algorithm>
+#include <charconv>
+#include <memory>
+
+#include "keyrelay/http.h"
+
+namespace keyrelay::relay {
+namespace {
+
+constexpr const char* kUrlForm = "redis://[user:password@]host[:port][/db]";
+
+Error bad_url(const std::string& what) {
+    return make_error("config.bad_redis_url", "The Redis URL is not usable: " + what + ".",
+                      std::string("Write it as ") + kUrlForm +
+                          ", e.g. redis://:PASSWORD@10.0.0.5:6379/0, in KEYRELAY_REDIS_URL.");
+}
+
+timeval to_timeval(int64_t ms) {
+    timeval tv{};
+    tv.tv_sec = static_cast<time_t>(ms / 1000);
+    tv.tv_usec = static_cast<suseconds_t>((ms % 1000) * 1000);
+    return tv;
+}
+
+Error unavailable(const RedisUrl& url, const std::string& why) {
+    return make_error("store.unavailable", "Redis at " + url.where() + " is unreachable: " + why + ".",
+                      "Check that redis-server is running and reachable from this machine (keyrelay doctor "
+                      "checks it); the relay reconnects by itself once it is.");
+}
+
+RedisReply convert(const redisReply* r) {
+    RedisReply out;
+    switch (r->type) {
+        case REDIS_REPLY_STRING:
+            out.type = RedisReply::Type::string;
+            out.str.assign(r->str, r->len);
+            break;
+        case REDIS_REPLY_STATUS:
+            out.type = RedisReply::Type::status;
+            out.str.assign(r->str, r->len);
+            break;
+        case REDIS_REPLY_INTEGER:
+            out.type = RedisReply::Type::integer;
+            out.integer = r->integer;
+            break;
+        case REDIS_REPLY_ARRAY:
+            out.type = RedisReply::Type::array;
+            out.elements.reserve(r->elements);
+            for (size_t i = 0; i < r->elements; ++i) out.elements.push_back(convert(r->element[i]));
+            break;
+        default:
+            out.type = RedisReply::Type::nil;
+    }
+    return out;
+}
+
+// An error reply (never a transport failure) as the Result's error.
+Result<RedisReply> from_reply(const redisReply* r) {
+    if (r->type == REDIS_REPLY_ERROR) {
+        std::string text(r->str, r->len);
+        if (text.rfind("NOAUTH", 0) == 0 || text.rfind("WRONGPASS", 0) == 0) {
+            return make_error("store.redis_auth", "Redis refused the credentials: " + text,
+                              "Put the password (and ACL user) Redis expects in KEYRELAY_REDIS_URL: "
+                              "redis://user:password@host:port/db.");
+        }
+        return make_error("store.redis_error", "Redis answered an error: " + text);
+    }
+    return convert(r);
+}
+
+struct ReplyFree {
+    void operator()(void* r) const {
+        if (r != nullptr) freeReplyObject(r);
+    }
+};
+using ReplyPtr = std::unique_ptr<redisReply, ReplyFree>;
+
+std::string sha1_hex(const std::string& text) {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    EVP_Digest(text.data(), text.size(), digest, &n, EVP_sha1(), nullptr);
+    static const char* hex = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < n; ++i) {
+        out += hex[digest[i] >> 4];
+        out += hex[digest[i] & 15];
+    }
+    return out;
+}
+
+std::vector<const char*> pointers(const std::vector<std::string>& argv, std::vector<size_t>& lengths) {
+    std::vector<const char*> p;
+    p.reserve(argv.size());
+    lengths.clear();
+    for (const auto& a : argv) {
+        p.push_back(a.data());
+        lengths.push_back(a.size());
+    }
+    return p;
+}
+
+}  // namespace
+
+Result<RedisUrl> RedisUrl::parse(std::string_view text) {
+    constexpr std::string_view scheme = "redis://";
+    if (text.substr(0, scheme.size()) != scheme) {
+        if (text.substr(0, 9) == "rediss://") {
+            return bad_url("rediss:// (TLS) is not supported by Debian's hiredis 0.14; reach Redis over a private "
+                           "network or a TLS tunnel (stunnel, spiped) and use redis://");
+        }
+        return bad_url("it does not start with redis://");
+    }
+    RedisUrl u;
+    std::string_view rest = text.substr(scheme.size());
+    if (auto at = rest.rfind('@'); at != std::string_view::npos) {
+        std::string_view userinfo = rest.substr(0, at);
+        rest = rest.substr(at + 1);
+        auto colon = userinfo.find(':');
+        std::string_view user = colon == std::string_view::npos ? std::string_view() : userinfo.substr(0, colon);
+        std::string_view password = colon == std::string_view::npos ? userinfo : userinfo.substr(colon + 1);
+        auto decoded_user = percent_decode(user);
+        auto decoded_password = percent_decode(password);
+        if (!decoded_user || !decoded_password) return bad_url("the user or password has a broken %XX escape");
+        u.user = *decoded_user;
+        u.password = *decoded_password;
+    }
+    std::string_view hostport = rest;
+    if (auto slash = rest.find('/'); slash != std::string_view::npos) {
+        hostport = rest.substr(0, slash);
+        std::string_view db = rest.substr(slash + 1);
+        if (!db.empty()) {
+            auto [end, ec] = std::from_chars(db.data(), db.data() + db.size(), u.db);
+            if (ec != std::errc() || end != db.data() + db.size() || u.db < 0) {
+                return bad_url("the database \"" + std::string(db) + "\" is not a number");
+            }
+        }
+    }
+    if (!hostport.empty() && hostport.front() == '[') {
+        auto close = hostport.find(']');
+        if (close == std::string_view::npos) return bad_url("an IPv6 address misses its ']'");
+        u.host = std::string(hostport.substr(1, close - 1));
+        hostport = hostport.substr(close + 1);
+        if (!hostport.empty() && hostport.front() != ':') return bad_url("unexpected text after the IPv6 address");
+        if (!hostport.empty()) hostport.remove_prefix(1);
+    } else {
+        auto colon = hostport.rfind(':');
+        u.host = std::string(hostport.substr(0, colon));
+        hostport = colon == std::string_view::npos ? std::string_view() : hostport.substr(colon + 1);
+    }
+    if (u.host.empty()) return bad_url("there is no host");
+    if (!hostport.empty()) {
+        auto [end, ec] = std::from_chars(hostport.data(), hostport.data() + hostport.size(), u.port);
+        if (ec != std::errc() || end != hostport.data() + hostport.size() || u.port <= 0 || u.port > 65535) {
+            return bad_url("the port \"" + std::string(hostport) + "\" is not a port number");
+        }
+    }
+    return u;
+}
+
+std::string RedisUrl::where() const {
+    std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+    return h + ":" + std::to_string(port) + "/" + std::to_string(db);
+}
+
+Redis::Redis(RedisUrl url, RedisOptions options) : url_(std::move(url)), options_(options) {}
+
+Redis::~Redis() {
+    for (redisContext* c : idle_) redisFree(c);
+}
+
+bool Redis::healthy() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return healthy_;
+}
+
+std::string Redis::last_error() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return last_error_;
+}
+
+void Redis::mark(bool reached, const std::string& error) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    healthy_ = reached;
+    if (!reached) last_error_ = error;
+}
+
+Result<redisContext*> Redis::borrow() {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!idle_.empty()) {
+            redisContext* c = idle_.back();
+            idle_.pop_back();
+            return c;
+        }
+        if (!healthy_ && std::chrono::steady_clock::now() < retry_after_) {
+            return unavailable(url_, last_error_.empty() ? "the last attempt failed" : last_error_);
+        }
+    }
+    redisContext* c = redisConnectWithTimeout(url_.host.c_str(), url_.port, to_timeval(options_.connect_timeout_ms));
+    auto fail = [&](const std::string& why) -> Error {
+        if (c != nullptr) redisFree(c);
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            healthy_ = false;
+            last_error_ = why;
+            // One quick retry window: callers in the next moment get the same answer at once.
+            retry_after_ = std::chrono::steady_clock::now() +
+                           std::chrono::milliseconds(std::min<int64_t>(options_.connect_timeout_ms, 250));
+        }
+        return unavailable(url_, why);
+    };
+    if (c == nullptr) return fail("out of memory");
+    if (c->err != 0) return fail(c->errstr);
+    redisSetTimeout(c, to_timeval(options_.command_timeout_ms));
+    redisEnableKeepAlive(c);
+    auto setup = [&](std::vector<std::string> argv) -> Result<Unit> {
+        std::vector<size_t> lengths;
+        auto p = pointers(argv, lengths);
+        ReplyPtr r(static_cast<redisReply*>(redisCommandArgv(c, static_cast<int>(p.size()), p.data(), lengths.data())));
+        if (!r) return unavailable(url_, c->errstr[0] ? c->errstr : "the connection was lost");
+        auto reply = from_reply(r.get());
+        if (!reply) return reply.error();
+        return Unit{};
+    };
+    if (!url_.password.empty()) {
+        auto ok = url_.user.empty() ? setup({"AUTH", url_.password}) : setup({"AUTH", url_.user, url_.password});
+        if (!ok) {
+            redisFree(c);
+            mark(ok.error().code != "store.unavailable", ok.error().message);
+            return ok.error();
+        }
+    }
+    if (url_.db != 0) {
+        if (auto ok = setup({"SELECT", std::to_string(url_.db)}); !ok) {
+            redisFree(c);
+            return ok.error();
+        }
+    }
+    return c;
+}
+
+void Redis::give_back(redisContext* c, bool broken) {
+    if (broken || c->err != 0) {
+        redisFree(c);
+        return;
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (idle_.size() < options_.max_idle) {
+        idle_.push_back(c);
+        return;
+    }
+    redisFree(c);
+}
+
+Result<RedisReply> Redis::command(const std::vector<std::string>& argv) {
+    auto results = pipeline({argv});
+    if (!results) return results.error();
+    return std::move(results->front());
+}
+
+Result<std::vector<Result<RedisReply>>> Redis::pipeline(const std::vector<std::vector<std::string>>& commands) {
+    auto c = borrow();
+    if (!c) return c.error();
+    redisContext* ctx = *c;
+    std::vector<size_t> lengths;
+    for (const auto& argv : commands) {
+        auto p = pointers(argv, lengths);
+        if (redisAppendCommandArgv(ctx, static_cast<int>(p.size()), p.data(), lengths.data()) != REDIS_OK) {
+            std::string why = ctx->errstr;
+            give_back(ctx, true);
+            mark(false, why);
+            return unavailable(url_, why);
+        }
+    }
+    std::vector<Result<RedisReply>> out;
+    out.reserve(commands.size());
+    for (size_t i = 0; i < commands.size(); ++i) {
+        void* raw = nullptr;
+        if (redisGetReply(ctx, &raw) != REDIS_OK || raw == nullptr) {
+            std::string why = ctx->errstr[0] ? ctx->errstr : "the connection was lost";
+            if (ctx->err == REDIS_ERR_IO && why.find("Resource temporarily unavailable") != std::string::npos) {
+                why = "no answer within " + std::to_string(options_.command_timeout_ms) + " ms";
+            }
+            if (raw != nullptr) freeReplyObject(raw);
+            give_back(ctx, true);
+            mark(false, why);
+            return unavailable(url_, why);
+        }
+        ReplyPtr r(static_cast<redisReply*>(raw));
+        out.push_back(from_reply(r.get()));
+    }
+    give_back(ctx, false);
+    mark(true, {});
+    return out;
+}
+
+Result<RedisReply> Redis::eval(const std::string& script, const std::vector<std::string>& keys,
+                               const std::vector<std::string>& args) {
+    auto argv = [&](const std::string& verb, const std::string& body) {
+        std::vector<std::string> a{verb, body, std::to_string(keys.size())};
+        a.insert(a.end(), keys.begin(), keys.end());
+        a.insert(a.end(), args.begin(), args.end());
+        return a;
+    };
+    auto r = command(argv("EVALSHA", sha1_hex(script)));
+    if (!r && r.error().code == "store.redis_error" && r.error().message.find("NOSCRIPT") != std::string::npos) {
+        return command(argv("EVAL", script));
+    }
+    return r;
+}
+
+}  // namespace keyrelay::relay
