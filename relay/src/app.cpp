@@ -42,7 +42,7 @@ struct Relay::Impl {
     int& port;
     Metrics metrics;
     std::unique_ptr<Redis> redis;   // set when several relays share one Redis (config.redis_url)
-    std::unique_ptr<TokenStore> store;
+    std::unique_ptr<FileConnectionStore> store;
     std::unique_ptr<Upstream> upstream;
     std::unique_ptr<TokenManager> tokens;
     std::unique_ptr<SessionStore> sessions;
@@ -142,7 +142,7 @@ Result<Unit> Relay::init() {
                  "NO KEYRELAY_STORE_KEY: generated a new store key file; back it up, or tokens are lost with it",
                  {{"key_file", keys->key_file}});
     }
-    m.store = std::make_unique<TokenStore>(config_.data_dir, keys->keys, keys->current_key_id);
+    m.store = std::make_unique<FileConnectionStore>(config_.data_dir, keys->keys, keys->current_key_id);
     // Fail at start, not at the first request, when the store cannot be read with this key.
     if (auto all = m.store->load_all(); !all) return all.error();
     if (size_t stale = remove_stale_temp_files(config_.data_dir); stale > 0) {

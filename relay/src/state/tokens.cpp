@@ -49,7 +49,7 @@ int64_t refresh_margin(int64_t configured, int64_t expires_in) {
     return std::max<int64_t>(0, std::min({configured, int64_t(300), expires_in / 10}));
 }
 
-TokenManager::TokenManager(const Config& config, TokenStore& store, Transport transport, Metrics& metrics,
+TokenManager::TokenManager(const Config& config, FileConnectionStore& store, Transport transport, Metrics& metrics,
                            NowFn now)
     : config_(config), store_(store), transport_(std::move(transport)), metrics_(metrics), now_(std::move(now)) {}
 

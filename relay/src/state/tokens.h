@@ -38,7 +38,7 @@ int64_t refresh_margin(int64_t configured, int64_t expires_in);
 
 class TokenManager {
 public:
-    TokenManager(const Config& config, TokenStore& store, Transport transport, Metrics& metrics, NowFn now);
+    TokenManager(const Config& config, FileConnectionStore& store, Transport transport, Metrics& metrics, NowFn now);
 
     // The stored connection (cached; re-read when the store file changed on disk).
     Result<std::optional<Connection>> get(const std::string& provider);
@@ -77,7 +77,7 @@ private:
     void record_failure(Connection c, const std::string& result, bool needs_reauth);
 
     const Config& config_;
-    TokenStore& store_;
+    FileConnectionStore& store_;
     Transport transport_;
     Metrics& metrics_;
     NowFn now_;

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "redis_server.h"
+#include "state/redis.h"
 #include "state/login_throttle.h"
 #include "state/oauth_states.h"
 #include "state/sessions.h"
@@ -32,19 +33,20 @@ std::string everything_in(Redis& r) {
     return all;
 }
 
+// A relay's own connection pool to the test server.
+std::unique_ptr<Redis> client_of(const testutil::RedisServer& server, int64_t timeout_ms = 500) {
+    return std::make_unique<Redis>(*RedisUrl::parse(server.url()), RedisOptions{timeout_ms, timeout_ms, 16});
+}
+
 // Redis expires keys on its own clock: the tests' times are near the real now.
 int64_t unix_time_for_tests() { return static_cast<int64_t>(std::time(nullptr)); }
 
 }  // namespace
 
 TEST_CASE("a session made on one relay is found on another, and a logout on either ends it on both", "[redis]") {
-    if (!relaytest::have_redis_server()) {
-        WARN("redis-server is not installed (scripts/setup installs it): skipped");
-        return;
-    }
-    relaytest::RedisServer server;
-    auto ra = server.client();
-    auto rb = server.client();
+    testutil::RedisServer server("test-password");
+    auto ra = client_of(server);
+    auto rb = client_of(server);
     RedisSessionStore a(*ra, 3600);
     RedisSessionStore b(*rb, 3600);
     const int64_t now = unix_time_for_tests();
@@ -75,13 +77,9 @@ TEST_CASE("a session made on one relay is found on another, and a logout on eith
 }
 
 TEST_CASE("relays on one Redis share the login throttle with the file store's rules", "[redis]") {
-    if (!relaytest::have_redis_server()) {
-        WARN("redis-server is not installed (scripts/setup installs it): skipped");
-        return;
-    }
-    relaytest::RedisServer server;
-    auto ra = server.client();
-    auto rb = server.client();
+    testutil::RedisServer server("test-password");
+    auto ra = client_of(server);
+    auto rb = client_of(server);
     RedisLoginThrottle a(*ra, 5, 300);
     RedisLoginThrottle b(*rb, 5, 300);
     const int64_t t0 = unix_time_for_tests();
@@ -119,12 +117,8 @@ TEST_CASE("relays on one Redis share the login throttle with the file store's ru
 }
 
 TEST_CASE("failures spread over more than the window never throttle, in Redis either", "[redis]") {
-    if (!relaytest::have_redis_server()) {
-        WARN("redis-server is not installed (scripts/setup installs it): skipped");
-        return;
-    }
-    relaytest::RedisServer server;
-    auto r = server.client();
+    testutil::RedisServer server("test-password");
+    auto r = client_of(server);
     RedisLoginThrottle t(*r, 5, 300);
     const int64_t t0 = unix_time_for_tests() - 2000;
     for (int i = 0; i < 20; ++i) {
@@ -134,13 +128,9 @@ TEST_CASE("failures spread over more than the window never throttle, in Redis ei
 }
 
 TEST_CASE("an OAuth state put by one relay is taken once, by exactly one relay", "[redis]") {
-    if (!relaytest::have_redis_server()) {
-        WARN("redis-server is not installed (scripts/setup installs it): skipped");
-        return;
-    }
-    relaytest::RedisServer server;
-    auto ra = server.client();
-    auto rb = server.client();
+    testutil::RedisServer server("test-password");
+    auto ra = client_of(server);
+    auto rb = client_of(server);
     RedisStateStore a(*ra, {{"k1", kKey}}, "k1");
     RedisStateStore b(*rb, {{"k1", kKey}}, "k1");
     const int64_t now = unix_time_for_tests();
@@ -188,12 +178,8 @@ TEST_CASE("an OAuth state put by one relay is taken once, by exactly one relay",
 }
 
 TEST_CASE("OAuth states in flight stay bounded per session; the newest are kept", "[redis]") {
-    if (!relaytest::have_redis_server()) {
-        WARN("redis-server is not installed (scripts/setup installs it): skipped");
-        return;
-    }
-    relaytest::RedisServer server;
-    auto r = server.client();
+    testutil::RedisServer server("test-password");
+    auto r = client_of(server);
     RedisStateStore s(*r, {{"k1", kKey}}, "k1", 3);
     const int64_t now = unix_time_for_tests();
     for (int i = 0; i < 10; ++i) {
@@ -211,19 +197,15 @@ TEST_CASE("OAuth states in flight stay bounded per session; the newest are kept"
 
 TEST_CASE("while Redis is down, sessions, the throttle and states answer store.unavailable, then recover",
           "[redis]") {
-    if (!relaytest::have_redis_server()) {
-        WARN("redis-server is not installed (scripts/setup installs it): skipped");
-        return;
-    }
-    auto server = std::make_unique<relaytest::RedisServer>();
-    auto r = server->client(200);
+    testutil::RedisServer server("test-password");
+    auto r = client_of(server, 200);
     RedisSessionStore sessions(*r, 3600);
     RedisLoginThrottle throttle(*r, 5, 300);
     RedisStateStore states(*r, {{"k1", kKey}}, "k1");
     const int64_t now = unix_time_for_tests();
     auto id = sessions.create("alice", now);
     REQUIRE(id.ok());
-    server->stop();
+    server.stop();
 
     auto started = std::chrono::steady_clock::now();
     auto found = sessions.find(*id, now);
@@ -236,4 +218,13 @@ TEST_CASE("while Redis is down, sessions, the throttle and states answer store.u
     CHECK(states.take("s", now).error().code == "store.unavailable");
     CHECK(sessions.create("bob", now).error().code == "store.unavailable");
     CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(5));   // bounded, never a hang
+
+    server.start();   // AOF on: the session survived the restart, and the relay reconnects by itself
+    auto back = sessions.find(*id, now);
+    for (int i = 0; i < 40 && !back.ok(); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        back = sessions.find(*id, now);
+    }
+    REQUIRE(back.ok());
+    CHECK(back->has_value());
 }
