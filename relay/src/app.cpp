@@ -18,7 +18,10 @@
 #include "routes/connections.h"
 #include "routes/proxy.h"
 #include "routes/static_files.h"
+#include "state/login_throttle.h"
+#include "state/oauth_states.h"
 #include "state/redis.h"
+#include "state/redis_store.h"
 #include "state/sessions.h"
 #include "state/store.h"
 #include "state/tokens.h"
@@ -40,10 +43,12 @@ struct Relay::Impl {
     int& port;
     Metrics metrics;
     std::unique_ptr<Redis> redis;   // set when several relays share one Redis (config.redis_url)
-    std::unique_ptr<TokenStore> store;
+    std::unique_ptr<ConnectionStore> store;   // the file store, or Redis when `redis` is set
     std::unique_ptr<Upstream> upstream;
     std::unique_ptr<TokenManager> tokens;
     std::unique_ptr<SessionStore> sessions;
+    std::unique_ptr<LoginThrottle> throttle;
+    std::unique_ptr<StateStore> states;
     std::unique_ptr<Callers> callers;
     std::unique_ptr<AuthRoutes> auth;
     std::unique_ptr<ConnectRoutes> connect;
@@ -69,6 +74,21 @@ struct Relay::Impl {
         return r;
     }
 
+    // /healthz: "ok", or "degraded" with a reason while the shared store is unreachable. Still 200: the relay
+    // itself runs, and serves what it can from memory (docs/api.md).
+    nlohmann::json health() {
+        nlohmann::json body = {{"status", "ok"}, {"version", KEYRELAY_VERSION}, {"store", store->backend()}};
+        if (redis) {
+            auto pong = redis->command({"PING"});
+            if (!pong) {
+                metrics.count_store_error();
+                body["status"] = "degraded";
+                body["reason"] = pong.error().message;   // names host:port/db, never the password (RedisUrl::where)
+            }
+        }
+        return body;
+    }
+
     Router routes() {
         Router r;
         auto to = [](auto* object, auto method) {
@@ -81,8 +101,8 @@ struct Relay::Impl {
             r.add(method, "/proxy/{name}*", to(proxy.get(), &ProxyRoute::handle));
         }
         r.add("POST", "/bridge/keap/xmlrpc", to(bridge.get(), &KeapBridgeRoute::handle));
-        r.add("GET", "/healthz", [](RequestContext&, const httplib::Request&, httplib::Response& res) {
-            send_json(res, 200, {{"status", "ok"}, {"version", KEYRELAY_VERSION}});
+        r.add("GET", "/healthz", [this](RequestContext&, const httplib::Request&, httplib::Response& res) {
+            send_json(res, 200, health());
         });
         r.add("GET", "/metrics", [this](RequestContext&, const httplib::Request&, httplib::Response& res) {
             res.set_header("Cache-Control", "no-store");
@@ -138,9 +158,20 @@ Result<Unit> Relay::init() {
                  "NO KEYRELAY_STORE_KEY: generated a new store key file; back it up, or tokens are lost with it",
                  {{"key_file", keys->key_file}});
     }
-    m.store = std::make_unique<TokenStore>(config_.data_dir, keys->keys, keys->current_key_id);
-    // Fail at start, not at the first request, when the store cannot be read with this key.
-    if (auto all = m.store->load_all(); !all) return all.error();
+    if (m.redis) {
+        LeaseOptions lease;
+        lease.lease_ms = config_.refresh_lease_ms;
+        lease.max_wait_ms = 3 * config_.refresh_lease_ms;
+        m.store = std::make_unique<RedisConnectionStore>(*m.redis, keys->keys, keys->current_key_id, lease);
+    } else {
+        m.store = std::make_unique<FileConnectionStore>(config_.data_dir, keys->keys, keys->current_key_id);
+    }
+    // Fail at start, not at the first request, when the store cannot be read with this key. An unreachable Redis is
+    // not a reason to stay down: the relay starts degraded and recovers by itself when Redis returns.
+    if (auto all = m.store->load_all(); !all) {
+        if (all.error().code != "store.unavailable") return all.error();
+        log_line(LogLevel::warn, "the store is unreachable; starting degraded", {{"detail", all.error().message}});
+    }
     if (size_t stale = remove_stale_temp_files(config_.data_dir); stale > 0) {
         log_line(LogLevel::info, "removed temporary files left by an interrupted write", {{"count", stale}});
     }
@@ -176,12 +207,20 @@ Result<Unit> Relay::init() {
         return out;
     });
     for (const auto& p : config_.providers) m.metrics.add_provider(p.name);
-    m.sessions = std::make_unique<SessionStore>(config_.session_hours * 3600, config_.data_dir);
+    // Sessions, the login throttle and OAuth states: in Redis when relays share one (any relay may serve any
+    // request), else in the data dir (sessions, throttle) and this process's memory (states).
+    m.sessions = make_session_store(config_.session_hours * 3600, config_.data_dir, m.redis.get());
+    m.throttle = make_login_throttle(5, 300, config_.data_dir, m.redis.get());
+    if (m.redis) {
+        m.states = std::make_unique<RedisStateStore>(*m.redis, keys->keys, keys->current_key_id);
+    } else {
+        m.states = std::make_unique<MemoryStateStore>();
+    }
 
     m.callers = std::make_unique<Callers>(config_, *m.sessions);
-    m.auth = std::make_unique<AuthRoutes>(config_, *m.callers, *m.sessions);
+    m.auth = std::make_unique<AuthRoutes>(config_, *m.callers, *m.sessions, *m.throttle);
     m.connect = std::make_unique<ConnectRoutes>(
-        config_, port_, *m.callers, *m.sessions, *m.tokens,
+        config_, port_, *m.callers, *m.sessions, *m.states, *m.tokens,
         [self](const std::string& provider, const HttpRequest& r) { return self->send_upstream(provider, r); });
     m.connections = std::make_unique<ConnectionsRoutes>(config_, *m.callers, *m.tokens);
     m.proxy = std::make_unique<ProxyRoute>(config_, *m.callers, *m.tokens, *m.upstream, m.metrics);

@@ -225,7 +225,7 @@ int rotate_key_cmd(const CliArgs& args) {
     }
     auto keys = load_store_keys(data_dir, fresh, previous);
     if (!keys) return print_error(keys.error(), 1);
-    TokenStore store(data_dir, keys->keys, keys->current_key_id);
+    FileConnectionStore store(data_dir, keys->keys, keys->current_key_id);
     auto n = store.rotate();
     if (!n) return print_error(n.error(), 1);
     std::cout << "re-encrypted " << *n << " connection(s) with key " << keys->current_key_id << "\n";

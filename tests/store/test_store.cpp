@@ -24,8 +24,8 @@ namespace {
 const std::string kKey(32, '\x11');
 const std::string kNewKey(32, '\x22');
 
-TokenStore open_store(const std::string& dir, const std::string& key = kKey) {
-    return TokenStore(dir, {{store_key_id(key), key}}, store_key_id(key));
+FileConnectionStore open_store(const std::string& dir, const std::string& key = kKey) {
+    return FileConnectionStore(dir, {{store_key_id(key), key}}, store_key_id(key));
 }
 
 // Every field set to something other than its default.
@@ -124,7 +124,7 @@ TEST_CASE("connection_from_json rejects malformed records with store.corrupt", "
 
 TEST_CASE("a missing store file is an empty store", "[store]") {
     TempDir dir;
-    TokenStore store = open_store(dir.path());
+    FileConnectionStore store = open_store(dir.path());
     CHECK(store.path() == dir / "tokens.json");
     auto all = store.load_all();
     REQUIRE(all.ok());
@@ -137,7 +137,7 @@ TEST_CASE("a missing store file is an empty store", "[store]") {
 
 TEST_CASE("save then load returns every field, and each save bumps the version", "[store]") {
     TempDir dir;
-    TokenStore store = open_store(dir.path());
+    FileConnectionStore store = open_store(dir.path());
     Connection c = sample();
 
     auto first = store.save(c);
@@ -150,7 +150,14 @@ TEST_CASE("save then load returns every field, and each save bumps the version",
     check_same(**loaded, c);
 
     c.tokens.refresh_token = "rt-keap-0002";
-    c.version = 77;   // the caller's number is ignored: the stored one + 1 wins
+    c.version = 77;   // not the version that is stored: a compare-and-set refuses it and writes nothing
+    auto stale = store.save(c);
+    REQUIRE_FALSE(stale.ok());
+    CHECK(stale.error().code == "store.conflict");
+    CHECK(stale.error().message.find("version 77") != std::string::npos);
+    c.version = 0;   // "nothing stored" is stale too
+    CHECK(store.save(c).error().code == "store.conflict");
+    c.version = 1;   // the version it was read at
     auto second = store.save(c);
     REQUIRE(second.ok());
     CHECK(second->version == 2);
@@ -161,7 +168,7 @@ TEST_CASE("save then load returns every field, and each save bumps the version",
     CHECK((*again)->tokens.refresh_token == "rt-keap-0002");
 
     SECTION("another store object on the same directory sees the writes (no caching)") {
-        TokenStore other = open_store(dir.path());
+        FileConnectionStore other = open_store(dir.path());
         REQUIRE(other.save(sample("jira")).ok());
         auto all = store.load_all();
         REQUIRE(all.ok());
@@ -173,7 +180,7 @@ TEST_CASE("save then load returns every field, and each save bumps the version",
 
 TEST_CASE("a connection without a provider name is refused", "[store]") {
     TempDir dir;
-    TokenStore store = open_store(dir.path());
+    FileConnectionStore store = open_store(dir.path());
     auto r = store.save(sample(""));
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().code == "store.bad_id");
@@ -181,7 +188,7 @@ TEST_CASE("a connection without a provider name is refused", "[store]") {
 
 TEST_CASE("the store file holds only sealed records, bound to their id", "[store]") {
     TempDir dir;
-    TokenStore store = open_store(dir.path());
+    FileConnectionStore store = open_store(dir.path());
     REQUIRE(store.save(sample("keap")).ok());
     std::string text = testutil::read_file(store.path());
     CHECK(text.find("at-keap-0001") == std::string::npos);
@@ -212,8 +219,8 @@ TEST_CASE("the key id is the first 8 hex characters of SHA-256 of the key", "[st
 
 TEST_CASE("after a save the data directory holds no temporary files", "[store]") {
     TempDir dir;
-    TokenStore store = open_store(dir.path());
-    for (int i = 0; i < 5; ++i) REQUIRE(store.save(sample(i % 2 ? "keap" : "jira")).ok());
+    FileConnectionStore store = open_store(dir.path());
+    for (int i = 0; i < 5; ++i) REQUIRE(store.replace(sample(i % 2 ? "keap" : "jira")).ok());
     REQUIRE(store.remove("jira").ok());
     CHECK(testutil::list_dir(dir.path()) == std::set<std::string>{"tokens.json", "store.lock"});
 }
@@ -222,7 +229,7 @@ TEST_CASE("the data directory is created 0700 and the files 0600, whatever the u
     TempDir dir;
     mode_t old = ::umask(0);
     std::string data = dir / "nested/data";
-    TokenStore store = open_store(data);
+    FileConnectionStore store = open_store(data);
     auto saved = store.save(sample());
     ::umask(old);
     REQUIRE(saved.ok());
@@ -234,7 +241,7 @@ TEST_CASE("the data directory is created 0700 and the files 0600, whatever the u
 
 TEST_CASE("remove deletes one record and keeps the others", "[store]") {
     TempDir dir;
-    TokenStore store = open_store(dir.path());
+    FileConnectionStore store = open_store(dir.path());
     REQUIRE(store.save(sample("keap")).ok());
     REQUIRE(store.save(sample("jira")).ok());
     REQUIRE(store.remove("keap").ok());
@@ -252,7 +259,7 @@ TEST_CASE("remove deletes one record and keeps the others", "[store]") {
 
 TEST_CASE("a damaged tokens.json is reported and never overwritten", "[store][corrupt]") {
     TempDir dir;
-    TokenStore store = open_store(dir.path());
+    FileConnectionStore store = open_store(dir.path());
     REQUIRE(store.save(sample("keap")).ok());
     json doc = read_json(store.path());
     std::string good_sealed = doc["records"][0]["sealed"];
@@ -305,7 +312,7 @@ TEST_CASE("a damaged tokens.json is reported and never overwritten", "[store][co
 
 TEST_CASE("a record whose id was changed in the file does not decrypt", "[store][corrupt]") {
     TempDir dir;
-    TokenStore store = open_store(dir.path());
+    FileConnectionStore store = open_store(dir.path());
     REQUIRE(store.save(sample("keap")).ok());
     json doc = read_json(store.path());
     doc["records"][0]["id"] = "jira";   // the id is the associated data: moving a record breaks the tag
@@ -317,12 +324,12 @@ TEST_CASE("a record whose id was changed in the file does not decrypt", "[store]
 
 TEST_CASE("a store read with another key reports the key problem, never garbage", "[store][keys]") {
     TempDir dir;
-    TokenStore writer = open_store(dir.path(), kKey);
+    FileConnectionStore writer = open_store(dir.path(), kKey);
     REQUIRE(writer.save(sample("keap")).ok());
     std::string before = testutil::read_file(writer.path());
 
     SECTION("a key with another id: store.unknown_key_id") {
-        TokenStore reader = open_store(dir.path(), kNewKey);
+        FileConnectionStore reader = open_store(dir.path(), kNewKey);
         auto loaded = reader.load_all();
         REQUIRE_FALSE(loaded.ok());
         CHECK(loaded.error().code == "store.unknown_key_id");
@@ -333,7 +340,7 @@ TEST_CASE("a store read with another key reports the key problem, never garbage"
         CHECK(reader.save(sample("jira")).error().code == "store.unknown_key_id");
     }
     SECTION("a key whose id collides with the right one: store.wrong_key") {
-        TokenStore reader(dir.path(), {{store_key_id(kKey), kNewKey}}, store_key_id(kKey));
+        FileConnectionStore reader(dir.path(), {{store_key_id(kKey), kNewKey}}, store_key_id(kKey));
         auto loaded = reader.load_all();
         REQUIRE_FALSE(loaded.ok());
         CHECK(loaded.error().code == "store.wrong_key");
@@ -348,15 +355,15 @@ TEST_CASE("a store read with another key reports the key problem, never garbage"
 
 TEST_CASE("rotate re-seals every record under the current key, after which the old key alone fails", "[store][keys]") {
     TempDir dir;
-    TokenStore old_store = open_store(dir.path(), kKey);
+    FileConnectionStore old_store = open_store(dir.path(), kKey);
     REQUIRE(old_store.save(sample("keap")).ok());
     REQUIRE(old_store.save(sample("jira")).ok());
-    REQUIRE(old_store.save(sample("jira")).ok());
+    REQUIRE(old_store.replace(sample("jira")).ok());
 
-    TokenStore rotating(dir.path(), {{store_key_id(kKey), kKey}, {store_key_id(kNewKey), kNewKey}},
+    FileConnectionStore rotating(dir.path(), {{store_key_id(kKey), kKey}, {store_key_id(kNewKey), kNewKey}},
                         store_key_id(kNewKey));
     SECTION("saving during a rotation keeps old records readable") {
-        REQUIRE(rotating.save(sample("keap")).ok());
+        REQUIRE(rotating.replace(sample("keap")).ok());
         json doc = read_json(rotating.path());
         CHECK(doc["records"][0]["key_id"] == store_key_id(kKey));      // jira: untouched
         CHECK(doc["records"][1]["key_id"] == store_key_id(kNewKey));   // keap: sealed with the new key
@@ -420,13 +427,20 @@ TEST_CASE("FileLock excludes every other holder until it is released", "[store][
 
 namespace {
 
-// In a child process: `rounds` saves of `provider`, each with a new refresh token. Exits 0 on success.
+// In a child process: `rounds` read-modify-writes of `provider`, each with a new refresh token, retried on
+// store.conflict (the other process wrote in between). Exits 0 on success.
 [[noreturn]] void child_saves(const std::string& dir, const std::string& provider, int rounds) {
-    TokenStore store = open_store(dir);
+    FileConnectionStore store = open_store(dir);
     for (int i = 0; i < rounds; ++i) {
-        Connection c = sample(provider);
-        c.tokens.refresh_token = "rt-" + provider + "-" + std::to_string(i);
-        if (!store.save(c).ok()) ::_exit(1);
+        for (;;) {
+            auto current = store.load(provider);
+            if (!current.ok()) ::_exit(1);
+            Connection c = current->has_value() ? **current : sample(provider);
+            c.tokens.refresh_token = "rt-" + provider + "-" + std::to_string(i);
+            auto saved = store.save(c);
+            if (saved.ok()) break;
+            if (saved.error().code != "store.conflict") ::_exit(1);
+        }
     }
     ::_exit(0);
 }
@@ -476,7 +490,7 @@ TEST_CASE("two processes saving the same record concurrently count every save", 
     auto keap = open_store(dir.path()).load("keap");
     REQUIRE(keap.ok());
     REQUIRE(keap->has_value());
-    CHECK((*keap)->version == 2 * kRounds);   // each read-modify-write saw the previous one
+    CHECK((*keap)->version == 2 * kRounds);   // every save counted: none overwrote the other's
 }
 
 // ---------------------------------------------------------------- key loading
@@ -577,21 +591,21 @@ TEST_CASE("loaded keys open a store end to end, across a rotation", "[store][key
     TempDir dir;
     auto generated = load_store_keys(dir.path(), std::nullopt, std::nullopt);
     REQUIRE(generated.ok());
-    TokenStore first(dir.path(), generated->keys, generated->current_key_id);
+    FileConnectionStore first(dir.path(), generated->keys, generated->current_key_id);
     REQUIRE(first.save(sample()).ok());
 
     std::string old_hex = testutil::read_file(generated->key_file);
     std::string new_hex = testutil::hex(kNewKey);
     auto rotating = load_store_keys(dir.path(), new_hex, old_hex);
     REQUIRE(rotating.ok());
-    TokenStore second(dir.path(), rotating->keys, rotating->current_key_id);
+    FileConnectionStore second(dir.path(), rotating->keys, rotating->current_key_id);
     auto n = second.rotate();
     REQUIRE(n.ok());
     CHECK(n.value() == 1);
 
     auto after = load_store_keys(dir.path(), new_hex, std::nullopt);
     REQUIRE(after.ok());
-    auto keap = TokenStore(dir.path(), after->keys, after->current_key_id).load("keap");
+    auto keap = FileConnectionStore(dir.path(), after->keys, after->current_key_id).load("keap");
     REQUIRE(keap.ok());
     REQUIRE(keap->has_value());
     CHECK((*keap)->tokens.access_token == "at-keap-0001");

@@ -77,7 +77,7 @@ private:
 struct Fixture {
     relaytest::TempDir dir;
     Config config;
-    std::unique_ptr<TokenStore> store;
+    std::unique_ptr<FileConnectionStore> store;
     Metrics metrics;
     std::atomic<int64_t> now{10000};
     FakeProvider provider{"rt-0"};
@@ -90,7 +90,7 @@ struct Fixture {
         config.providers = {keap};
         auto keys = load_store_keys(dir.path(), kKeyHex, std::nullopt);
         REQUIRE(keys.ok());
-        store = std::make_unique<TokenStore>(dir.path(), keys->keys, keys->current_key_id);
+        store = std::make_unique<FileConnectionStore>(dir.path(), keys->keys, keys->current_key_id);
         Connection c;
         c.provider = "keap";
         c.tokens.access_token = "at-0";
@@ -171,7 +171,7 @@ TEST_CASE("two processes sharing a data dir refresh once under concurrent load (
     // Two managers with their own stores and caches stand for two relay processes.
     auto keys = load_store_keys(f.dir.path(), kKeyHex, std::nullopt);
     REQUIRE(keys.ok());
-    TokenStore other_store(f.dir.path(), keys->keys, keys->current_key_id);
+    FileConnectionStore other_store(f.dir.path(), keys->keys, keys->current_key_id);
     Metrics other_metrics;
     TokenManager a(f.config, *f.store, [&](const std::string& p, const HttpRequest& r) { return f.provider(p, r); },
                    f.metrics, [&] { return f.now.load(); });
