@@ -40,9 +40,11 @@ test('after a full session over three relays, no key, DUMP payload or value in R
   }
   // A flow started and not finished: its state record (which holds the PKCE verifier) is in Redis now.
   const pending = await cluster.direct(1, browser).authorize('jira');
-  addSecret(pending.state, 'OAuth state of an unfinished flow');
 
+  // The relay hands the state to the browser (it is in the authorize URL and the state cookie), so it is not one of
+  // the harness's secrets for responses; Redis must still never hold it as is.
   const secrets = new Map(recorded.secrets);
+  secrets.set(pending.state, 'OAuth state of an unfinished flow');
   for (const req of tap.seen) {
     const verifier = /code_verifier"?\s*[:=]\s*"?([A-Za-z0-9._~-]{20,})/.exec(req.body)?.[1];
     if (verifier) secrets.set(verifier, 'PKCE code_verifier');
@@ -63,21 +65,34 @@ test('after a full session over three relays, no key, DUMP payload or value in R
     assert.ok(labels.has(expected), `the scan would not look for a ${expected} (labels: ${[...labels].join(', ')})`);
   }
 
+  const leaksIn = (entries) => {
+    const found = [];
+    for (const e of entries) {
+      const places = [['key name', Buffer.from(e.key)], ['DUMP', e.dump], ...e.values.map((v, k) => [`value ${k}`, v])];
+      for (const [where, bytes] of places) {
+        const textForm = bytes.toString('latin1');
+        for (const [value, label] of secrets) {
+          if (formsOf(value).some((f) => textForm.includes(f))) found.push(`${label} in ${e.key} (${e.type}) ${where}`);
+        }
+        for (const re of SANDBOX_TOKEN_PATTERNS) if (re.test(textForm)) found.push(`a token (${re}) in ${e.key} ${where}`);
+      }
+    }
+    return found;
+  };
+
+  // The scan finds what it looks for: a refresh token planted in a hash, then removed.
+  const planted = tap.latest('keap').refresh_token;
+  await cluster.redis.command('HSET', 'keyrelay:scan-canary', 'f', `{"x":"${planted}"}`);
+  const canary = leaksIn(await readAll(cluster.redis, 'keyrelay:scan-canary'));
+  await cluster.redis.command('DEL', 'keyrelay:scan-canary');
+  assert.ok(canary.some((l) => l.startsWith('sandbox-issued refresh_token in keyrelay:scan-canary (hash) DUMP')) &&
+    canary.some((l) => l.includes('value 1')), `the scan missed a planted refresh token: ${JSON.stringify(canary)}`);
+
   const entries = await readAll(cluster.redis);
   assert.ok(entries.length >= 4, `too few keys to prove anything: ${entries.map((e) => e.key)}`);
   const foreign = entries.filter((e) => !e.key.startsWith('keyrelay:')).map((e) => e.key);
   assert.deepEqual(foreign, [], 'keys outside keyrelay:');
-  const leaks = [];
-  for (const e of entries) {
-    const places = [['key name', Buffer.from(e.key)], ['DUMP', e.dump], ...e.values.map((v, k) => [`value ${k}`, v])];
-    for (const [where, bytes] of places) {
-      const textForm = bytes.toString('latin1');
-      for (const [value, label] of secrets) {
-        if (formsOf(value).some((f) => textForm.includes(f))) leaks.push(`${label} in ${e.key} (${e.type}) ${where}`);
-      }
-      for (const re of SANDBOX_TOKEN_PATTERNS) if (re.test(textForm)) leaks.push(`a token (${re}) in ${e.key} ${where}`);
-    }
-  }
+  const leaks = leaksIn(entries);
   t.diagnostic(`scanned ${entries.length} keys (${[...new Set(entries.map((e) => e.key.split(':').slice(0, 2).join(':')))].join(', ')}) ` +
     `for ${secrets.size} secrets and ${SANDBOX_TOKEN_PATTERNS.length} token patterns`);
   assert.deepEqual(leaks, [], 'secrets in Redis');
