@@ -21,6 +21,7 @@
 #include "state/login_throttle.h"
 #include "state/oauth_states.h"
 #include "state/redis.h"
+#include "state/redis_store.h"
 #include "state/sessions.h"
 #include "state/store.h"
 #include "state/tokens.h"
@@ -42,7 +43,7 @@ struct Relay::Impl {
     int& port;
     Metrics metrics;
     std::unique_ptr<Redis> redis;   // set when several relays share one Redis (config.redis_url)
-    std::unique_ptr<FileConnectionStore> store;
+    std::unique_ptr<ConnectionStore> store;   // the file store, or Redis when `redis` is set
     std::unique_ptr<Upstream> upstream;
     std::unique_ptr<TokenManager> tokens;
     std::unique_ptr<SessionStore> sessions;
@@ -73,6 +74,21 @@ struct Relay::Impl {
         return r;
     }
 
+    // /healthz: "ok", or "degraded" with a reason while the shared store is unreachable. Still 200: the relay
+    // itself runs, and serves what it can from memory (docs/api.md).
+    nlohmann::json health() {
+        nlohmann::json body = {{"status", "ok"}, {"version", KEYRELAY_VERSION}, {"store", store->backend()}};
+        if (redis) {
+            auto pong = redis->command({"PING"});
+            if (!pong) {
+                metrics.count_store_error();
+                body["status"] = "degraded";
+                body["reason"] = pong.error().message;   // names host:port/db, never the password (RedisUrl::where)
+            }
+        }
+        return body;
+    }
+
     Router routes() {
         Router r;
         auto to = [](auto* object, auto method) {
@@ -85,8 +101,8 @@ struct Relay::Impl {
             r.add(method, "/proxy/{name}*", to(proxy.get(), &ProxyRoute::handle));
         }
         r.add("POST", "/bridge/keap/xmlrpc", to(bridge.get(), &KeapBridgeRoute::handle));
-        r.add("GET", "/healthz", [](RequestContext&, const httplib::Request&, httplib::Response& res) {
-            send_json(res, 200, {{"status", "ok"}, {"version", KEYRELAY_VERSION}});
+        r.add("GET", "/healthz", [this](RequestContext&, const httplib::Request&, httplib::Response& res) {
+            send_json(res, 200, health());
         });
         r.add("GET", "/metrics", [this](RequestContext&, const httplib::Request&, httplib::Response& res) {
             res.set_header("Cache-Control", "no-store");
@@ -142,9 +158,20 @@ Result<Unit> Relay::init() {
                  "NO KEYRELAY_STORE_KEY: generated a new store key file; back it up, or tokens are lost with it",
                  {{"key_file", keys->key_file}});
     }
-    m.store = std::make_unique<FileConnectionStore>(config_.data_dir, keys->keys, keys->current_key_id);
-    // Fail at start, not at the first request, when the store cannot be read with this key.
-    if (auto all = m.store->load_all(); !all) return all.error();
+    if (m.redis) {
+        LeaseOptions lease;
+        lease.lease_ms = config_.refresh_lease_ms;
+        lease.max_wait_ms = 3 * config_.refresh_lease_ms;
+        m.store = std::make_unique<RedisConnectionStore>(*m.redis, keys->keys, keys->current_key_id, lease);
+    } else {
+        m.store = std::make_unique<FileConnectionStore>(config_.data_dir, keys->keys, keys->current_key_id);
+    }
+    // Fail at start, not at the first request, when the store cannot be read with this key. An unreachable Redis is
+    // not a reason to stay down: the relay starts degraded and recovers by itself when Redis returns.
+    if (auto all = m.store->load_all(); !all) {
+        if (all.error().code != "store.unavailable") return all.error();
+        log_line(LogLevel::warn, "the store is unreachable; starting degraded", {{"detail", all.error().message}});
+    }
     if (size_t stale = remove_stale_temp_files(config_.data_dir); stale > 0) {
         log_line(LogLevel::info, "removed temporary files left by an interrupted write", {{"count", stale}});
     }

@@ -8,9 +8,17 @@ namespace keyrelay::relay {
 
 int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
 
+int store_error_status(const Error& e) {
+    if (e.code == "store.unavailable" || e.code == "store.lock_timeout") return 503;
+    if (e.code == "store.conflict") return 409;
+    return 500;
+}
+
 void send_error(httplib::Response& res, int status, const Error& e) {
     res.status = status;
     res.set_header("Cache-Control", "no-store");
+    // The store recovers by itself: a client may simply try again shortly (RFC 9110 §10.2.3).
+    if (status == 503 && e.code.rfind("store.", 0) == 0) res.set_header("Retry-After", "1");
     res.set_content(error_json(e), "application/json");
 }
 

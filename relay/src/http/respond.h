@@ -23,6 +23,9 @@ void send_error(httplib::Response& res, int status, const Error& e);
 void send_error(httplib::Response& res, int status, const std::string& code, const std::string& message,
                 const std::string& hint);
 void send_json(httplib::Response& res, int status, const nlohmann::json& body);
+// The status of a store error ("store.*"): 503 while the store is unreachable or its refresh lock is stuck (with
+// Retry-After from send_error), 409 for a write conflict, 500 for the rest (a damaged store, a wrong key).
+int store_error_status(const Error& e);
 // An HTML page saying what happened and linking back to the relay's page (connect, callback).
 void send_page(httplib::Response& res, int status, const Error& e);
 // send_page for a browser navigation (Accept: text/html), send_error otherwise.

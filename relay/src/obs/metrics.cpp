@@ -74,6 +74,26 @@ void Metrics::count_retry(const std::string& provider) {
     ++retries_[provider];
 }
 
+void Metrics::count_store_error() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++store_errors_;
+}
+
+void Metrics::count_lock_wait() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++lock_waits_;
+}
+
+uint64_t Metrics::store_errors() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return store_errors_;
+}
+
+uint64_t Metrics::lock_waits() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return lock_waits_;
+}
+
 void Metrics::set_reauth_gauge(std::function<int64_t()> source) {
     std::lock_guard<std::mutex> lock(mutex_);
     reauth_source_ = std::move(source);
@@ -144,6 +164,13 @@ std::string Metrics::render() const {
     counter("keyrelay_refreshes_total", "Successful token refreshes.", refreshes_);
     counter("keyrelay_refresh_failures_total", "Failed token refreshes.", refresh_failures_);
     counter("keyrelay_upstream_retries_total", "Upstream requests retried (idempotent methods only).", retries_);
+    out += "# HELP keyrelay_store_errors_total Store operations that failed (Redis unreachable, file unreadable, "
+           "write conflicts).\n";
+    out += "# TYPE keyrelay_store_errors_total counter\n";
+    out += "keyrelay_store_errors_total " + std::to_string(store_errors_) + "\n";
+    out += "# HELP keyrelay_store_lock_waits_total Refreshes that waited for the refresh lock another relay held.\n";
+    out += "# TYPE keyrelay_store_lock_waits_total counter\n";
+    out += "keyrelay_store_lock_waits_total " + std::to_string(lock_waits_) + "\n";
     out += "# HELP keyrelay_connections_needing_reauth Connections whose grant is dead: the user must connect "
            "again.\n";
     out += "# TYPE keyrelay_connections_needing_reauth gauge\n";

@@ -23,6 +23,11 @@ public:
     void count_refresh(const std::string& provider);
     void count_refresh_failure(const std::string& provider);
     void count_retry(const std::string& provider);
+    // keyrelay_store_errors_total: a store operation failed (any backend; "store.*" errors: unreachable Redis,
+    // an unreadable file, a write conflict...).
+    void count_store_error();
+    // keyrelay_store_lock_waits_total: a refresh found the refresh lock held by another relay or process and waited.
+    void count_lock_wait();
 
     // The gauge keyrelay_connections_needing_reauth is computed when scraped.
     void set_reauth_gauge(std::function<int64_t()> source);
@@ -35,6 +40,8 @@ public:
     // For tests and logs.
     uint64_t refreshes(const std::string& provider) const;
     uint64_t requests(const std::string& provider, int status) const;
+    uint64_t store_errors() const;
+    uint64_t lock_waits() const;
 
     static const std::vector<double>& buckets();
 
@@ -50,6 +57,8 @@ private:
     std::map<std::string, uint64_t> refreshes_;
     std::map<std::string, uint64_t> refresh_failures_;
     std::map<std::string, uint64_t> retries_;
+    uint64_t store_errors_ = 0;
+    uint64_t lock_waits_ = 0;
     std::function<int64_t()> reauth_source_;
     std::function<std::vector<std::pair<std::string, int64_t>>()> reauthorize_by_source_;
 };

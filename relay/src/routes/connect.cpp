@@ -202,7 +202,7 @@ void ConnectRoutes::callback(RequestContext& ctx, const httplib::Request& req, h
         log_line(LogLevel::error, "could not store the new connection",
                  {{"request_id", ctx.id}, {"provider", p->name}, {"error", saved.error().code},
                   {"detail", saved.error().message}});
-        send_page(res, 500, saved.error());
+        send_page(res, store_error_status(saved.error()), saved.error());
         return;
     }
     log_line(LogLevel::info, "connected",

@@ -67,7 +67,7 @@ void ConnectionsRoutes::disconnect(RequestContext& ctx, const httplib::Request& 
     }
     auto removed = tokens_.remove(p->name);
     if (!removed) {
-        send_error(res, 500, removed.error());
+        send_error(res, store_error_status(removed.error()), removed.error());
         return;
     }
     log_line(LogLevel::info, "disconnected", {{"request_id", ctx.id}, {"provider", p->name}});

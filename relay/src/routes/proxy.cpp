@@ -89,6 +89,7 @@ void send_connection_error(httplib::Response& res, const Error& e) {
     int status = 500;
     if (e.code == "connection.not_connected" || e.code == "connection.needs_reauth") status = 409;
     if (e.code == "connection.refresh_failed") status = 502;
+    if (e.code.rfind("store.", 0) == 0) status = store_error_status(e);
     send_error(res, status, e);
 }
 

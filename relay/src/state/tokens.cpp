@@ -1,7 +1,5 @@
 #include "state/tokens.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 
 #include "keyrelay/oauth2.h"
@@ -10,13 +8,6 @@
 
 namespace keyrelay::relay {
 namespace {
-
-std::string stamp_of(const std::string& path) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) return "missing";
-    return std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) +
-           "." + std::to_string(st.st_mtim.tv_nsec);
-}
 
 const char* reason_name(RefreshReason r) {
     switch (r) {
@@ -49,38 +40,56 @@ int64_t refresh_margin(int64_t configured, int64_t expires_in) {
     return std::max<int64_t>(0, std::min({configured, int64_t(300), expires_in / 10}));
 }
 
-TokenManager::TokenManager(const Config& config, FileConnectionStore& store, Transport transport, Metrics& metrics,
+TokenManager::TokenManager(const Config& config, ConnectionStore& store, Transport transport, Metrics& metrics,
                            NowFn now)
     : config_(config), store_(store), transport_(std::move(transport)), metrics_(metrics), now_(std::move(now)) {}
 
-Result<std::vector<Connection>> TokenManager::all() {
-    std::lock_guard<std::mutex> lock(cache_mutex_);
-    std::string stamp = stamp_of(store_.path());
-    if (!cache_loaded_ || stamp != cache_stamp_) {
-        auto loaded = store_.load_all();
-        if (!loaded) return loaded.error();
-        cache_.clear();
-        for (auto& c : *loaded) cache_[c.provider] = c;
-        cache_stamp_ = stamp;
-        cache_loaded_ = true;
-    }
-    std::vector<Connection> out;
-    for (const auto& [name, c] : cache_) out.push_back(c);
-    return out;
+template <class T>
+Result<T> TokenManager::counted(Result<T> r) {
+    if (!r && r.error().code.rfind("store.", 0) == 0) metrics_.count_store_error();
+    return r;
 }
+
+void TokenManager::remember(const Connection& c) {
+    std::lock_guard<std::mutex> lock(cache_mutex_);
+    cache_[c.provider] = Cached{std::nullopt, c};
+}
+
+Result<std::vector<Connection>> TokenManager::all() { return counted(store_.load_all()); }
 
 Result<std::optional<Connection>> TokenManager::get(const std::string& provider) {
-    auto list = all();
-    if (!list) return list.error();
-    for (auto& c : *list) {
-        if (c.provider == provider) return std::optional<Connection>(std::move(c));
+    // One look at the store (a stat, or one HGET of the version), outside the cache lock: calls run in parallel.
+    auto stamp = counted(store_.stamp(provider));
+    if (!stamp) {
+        std::lock_guard<std::mutex> lock(cache_mutex_);
+        auto it = cache_.find(provider);
+        if (stamp.error().code == "store.unavailable" && it != cache_.end()) return it->second.connection;
+        return stamp.error();
     }
-    return std::optional<Connection>();
+    {
+        std::lock_guard<std::mutex> lock(cache_mutex_);
+        auto it = cache_.find(provider);
+        if (it != cache_.end() && it->second.stamp == *stamp) return it->second.connection;
+    }
+    auto loaded = counted(store_.load(provider));
+    if (!loaded) return loaded.error();
+    std::lock_guard<std::mutex> lock(cache_mutex_);
+    cache_[provider] = Cached{*stamp, *loaded};
+    return loaded;
 }
 
-Result<Connection> TokenManager::save(Connection c) { return store_.save(std::move(c)); }
+Result<Connection> TokenManager::save(Connection c) {
+    auto saved = counted(store_.replace(std::move(c)));
+    if (saved) remember(*saved);
+    return saved;
+}
 
-Result<Unit> TokenManager::remove(const std::string& provider) { return store_.remove(provider); }
+Result<Unit> TokenManager::remove(const std::string& provider) {
+    auto removed = counted(store_.remove(provider));
+    std::lock_guard<std::mutex> lock(cache_mutex_);
+    cache_.erase(provider);
+    return removed;
+}
 
 int64_t TokenManager::needing_reauth() {
     auto list = all();
@@ -115,20 +124,29 @@ Result<Connection> TokenManager::fresh(const ProviderConfig& p, RefreshReason re
         return make_error("connection.not_oauth", p.name + " uses a static credential; there is nothing to refresh.",
                           "Static credentials (API keys, API tokens, PATs) are replaced in the environment.");
     }
-    Flight& f = flight(p.name);
-    std::unique_lock<std::mutex> lock(f.mutex);
-    while (true) {
+    // The steady state: the cached connection, after one look at the store, without any lock.
+    {
         auto current = get(p.name);
         if (!current) return current.error();
         if (!current->has_value()) return not_connected(p.name);
         const Connection& c = **current;
         if (c.needs_reauth) return needs_reauth_error(p.name, c.last_refresh_result);
         if (!due(c, reason, stale_version, now_())) return c;
+    }
+    Flight& f = flight(p.name);
+    std::unique_lock<std::mutex> lock(f.mutex);
+    while (true) {
+        auto current = get(p.name);
+        if (!current) return current.error();
+        if (!current->has_value()) return not_connected(p.name);
+        const Connection c = **current;
+        if (c.needs_reauth) return needs_reauth_error(p.name, c.last_refresh_result);
+        if (!due(c, reason, stale_version, now_())) return c;
         if (f.running) {
             // Single flight: wait for the refresh in progress and take its outcome.
             uint64_t generation = f.generation;
             f.done.wait(lock, [&] { return !f.running; });
-            if (f.generation != generation && f.result) return *f.result;
+            if (f.generation != generation && f.result) return usable_despite(*f.result, c, reason);
             continue;
         }
         f.running = true;
@@ -139,20 +157,44 @@ Result<Connection> TokenManager::fresh(const ProviderConfig& p, RefreshReason re
         ++f.generation;
         f.result = result;
         f.done.notify_all();
-        return result;
+        return usable_despite(std::move(result), c, reason);
     }
+}
+
+Result<Connection> TokenManager::usable_despite(Result<Connection> result, const Connection& cached,
+                                                RefreshReason reason) {
+    // The store is unreachable (or the refresh lock stuck), so no refresh: a cached access token that has not expired
+    // yet (a proactive refresh starts before expiry) is still good. Not after a 401: that token was refused.
+    if (result || reason == RefreshReason::reactive || cached.tokens.access_token.empty()) return result;
+    const std::string& code = result.error().code;
+    if (code != "store.unavailable" && code != "store.lock_timeout") return result;
+    if (cached.tokens.expires_at != 0 && now_() >= cached.tokens.expires_at) return result;
+    return cached;
 }
 
 Result<Connection> TokenManager::refresh_across_processes(const ProviderConfig& p, RefreshReason reason,
                                                           uint64_t stale_version) {
-    // Another relay process sharing the data dir may be refreshing this connection right now: take the lock, then
-    // decide again from what is on disk.
-    auto file_lock = FileLock::acquire(store_.data_dir(), "refresh-" + p.name);
-    if (!file_lock) return file_lock.error();
-    auto current = store_.load(p.name);
+    // Another relay sharing the store may be refreshing this connection right now: take the refresh lock (waiting
+    // while it is held), then decide again from what is stored.
+    auto held = counted(store_.lock_refresh(p.name));
+    if (!held) {
+        if (held.error().code == "store.lock_timeout") {
+            // The holder is stuck; if someone else refreshed meanwhile, that is good enough.
+            auto stored = counted(store_.load(p.name));
+            if (stored && stored->has_value() && !(*stored)->needs_reauth &&
+                !due(**stored, reason, stale_version, now_())) {
+                remember(**stored);
+                return **stored;
+            }
+        }
+        return held.error();
+    }
+    if ((*held)->waited()) metrics_.count_lock_wait();
+    auto current = counted(store_.load(p.name));
     if (!current) return current.error();
     if (!current->has_value()) return not_connected(p.name);
     Connection c = **current;
+    remember(c);
     if (c.needs_reauth) return needs_reauth_error(p.name, c.last_refresh_result);
     if (!due(c, reason, stale_version, now_())) {
         log_line(LogLevel::info, "refresh skipped: the connection was already refreshed",
@@ -166,10 +208,44 @@ void TokenManager::record_failure(Connection c, const std::string& result, bool 
     c.last_refresh_at = now_();
     c.last_refresh_result = result;
     if (needs_reauth) c.needs_reauth = true;
-    if (auto saved = store_.save(std::move(c)); !saved) {
+    std::string provider = c.provider;
+    auto saved = counted(store_.save(std::move(c)));
+    if (saved) {
+        remember(*saved);
+    } else if (saved.error().code == "store.conflict") {
+        // Another relay wrote a newer record meanwhile (it refreshed): that one stands, and says more than ours.
+        log_line(LogLevel::info, "refresh failure not recorded: another relay stored a newer record",
+                 {{"provider", provider}});
+    } else {
         log_line(LogLevel::error, "could not record the refresh failure in the store",
-                 {{"error", saved.error().code}, {"detail", saved.error().message}});
+                 {{"provider", provider}, {"error", saved.error().code}, {"detail", saved.error().message}});
     }
+}
+
+Result<Connection> TokenManager::saved_or_theirs(const ProviderConfig& p, Connection c,
+                                                 const std::string& spent_refresh_token) {
+    auto saved = counted(store_.save(c));
+    if (saved || saved.error().code != "store.conflict") return saved;
+    // Someone wrote the record after we read it: only possible when our refresh lock ran out while we refreshed (a
+    // stall past the lease, docs/api.md). Their record is newer; ours must not overwrite it.
+    auto stored = counted(store_.load(p.name));
+    if (!stored) return stored.error();
+    if (!stored->has_value()) return not_connected(p.name);
+    Connection theirs = **stored;
+    if (theirs.needs_reauth && theirs.tokens.refresh_token == spent_refresh_token) {
+        // They tried the refresh token we had just spent, got invalid_grant and gave up: the tokens we hold are the
+        // only valid ones, so they replace the dead record (still a compare-and-set, on their version).
+        c.version = theirs.version;
+        c.needs_reauth = false;
+        log_line(LogLevel::warn, "refreshed tokens saved over a record another relay had marked needs_reauth",
+                 {{"provider", p.name}, {"version", theirs.version}});
+        return counted(store_.save(std::move(c)));
+    }
+    log_line(LogLevel::warn, "refreshed tokens discarded: another relay stored a newer record first; using it",
+             {{"provider", p.name}, {"read_version", c.version}, {"stored_version", theirs.version}});
+    remember(theirs);
+    if (theirs.needs_reauth) return needs_reauth_error(p.name, theirs.last_refresh_result);
+    return theirs;
 }
 
 Result<Connection> TokenManager::refresh_with(const ProviderConfig& p, Connection c, RefreshReason reason,
@@ -185,6 +261,7 @@ Result<Connection> TokenManager::refresh_with(const ProviderConfig& p, Connectio
     if (p.refresh_client_auth) provider.client_auth = *p.refresh_client_auth;
     oauth2::Client client{p.client_id, p.client_secret, {}};
     HttpRequest request = oauth2::build_refresh(provider, client, c.tokens.refresh_token);
+    const std::string request_refresh_token = c.tokens.refresh_token;
 
     auto response = transport_(p.name, request);
     int64_t now = now_();
@@ -215,13 +292,15 @@ Result<Connection> TokenManager::refresh_with(const ProviderConfig& p, Connectio
         c.last_refresh_result = "ok";
         // Persist the rotated refresh token BEFORE anyone uses the new access token: if the process died after
         // using it but before saving, the only valid refresh token would be lost.
-        auto saved = store_.save(std::move(c));
+        std::string spent = request_refresh_token;
+        auto saved = saved_or_theirs(p, std::move(c), spent);
         if (!saved) {
             metrics_.count_refresh_failure(p.name);
             log_line(LogLevel::error, "refreshed tokens could not be saved; the connection will need re-authorization",
                      {{"provider", p.name}, {"error", saved.error().code}, {"detail", saved.error().message}});
             return saved.error();
         }
+        remember(*saved);
         metrics_.count_refresh(p.name);
         log_line(LogLevel::info, "token refreshed",
                  {{"provider", p.name}, {"reason", reason_name(reason)}, {"expires_at", saved->tokens.expires_at},
@@ -234,12 +313,13 @@ Result<Connection> TokenManager::refresh_with(const ProviderConfig& p, Connectio
     if (oauth2::is_dead_grant(error)) {
         if (may_reread) {
             // Another program may have rotated the token between our read and the provider's answer.
-            auto again = store_.load(p.name);
+            auto again = counted(store_.load(p.name));
             if (again && again->has_value() && (*again)->tokens.refresh_token != c.tokens.refresh_token &&
                 !(*again)->needs_reauth) {
                 log_line(LogLevel::info, "refresh token was rotated elsewhere; using the stored one",
                          {{"provider", p.name}});
                 Connection other = **again;
+                remember(other);
                 if (!oauth2::needs_refresh(other.tokens, now,
                                            refresh_margin(config_.refresh_margin_seconds, other.tokens.expires_in))) {
                     return other;
