@@ -1,4 +1,4 @@
-// keyrelay: the relay's command line (serve, doctor, hash-password, rotate-key).
+// keyrelay: the relay's command line (serve, doctor, hash-password, rotate-key, migrate-store).
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -13,10 +13,13 @@
 #include <vector>
 
 #include "cli.h"
+#include "migrate_store.h"
 #include "state/crypto.h"
 #include "http/util.h"
 #include "obs/log.h"
 #include "app.h"
+#include "state/redis.h"
+#include "state/redis_store.h"
 #include "state/store.h"
 
 using namespace keyrelay;
@@ -186,13 +189,15 @@ int hash_password_cmd(const CliArgs& args) {
 
 int rotate_key_cmd(const CliArgs& args) {
     std::string data_dir = flag(args, "--data-dir").value_or("");
-    if (data_dir.empty() && flag(args, "--config")) {
+    std::string redis_url = process_env()("KEYRELAY_REDIS_URL").value_or("");
+    if (flag(args, "--config")) {
         CliArgs only_config;
         only_config.command = "serve";
         only_config.flags["--config"] = *flag(args, "--config");
         auto c = build_config(only_config, process_env());
         if (!c) return print_error(c.error(), 1);
-        data_dir = c->data_dir;
+        if (data_dir.empty()) data_dir = c->data_dir;
+        redis_url = c->redis_url;   // the environment already won inside build_config
     }
     if (data_dir.empty()) {
         return print_error(make_error("cli.missing_value", "rotate-key needs --data-dir.",
@@ -225,15 +230,28 @@ int rotate_key_cmd(const CliArgs& args) {
     }
     auto keys = load_store_keys(data_dir, fresh, previous);
     if (!keys) return print_error(keys.error(), 1);
-    FileConnectionStore store(data_dir, keys->keys, keys->current_key_id);
-    auto n = store.rotate();
+    // With KEYRELAY_REDIS_URL the connections are in Redis (several relays); otherwise in <data_dir>/tokens.json.
+    std::unique_ptr<Redis> redis;
+    std::unique_ptr<ConnectionStore> store;
+    std::string where = data_dir + "/tokens.json";
+    if (!redis_url.empty()) {
+        auto url = RedisUrl::parse(redis_url);
+        if (!url) return print_error(url.error(), 1);
+        where = "Redis at " + url->where();
+        redis = std::make_unique<Redis>(*url, RedisOptions{});
+        store = std::make_unique<RedisConnectionStore>(*redis, keys->keys, keys->current_key_id, LeaseOptions{});
+    } else {
+        store = std::make_unique<FileConnectionStore>(data_dir, keys->keys, keys->current_key_id);
+    }
+    auto n = store->rotate();
     if (!n) return print_error(n.error(), 1);
-    std::cout << "re-encrypted " << *n << " connection(s) with key " << keys->current_key_id << "\n";
+    std::cout << "re-encrypted " << *n << " connection(s) in " << where << " with key " << keys->current_key_id
+              << "\n";
     if (from_file) {
         std::cout << "the old key came from " << data_dir << "/store.key; remove that file once the relay runs "
                   << "with the new KEYRELAY_STORE_KEY\n";
     } else {
-        std::cout << "keep KEYRELAY_STORE_KEY_PREVIOUS set until every relay sharing this data dir runs with the new "
+        std::cout << "keep KEYRELAY_STORE_KEY_PREVIOUS set until every relay sharing this store runs with the new "
                   << "key, then remove it\n";
     }
     return 0;
@@ -261,6 +279,7 @@ int main(int argc, char** argv) {
     if (a.command == "serve") return serve(a);
     if (a.command == "hash-password") return hash_password_cmd(a);
     if (a.command == "rotate-key") return rotate_key_cmd(a);
+    if (a.command == "migrate-store") return run_migrate_store(a, process_env(), std::cout, std::cerr);
     if (a.command == "doctor") {
         auto config = build_config(a, process_env());
         if (!config) return print_error(config.error(), 1);

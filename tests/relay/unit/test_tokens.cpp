@@ -14,6 +14,7 @@
 #include "keyrelay/http.h"
 #include "obs/metrics.h"
 #include "state/store.h"
+#include "fake_token_endpoint.h"
 #include "temp_dir.h"
 #include "state/tokens.h"
 
@@ -24,55 +25,7 @@ namespace {
 
 const std::string kKeyHex = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
-// A rotating token endpoint.
-class FakeProvider {
-public:
-    std::atomic<int> refreshes{0};
-    std::atomic<int> failures{0};
-    std::atomic<int> delay_ms{20};
-    std::atomic<int> status_override{0};   // answer this status instead (e.g. 500)
-    bool omit_refresh_token = false;
-
-    explicit FakeProvider(std::string first_refresh_token) : valid_(std::move(first_refresh_token)) {}
-
-    Result<HttpResponse> operator()(const std::string&, const HttpRequest& request) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms.load()));
-        auto params = form_decode(request.body);
-        std::string presented = params ? param(*params, "refresh_token").value_or("") : "";
-        std::lock_guard<std::mutex> lock(mutex_);
-        HttpResponse r;
-        r.headers.set("Content-Type", "application/json");
-        if (status_override.load() != 0) {
-            ++failures;
-            r.status = status_override.load();
-            r.body = R"({"error":"server_error"})";
-            return r;
-        }
-        if (presented != valid_ || revoked_) {
-            ++failures;
-            r.status = 400;
-            r.body = R"({"error":"invalid_grant","error_description":"Invalid refresh token"})";
-            return r;
-        }
-        int n = ++refreshes;
-        valid_ = "rt-" + std::to_string(n);
-        nlohmann::json body = {{"access_token", "at-" + std::to_string(n)}, {"token_type", "bearer"},
-                               {"expires_in", 2}, {"scope", "full|ab123.infusionsoft.com"}};
-        if (!omit_refresh_token) body["refresh_token"] = valid_;
-        r.status = 200;
-        r.body = body.dump();
-        return r;
-    }
-    void revoke() {
-        std::lock_guard<std::mutex> lock(mutex_);
-        revoked_ = true;
-    }
-
-private:
-    std::mutex mutex_;
-    std::string valid_;
-    bool revoked_ = false;
-};
+using FakeProvider = testutil::RotatingTokenEndpoint;
 
 struct Fixture {
     relaytest::TempDir dir;
