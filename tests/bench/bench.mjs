@@ -678,10 +678,12 @@ async function sectionStampede() {
 // ---------------------------------------------------------------------------------------------------------------
 // Section: the store on Redis.
 
-/** INFO stats total_commands_processed of a redis handle (tests/lib/redis.mjs). */
-async function redisCommands(redis) {
-  const info = (await redis.command('INFO', 'stats')).toString();
-  return Number(/total_commands_processed:(\d+)/.exec(info)?.[1] ?? NaN);
+/** INFO commandstats of a redis handle (tests/lib/redis.mjs) → {command: calls}. */
+async function redisCommandStats(redis) {
+  const info = (await redis.command('INFO', 'commandstats')).toString();
+  const out = {};
+  for (const m of info.matchAll(/^cmdstat_([a-z|_-]+):calls=(\d+)/gm)) out[m[1]] = Number(m[2]);
+  return out;
 }
 
 async function sectionRedis() {
@@ -717,15 +719,22 @@ async function sectionRedis() {
       [`Authorization: Bearer ${relay.apiKey}`], () => [relay.child.pid]];
     const legs = [leg('file', 'keyrelay, file store (OAuth) → sandbox', fileRelay),
       leg('redis', 'keyrelay, Redis store (OAuth) → sandbox', redisRelay)];
-    const commands0 = await redisCommands(redis);
+    const commands0 = await redisCommandStats(redis);
     const redisCpu0 = cpuMicros([redis.pid]);
     s.legs = await wrkLegs(legs);
     const redisCpu1 = cpuMicros([redis.pid]);
-    const commands1 = await redisCommands(redis);
+    const commands1 = await redisCommandStats(redis);
     const f = s.legs.file; const r = s.legs.redis;
     if (r) {
-      // Each INFO is one command and its AUTH another, besides the relay's; the sanity call of the leg is one call.
-      s.redis_commands_per_call = round((commands1 - commands0 - 2) / (r.requests + 1), 3);
+      // The relay's commands only: not the INFO calls, nor the AUTH of the second one. The leg's sanity call is a call.
+      const calls = r.requests + 1;
+      const by = {};
+      for (const [cmd, n] of Object.entries(commands1)) {
+        const d = n - (commands0[cmd] ?? 0) - (cmd === 'auth' ? 1 : 0);
+        if (cmd !== 'info' && d > 0) by[cmd] = round(d / calls, 4);
+      }
+      s.redis_commands_per_call_by_command = by;
+      s.redis_commands_per_call = round(Object.values(by).reduce((a, x) => a + x, 0), 3);
       s.redis_server_cpu_us_per_request = round((redisCpu1 - redisCpu0) / r.requests, 1);
     }
     if (f && r && f.cpu_us_per_request && r.cpu_us_per_request) {
@@ -781,6 +790,7 @@ async function sectionRedis() {
       relays: 3, calls: done.length, ok: done.filter((d) => d.status === 200).length, statuses,
       refreshes: after.refreshes - before.refreshes, refresh_failures: after.refresh_failures - before.refresh_failures,
       lock_waits: waits.each, wall_ms: round(performance.now() - t0, 1), fired_ms_after_expiry: 100,
+      errors_sample: [...new Set(done.filter((d) => d.error).map((d) => d.error))].slice(0, 3),
       latency_ms: { p50: round(percentile(ms, 50), 1), p99: round(percentile(ms, 99), 1), max: round(Math.max(...ms), 1) },
     };
     if (s.stampede.ok === 0) throw new Error(`none of the ${done.length} calls succeeded: ${JSON.stringify(statuses)}`);
@@ -1002,7 +1012,7 @@ function targets() {
   const rd = results.sections.redis;
   if (rd) {
     add('Redis commands per proxied call', '<= 1', rd.redis_commands_per_call ?? null,
-      rd.redis_commands_per_call === undefined ? null : rd.redis_commands_per_call <= 1, 'INFO stats total_commands_processed / calls, wrk leg');
+      rd.redis_commands_per_call === undefined ? null : rd.redis_commands_per_call <= 1, 'INFO commandstats of the relay\'s commands / calls, wrk leg');
     if (rd.stampede) {
       add('refreshes in the 3-relay stampede', 'exactly 1', rd.stampede.refreshes, rd.stampede.refreshes === 1,
         `${rd.stampede.ok}/${rd.stampede.calls} calls answered 200`);
@@ -1095,7 +1105,7 @@ function report() {
         r ? round(r.latency_us.p99 / 1000, 3) : null, w.error_total + (r ? r.errors + r.timeouts + r.non_2xx : 0)]);
     }
     out.push(table(rows, ['store', 'wrk req/s', 'relay CPU us/req', `p50 ms @${PLAN.redisRate}/s`, `p99 ms @${PLAN.redisRate}/s`, 'errors']));
-    out.push(`redis-server CPU ${rd.redis_server_cpu_us_per_request ?? '-'} us/req; Redis commands per proxied call ${rd.redis_commands_per_call ?? '-'}; ` +
+    out.push(`redis-server CPU ${rd.redis_server_cpu_us_per_request ?? '-'} us/req; Redis commands per proxied call ${rd.redis_commands_per_call ?? '-'} ${JSON.stringify(rd.redis_commands_per_call_by_command ?? {})}; ` +
       `CPU per request Redis/file ${rd.ratios.cpu_per_request_redis_over_file ?? '-'} (with redis-server ${rd.ratios.cpu_per_request_redis_with_server_over_file ?? '-'}); ` +
       `p99 added by Redis ${rd.ratios.p99_added_us_redis ?? '-'} us`);
   }
@@ -1103,7 +1113,8 @@ function report() {
     const x = rd.stampede;
     out.push(`3-relay stampede on one Redis: ${x.calls} calls ${x.fired_ms_after_expiry} ms after expiry (--access-ttl ${PLAN.redisStampedeTtl}); ` +
       `refreshes at the sandbox ${x.refreshes} (failures ${x.refresh_failures}); answered 200: ${x.ok}/${x.calls} ${JSON.stringify(x.statuses)}; ` +
-      `lock waits per relay ${JSON.stringify(x.lock_waits)}; p50 ${x.latency_ms.p50} ms, p99 ${x.latency_ms.p99} ms, max ${x.latency_ms.max} ms`);
+      `lock waits per relay ${JSON.stringify(x.lock_waits)}; p50 ${x.latency_ms.p50} ms, p99 ${x.latency_ms.p99} ms, max ${x.latency_ms.max} ms` +
+      (x.errors_sample.length ? `; failed calls: ${x.errors_sample.join(' | ')}` : ''));
   }
   out.push('', 'Targets');
   out.push(table(results.targets.map((t) => [t.name, t.goal, t.measured, t.pass === null ? 'n/a' : t.pass ? 'PASS' : 'MISS', t.note]),
