@@ -31,10 +31,6 @@ Result<std::optional<Session>> Callers::session_of(const httplib::Request& req) 
     return sessions_.find(*id, unix_now());
 }
 
-int Callers::state_error_status(const Error& e) {
-    return e.code == "store.unavailable" || e.code == "store.redis_auth" || e.code == "store.redis_error" ? 503 : 500;
-}
-
 bool Callers::has_csrf_header(const httplib::Request& req) {
     return req.get_header_value("X-Requested-With") == "keyrelay";
 }
@@ -77,7 +73,7 @@ Caller Callers::authenticate(const httplib::Request& req, httplib::Response& res
     }
     auto session = session_of(req);
     if (!session) {
-        send_error(res, state_error_status(session.error()), session.error());
+        send_error(res, store_error_status(session.error()), session.error());
         return Caller::none;
     }
     if (!session->has_value()) {

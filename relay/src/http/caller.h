@@ -35,9 +35,6 @@ public:
     Caller authenticate(const httplib::Request& req, httplib::Response& res, bool need_csrf_for_page) const;
 
     static Error no_session_error();
-    // The status for an error of the shared state (sessions, OAuth states, login throttle): 503 while the store
-    // cannot be reached or refuses us (store.unavailable, store.redis_auth, store.redis_error), 500 otherwise.
-    static int state_error_status(const Error& e);
     static Error csrf_error();
 
 private:

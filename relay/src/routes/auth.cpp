@@ -31,7 +31,7 @@ void AuthRoutes::login(RequestContext& ctx, const httplib::Request& req, httplib
     auto refused = [&](const Error& e) {
         log_line(LogLevel::warn, "login refused: shared state unavailable",
                  {{"request_id", ctx.id}, {"error", e.code}});
-        send_error(res, Callers::state_error_status(e), e);
+        send_error(res, store_error_status(e), e);
     };
     auto throttled = throttle_.retry_after(addr, now);
     if (!throttled) return refused(throttled.error());
@@ -98,7 +98,7 @@ void AuthRoutes::logout(RequestContext&, const httplib::Request& req, httplib::R
     if (auto id = callers_.session_id(req)) {
         // The session must end everywhere before the answer says so: otherwise the client may retry.
         if (auto removed = sessions_.remove(*id); !removed) {
-            send_error(res, Callers::state_error_status(removed.error()), removed.error());
+            send_error(res, store_error_status(removed.error()), removed.error());
             return;
         }
     }
@@ -110,7 +110,7 @@ void AuthRoutes::logout(RequestContext&, const httplib::Request& req, httplib::R
 void AuthRoutes::session(RequestContext&, const httplib::Request& req, httplib::Response& res) {
     auto s = callers_.session_of(req);
     if (!s) {
-        send_error(res, Callers::state_error_status(s.error()), s.error());
+        send_error(res, store_error_status(s.error()), s.error());
         return;
     }
     if (!s->has_value()) {

@@ -29,7 +29,7 @@ void ConnectRoutes::connect(RequestContext& ctx, const httplib::Request& req, ht
     auto id = callers_.session_id(req);
     auto s = id ? sessions_.find(*id, unix_now()) : Result<std::optional<Session>>(std::optional<Session>());
     if (!s) {
-        send_error_for(req, res, Callers::state_error_status(s.error()), s.error());
+        send_error_for(req, res, store_error_status(s.error()), s.error());
         return;
     }
     if (!s->has_value()) {
@@ -58,7 +58,7 @@ void ConnectRoutes::connect(RequestContext& ctx, const httplib::Request& req, ht
     if (auto put = states_.put(state, PendingAuthorization{p->name, verifier, sha256_hex(*id), now + 600}, now); !put) {
         log_line(LogLevel::warn, "connect refused: shared state unavailable",
                  {{"request_id", ctx.id}, {"provider", p->name}, {"error", put.error().code}});
-        send_error_for(req, res, Callers::state_error_status(put.error()), put.error());
+        send_error_for(req, res, store_error_status(put.error()), put.error());
         return;
     }
     oauth2::Client client{p->client_id, p->client_secret, redirect_uri(*p)};
@@ -120,7 +120,7 @@ void ConnectRoutes::callback(RequestContext& ctx, const httplib::Request& req, h
     if (!taken) {
         log_line(LogLevel::warn, "callback refused: shared state unavailable",
                  {{"request_id", ctx.id}, {"provider", p->name}, {"error", taken.error().code}});
-        send_page(res, Callers::state_error_status(taken.error()), taken.error());
+        send_page(res, store_error_status(taken.error()), taken.error());
         return;
     }
     const std::optional<PendingAuthorization>& pending = *taken;
@@ -141,7 +141,7 @@ void ConnectRoutes::callback(RequestContext& ctx, const httplib::Request& req, h
     if (!starter) {
         log_line(LogLevel::warn, "callback refused: shared state unavailable",
                  {{"request_id", ctx.id}, {"provider", p->name}, {"error", starter.error().code}});
-        send_page(res, Callers::state_error_status(starter.error()), starter.error());
+        send_page(res, store_error_status(starter.error()), starter.error());
         return;
     }
     if (!starter->has_value()) {
