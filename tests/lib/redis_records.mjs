@@ -1,9 +1,9 @@
 // Reads the relay's connection records out of Redis and opens them with the store key, as the fault suites read
-// tokens.json (tests/faults/lib.mjs readStore): each record is {id, key_id, version, sealed} with sealed =
-// base64(iv[12] || ciphertext || tag[16]), AES-256-GCM with the record id as associated data (relay/src/state/store.cpp;
-// NIST SP 800-38D). In Redis a record is a hash {version, record: that JSON object} (or a hash with the record's own
-// fields, or a string holding the JSON object), under a key that starts with keyrelay:. A record that does not open with the store key is reported, never skipped: that
-// would be a corrupt store.
+// tokens.json (tests/faults/lib.mjs readStore). docs/api.md has the key layout: keyrelay:conn:<provider> is a hash
+// {version, record}, record being the JSON {id, key_id, version, sealed} of the file store, sealed =
+// base64(iv[12] || ciphertext || tag[16]), AES-256-GCM with the record id as associated data (NIST SP 800-38D). A
+// hash with the record's own fields, or a string holding the JSON object, is read too. A record that does not open
+// with the store key is reported, never skipped: that would be a corrupt store.
 
 import { createDecipheriv } from 'node:crypto';
 
