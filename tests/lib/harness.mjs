@@ -388,6 +388,7 @@ export const newApiKey = () => 'test-relay-key-' + randomBytes(18).toString('bas
  *   dataDir    the --data-dir (a fresh fs.mkdtemp directory unless given; removed at cleanup if the harness made it)
  *   storeKey   the KEYRELAY_STORE_KEY given to it (null when storeKey: null was passed: the relay makes a key file)
  *   apiKey     the KEYRELAY_API_KEY given to it (only when apiKey was passed or apiKey: true)
+ *   redis      under KEYRELAY_TEST_STORE=redis, the redis-server it was given (tests/lib/redis.mjs); else null
  *   logs()     every stdout/stderr line of the current and previous runs, as [{stream, line}]
  *   stop(signal = 'SIGTERM') → {code, signal} of the exit (SIGKILL after 5 s)
  *   restart()  stop(SIGTERM), then start again with the same arguments, data dir and port
@@ -412,7 +413,8 @@ export async function startRelay({
   addSecret(apiKey, 'KEYRELAY_API_KEY');
   for (const [k, v] of Object.entries(env)) if (/SECRET|KEY|TOKEN|PASSWORD/.test(k)) addSecret(v, `env ${k}`);
   const fullEnv = { ...env };
-  if (STORE_BACKEND === 'redis' && !('KEYRELAY_REDIS_URL' in env)) fullEnv.KEYRELAY_REDIS_URL = (await redisFor(dataDir, t)).url;
+  const redis = STORE_BACKEND === 'redis' && !('KEYRELAY_REDIS_URL' in env) ? await redisFor(dataDir, t) : null;
+  if (redis) fullEnv.KEYRELAY_REDIS_URL = redis.url;
   if (storeKey) fullEnv.KEYRELAY_STORE_KEY = storeKey;
   if (apiKey) fullEnv.KEYRELAY_API_KEY = apiKey;
   const history = [];
@@ -426,6 +428,7 @@ export async function startRelay({
     dataDir,
     storeKey,
     apiKey,
+    redis,
     logs: () => history.slice(),
     get child() { return proc.child; },
     stop: (signal = 'SIGTERM') => stopProcess(proc.child, proc.exited, signal),
