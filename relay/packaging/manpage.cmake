@@ -4,7 +4,7 @@ get_filename_component(dir "${OUT}" DIRECTORY)
 set(include "${dir}/keyrelay.h2m")
 set(text "[DESCRIPTION]\nkeyrelay runs the OAuth 2.0 flows for Keap and Jira on your own server, keeps the tokens \
 fresh and encrypted, and proxies allowlisted API calls, so that no secret or token reaches a browser.\n")
-foreach(command serve doctor hash-password rotate-key)
+foreach(command serve doctor hash-password rotate-key migrate-store)
   execute_process(COMMAND "${KEYRELAY}" ${command} --help OUTPUT_VARIABLE usage RESULT_VARIABLE rc)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "`keyrelay ${command} --help` failed (${rc})")

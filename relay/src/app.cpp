@@ -18,6 +18,8 @@
 #include "routes/connections.h"
 #include "routes/proxy.h"
 #include "routes/static_files.h"
+#include "state/login_throttle.h"
+#include "state/oauth_states.h"
 #include "state/redis.h"
 #include "state/redis_store.h"
 #include "state/sessions.h"
@@ -45,6 +47,8 @@ struct Relay::Impl {
     std::unique_ptr<Upstream> upstream;
     std::unique_ptr<TokenManager> tokens;
     std::unique_ptr<SessionStore> sessions;
+    std::unique_ptr<LoginThrottle> throttle;
+    std::unique_ptr<StateStore> states;
     std::unique_ptr<Callers> callers;
     std::unique_ptr<AuthRoutes> auth;
     std::unique_ptr<ConnectRoutes> connect;
@@ -206,12 +210,20 @@ Result<Unit> Relay::init() {
         return out;
     });
     for (const auto& p : config_.providers) m.metrics.add_provider(p.name);
-    m.sessions = std::make_unique<SessionStore>(config_.session_hours * 3600, config_.data_dir);
+    // Sessions, the login throttle and OAuth states: in Redis when relays share one (any relay may serve any
+    // request), else in the data dir (sessions, throttle) and this process's memory (states).
+    m.sessions = make_session_store(config_.session_hours * 3600, config_.data_dir, m.redis.get());
+    m.throttle = make_login_throttle(5, 300, config_.data_dir, m.redis.get());
+    if (m.redis) {
+        m.states = std::make_unique<RedisStateStore>(*m.redis, keys->keys, keys->current_key_id);
+    } else {
+        m.states = std::make_unique<MemoryStateStore>();
+    }
 
     m.callers = std::make_unique<Callers>(config_, *m.sessions);
-    m.auth = std::make_unique<AuthRoutes>(config_, *m.callers, *m.sessions);
+    m.auth = std::make_unique<AuthRoutes>(config_, *m.callers, *m.sessions, *m.throttle);
     m.connect = std::make_unique<ConnectRoutes>(
-        config_, port_, *m.callers, *m.sessions, *m.tokens,
+        config_, port_, *m.callers, *m.sessions, *m.states, *m.tokens,
         [self](const std::string& provider, const HttpRequest& r) { return self->send_upstream(provider, r); });
     m.connections = std::make_unique<ConnectionsRoutes>(config_, *m.callers, *m.tokens);
     m.proxy = std::make_unique<ProxyRoute>(config_, *m.callers, *m.tokens, *m.upstream, m.metrics);

@@ -29,6 +29,7 @@ const std::map<std::string, std::set<std::string>>& command_flags() {
                     "--offline"}},
         {"hash-password", {"--iterations"}},
         {"rotate-key", {"--data-dir", "--config"}},
+        {"migrate-store", {"--from-data-dir", "--to-data-dir", "--config"}},
     };
     return kFlags;
 }
@@ -129,16 +130,19 @@ std::string usage(const std::string& command) {
                "\n"
                "Secrets come only from the environment (or files named NAME_FILE): KEAP_CLIENT_ID,\n"
                "KEAP_CLIENT_SECRET, KEAP_API_KEY, JIRA_CLIENT_ID, JIRA_CLIENT_SECRET, JIRA_API_TOKEN + JIRA_EMAIL +\n"
-               "JIRA_SITE, JIRA_PAT + JIRA_SITE, KEYRELAY_STORE_KEY, KEYRELAY_API_KEY.\n"
+               "JIRA_SITE, JIRA_PAT + JIRA_SITE, KEYRELAY_STORE_KEY, KEYRELAY_API_KEY, KEYRELAY_REDIS_URL (several\n"
+               "relays sharing one Redis; they all need the same KEYRELAY_STORE_KEY).\n"
                "The first stdout line is `listening on http://127.0.0.1:<port>`; logs are JSON lines on stderr.\n";
     }
     if (command == "doctor") {
         return "Usage: keyrelay doctor (--config FILE | --sandbox URL) [--offline]\n"
                "\n"
                "Checks a configuration and says in plain words what is wrong and how to fix it: missing secrets,\n"
-               "redirect URIs (HTTPS, the exact one to register), TLS files, the store key. Then it sends a harmless\n"
-               "invalid code to each provider's token endpoint to learn whether the client credentials are accepted\n"
-               "(skipped with --offline). Exit status 0 when everything is fine, 1 otherwise.\n"
+               "redirect URIs (HTTPS, the exact one to register), TLS files, the store key, and with\n"
+               "KEYRELAY_REDIS_URL the shared Redis: reachable and AUTH accepted, its version, persistence (AOF or\n"
+               "RDB) and a maxmemory-policy that cannot evict connections. Then it sends a harmless invalid code to\n"
+               "each provider's token endpoint to learn whether the client credentials are accepted (skipped with\n"
+               "--offline). Exit status 0 when everything is fine, 1 otherwise.\n"
                "\n"
                "  --config FILE, --sandbox URL, --port N, --data-dir DIR, --tls-cert FILE, --tls-key FILE,\n"
                "  --ca-file FILE: as for `keyrelay serve`.\n";
@@ -159,6 +163,21 @@ std::string usage(const std::string& command) {
                "(openssl rand -hex 32) and KEYRELAY_STORE_KEY_PREVIOUS to the old one (or leave it unset when the\n"
                "old key is the generated DIR/store.key). Stop the relay first, or keep both variables set for it.\n";
     }
+    if (command == "migrate-store") {
+        return "Usage: keyrelay migrate-store (--from-data-dir DIR | --to-data-dir DIR) [--config FILE]\n"
+               "\n"
+               "Copies the stored connections between a file store (DIR/tokens.json) and the Redis that several\n"
+               "relays share: --from-data-dir DIR copies DIR's into Redis, --to-data-dir DIR copies Redis's into\n"
+               "DIR. Redis is KEYRELAY_REDIS_URL (or redis_url in the --config file); every record is opened with\n"
+               "KEYRELAY_STORE_KEY (or KEYRELAY_STORE_KEY_PREVIOUS, or DIR/store.key for a relay that generated its\n"
+               "key) before anything is written, so a wrong key changes nothing. Connections the destination\n"
+               "already holds are not copied again, and a newer one there is kept: running it twice is harmless.\n"
+               "Prints the providers it copied, never a token. Page sessions are not copied.\n"
+               "\n"
+               "  --from-data-dir DIR  a relay's data directory -> Redis\n"
+               "  --to-data-dir DIR    Redis -> a data directory (created if missing)\n"
+               "  --config FILE        keyrelay.json, for redis_url and the redis_* timeouts\n";
+    }
     return "Usage: keyrelay <command> [options]\n"
            "\n"
            "Commands:\n"
@@ -166,6 +185,7 @@ std::string usage(const std::string& command) {
            "  doctor         check a configuration and the providers' credentials\n"
            "  hash-password  make a password hash for the config's page users\n"
            "  rotate-key     re-encrypt the token store with a new key\n"
+           "  migrate-store  copy connections between a data dir and the Redis that relays share\n"
            "\n"
            "`keyrelay <command> --help` shows a command's options. `keyrelay --version` prints the version.\n";
 }

@@ -1,5 +1,5 @@
-// The keyrelay command line: serve, doctor, hash-password, rotate-key. Parsing and config assembly live here (in
-// the library) so they can be tested; main.cpp only dispatches.
+// The keyrelay command line: serve, doctor, hash-password, rotate-key, migrate-store. Parsing and config assembly
+// live here (in the library) so they can be tested; main.cpp only dispatches.
 #pragma once
 
 #include <map>
@@ -15,7 +15,7 @@
 namespace keyrelay::relay {
 
 struct CliArgs {
-    std::string command;                       // "serve", "doctor", "hash-password", "rotate-key", "help", "version"
+    std::string command;   // "serve", "doctor", "hash-password", "rotate-key", "migrate-store", "help", "version"
     std::map<std::string, std::string> flags;  // "--port" -> "0"; boolean flags -> ""
     bool help = false;
 };

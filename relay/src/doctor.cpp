@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cli.h"
+#include "doctor_report.h"
 #include "state/crypto.h"
 #include "http/util.h"
 #include "keyrelay/http.h"
@@ -24,22 +25,7 @@
 namespace keyrelay::relay {
 namespace {
 
-struct Report {
-    int failures = 0;
-    int warnings = 0;
-    void ok(const std::string& what) { std::cout << "[ OK ] " << what << "\n"; }
-    void info(const std::string& what) { std::cout << "[INFO] " << what << "\n"; }
-    void warn(const std::string& what, const std::string& hint) {
-        ++warnings;
-        std::cout << "[WARN] " << what << "\n";
-        if (!hint.empty()) std::cout << "       -> " << hint << "\n";
-    }
-    void fail(const std::string& what, const std::string& hint) {
-        ++failures;
-        std::cout << "[FAIL] " << what << "\n";
-        if (!hint.empty()) std::cout << "       -> " << hint << "\n";
-    }
-};
+using Report = DoctorReport;
 
 bool readable(const std::string& path) { return ::access(path.c_str(), R_OK) == 0; }
 
@@ -378,6 +364,7 @@ int run_doctor(const Config& config, int port) {
     check_store_key(config, r);
     check_redirects(config, port, r);
     check_tls(config, r);
+    check_redis(config, r);
     if (!config.offline_checks) {
         UpstreamOptions options;
         options.ca_file = config.ca_file;

@@ -1,4 +1,4 @@
-// keyrelay: the relay's command line (serve, doctor, hash-password, rotate-key).
+// keyrelay: the relay's command line (serve, doctor, hash-password, rotate-key, migrate-store).
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cli.h"
+#include "migrate_store.h"
 #include "state/crypto.h"
 #include "http/util.h"
 #include "obs/log.h"
@@ -278,6 +279,7 @@ int main(int argc, char** argv) {
     if (a.command == "serve") return serve(a);
     if (a.command == "hash-password") return hash_password_cmd(a);
     if (a.command == "rotate-key") return rotate_key_cmd(a);
+    if (a.command == "migrate-store") return run_migrate_store(a, process_env(), std::cout, std::cerr);
     if (a.command == "doctor") {
         auto config = build_config(a, process_env());
         if (!config) return print_error(config.error(), 1);

@@ -3,7 +3,7 @@
 // timing: a target that is missed is printed as MISS; the exit status is non-zero only when a measurement could not
 // run at all (a binary missing, a server that does not start, a leg whose every request failed).
 //
-//   node tests/bench/bench.mjs [--quick] [--only core,proxy,sandbox,page,stampede,bridge] [--out DIR]
+//   node tests/bench/bench.mjs [--quick] [--only core,proxy,sandbox,page,stampede,bridge,redis] [--out DIR]
 //                              [--bin-dir DIR] [--tools-dir DIR] [--wasm-dir DIR]
 //
 // scripts/bench builds what is needed and calls this. Sections:
@@ -19,6 +19,11 @@
 //   core      XML-RPC and JSON contact-list decode throughput: native, Wasm under node, Python, on the same bytes.
 //   stampede  500 concurrent proxied calls at the moment the access token expires: refreshes seen by the sandbox,
 //             and the latency of those calls.
+//   redis     the store on Redis: two relays in sandbox mode (OAuth, Keap connected), one on the file store and one
+//             on a local redis-server (AOF on, a password), under the same wrk and fixed-rate load: CPU per request
+//             and p99 side by side, the redis-server's own CPU, and Redis commands per proxied call (INFO stats);
+//             then 500 concurrent calls over three relays sharing that Redis at expiry: refreshes seen by the
+//             sandbox (tests/lib/cluster.mjs, without nginx: the calls go to each relay directly).
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -32,7 +37,7 @@ import { lookupJson, writeCoreInputs } from './data.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..', '..');
-const SECTIONS = ['core', 'proxy', 'sandbox', 'page', 'stampede', 'bridge'];
+const SECTIONS = ['core', 'proxy', 'sandbox', 'page', 'stampede', 'bridge', 'redis'];
 
 // ---------------------------------------------------------------------------------------------------------------
 // Options.
@@ -91,6 +96,8 @@ const PLAN = {
   pageRuns: QUICK ? 3 : 10,
   stampede: 500,
   stampedeTtl: 3,
+  redisRate: 200,
+  redisStampedeTtl: 9,
 };
 
 const LOOKUP_PATH = '/crm/rest/v1/contacts?email=ada%40example.com';
@@ -669,6 +676,151 @@ async function sectionStampede() {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Section: the store on Redis.
+
+/** INFO commandstats of a redis handle (tests/lib/redis.mjs) → {command: calls}. */
+async function redisCommandStats(redis) {
+  const info = (await redis.command('INFO', 'commandstats')).toString();
+  const out = {};
+  for (const m of info.matchAll(/^cmdstat_([a-z|_-]+):calls=(\d+)/gm)) out[m[1]] = Number(m[2]);
+  return out;
+}
+
+async function sectionRedis() {
+  const s = { legs: {}, rate: {}, ratios: {}, stampede: null };
+  results.sections.redis = s;
+  const R = await import('../lib/redis.mjs');
+  const C = await import('../lib/cluster.mjs');
+  if (!R.hasRedis()) throw new Error('redis-server is not installed (scripts/setup installs it)');
+  const dir = path.join(OPT.out, 'relay-redis');
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  let sandbox; let redis; const relays = [];
+  try {
+    sandbox = await H.startSandbox({ autoApprove: true });
+    await C.raiseSandboxLimits(sandbox);
+    redis = await R.startRedis({});
+    s.redis_version = /redis_version:(\S+)/.exec((await redis.command('INFO', 'server')).toString())?.[1] ?? null;
+    const start = async (key, label, env) => {
+      const relay = await H.startRelay({ sandbox, apiKey: true, env, name: label, stderrFile: path.join(dir, `${key}.log`) });
+      relays.push(relay);
+      const browser = H.client(relay.url, { record: false });
+      const login = await browser.login();
+      if (login.status !== 200) throw new Error(`${label}: POST /login → ${login.status} ${login.body}`);
+      const flow = await browser.connect('keap');
+      if (flow.final.rawLocation !== '/?connected=keap') throw new Error(`${label}: connecting Keap: ${flow.trace}`);
+      return relay;
+    };
+    const fileRelay = await start('file', 'keyrelay (file store)', {});
+    const redisRelay = await start('redis', 'keyrelay (Redis store)', { KEYRELAY_REDIS_URL: redis.url });
+    const health = await (await fetch(`${redisRelay.url}/healthz`, { signal: AbortSignal.timeout(10_000) })).json().catch(() => ({}));
+    if (health.store !== 'redis') throw new Error(`the relay given KEYRELAY_REDIS_URL reports ${JSON.stringify(health)} on /healthz, not "store":"redis"`);
+    const leg = (key, label, relay) => [key, label, `${relay.url}/proxy/keap${LOOKUP_PATH}`,
+      [`Authorization: Bearer ${relay.apiKey}`], () => [relay.child.pid]];
+    const legs = [leg('file', 'keyrelay, file store (OAuth) → sandbox', fileRelay),
+      leg('redis', 'keyrelay, Redis store (OAuth) → sandbox', redisRelay)];
+    const commands0 = await redisCommandStats(redis);
+    const redisCpu0 = cpuMicros([redis.pid]);
+    s.legs = await wrkLegs(legs);
+    const redisCpu1 = cpuMicros([redis.pid]);
+    const commands1 = await redisCommandStats(redis);
+    const f = s.legs.file; const r = s.legs.redis;
+    if (r) {
+      // The relay's commands only: not the INFO calls, nor the AUTH of the second one. The leg's sanity call is a call.
+      const calls = r.requests + 1;
+      const by = {};
+      for (const [cmd, n] of Object.entries(commands1)) {
+        const d = n - (commands0[cmd] ?? 0) - (cmd === 'auth' ? 1 : 0);
+        if (cmd !== 'info' && d > 0) by[cmd] = round(d / calls, 4);
+      }
+      s.redis_commands_per_call_by_command = by;
+      s.redis_commands_per_call = round(Object.values(by).reduce((a, x) => a + x, 0), 3);
+      // wrk does not count the calls still in flight when it stops (up to one per connection), which Redis did see.
+      // The steady state is counted exactly: sequential calls on a warm relay, Redis's counters read around them.
+      const steadyCalls = 200;
+      await sleep(1000);   // the relay finishes the calls wrk left in flight
+      const before = await redisCommandStats(redis);
+      for (let k = 0; k < steadyCalls; k++) {
+        const res = await fetch(legs[1][2], { headers: { Authorization: `Bearer ${redisRelay.apiKey}` }, signal: AbortSignal.timeout(10_000) });
+        await res.arrayBuffer();
+        if (res.status !== 200) throw new Error(`steady-state call ${k} answered ${res.status}`);
+      }
+      const afterSteady = await redisCommandStats(redis);
+      const steady = {};
+      for (const [cmd, n] of Object.entries(afterSteady)) {
+        const d = n - (before[cmd] ?? 0) - (cmd === 'auth' ? 1 : 0);
+        if (cmd !== 'info' && d > 0) steady[cmd] = d;
+      }
+      s.redis_steady = { calls: steadyCalls, commands: steady };
+      s.redis_steady_commands_per_call = round(Object.values(steady).reduce((a, x) => a + x, 0) / steadyCalls, 3);
+      s.redis_server_cpu_us_per_request = round((redisCpu1 - redisCpu0) / r.requests, 1);
+    }
+    if (f && r && f.cpu_us_per_request && r.cpu_us_per_request) {
+      s.ratios.cpu_per_request_redis_over_file = round(r.cpu_us_per_request / f.cpu_us_per_request, 2);
+      s.ratios.cpu_per_request_redis_with_server_over_file =
+        round((r.cpu_us_per_request + (s.redis_server_cpu_us_per_request ?? 0)) / f.cpu_us_per_request, 2);
+    }
+    s.rate = await rateLegs(legs.map((l) => l.slice(0, 4)), { rate: PLAN.redisRate, section: 'redis' });
+    const rf = s.rate.file; const rr = s.rate.redis;
+    if (rf && rr) {
+      s.ratios.p99_added_us_redis = round(rr.latency_us.p99 - rf.latency_us.p99, 1);
+      s.ratios.p50_added_us_redis = round(rr.latency_us.p50 - rf.latency_us.p50, 1);
+    }
+  } catch (err) {
+    fail('redis proxy', err);
+  } finally {
+    for (const relay of relays) await relay.stop();
+    if (sandbox) await sandbox.stop();
+  }
+
+  // The 3-relay stampede on the same Redis (emptied first), with a sandbox of its own.
+  let cluster;
+  try {
+    if (!redis) throw new Error('no redis-server');
+    await redis.command('FLUSHALL');
+    cluster = await C.startCluster({ accessTtl: PLAN.redisStampedeTtl, redis });
+    await C.raiseSandboxLimits(cluster.sandbox);
+    await cluster.connect(cluster.browser(), ['keap']);
+    for (const i of [0, 1, 2]) {
+      const warm = await cluster.api(i, 'GET', `/proxy/keap${LOOKUP_PATH}`);
+      if (warm.status !== 200) throw new Error(`warm-up on relay ${i}: ${warm.status} ${warm.body}`);
+    }
+    await C.untilExpired(cluster, 'keap', 100);
+    const before = await cluster.sandbox.tokenStats('keap');
+    const t0 = performance.now();
+    const done = await Promise.all(Array.from({ length: PLAN.stampede }, async (_, k) => {
+      const startMs = performance.now();
+      const url = `${cluster.relays[k % 3].url}/proxy/keap${LOOKUP_PATH}`;
+      try {
+        const res = await fetch(url, { headers: { Authorization: `Bearer ${cluster.apiKey}` }, signal: AbortSignal.timeout(60_000) });
+        await res.arrayBuffer();
+        return { status: res.status, ms: performance.now() - startMs };
+      } catch (err) {
+        return { status: 0, ms: performance.now() - startMs, error: err.cause?.message ?? err.message };
+      }
+    }));
+    const after = await cluster.sandbox.tokenStats('keap');
+    const statuses = {};
+    for (const d of done) statuses[d.status] = (statuses[d.status] ?? 0) + 1;
+    const ms = done.map((d) => d.ms);
+    const waits = await C.metricSum(cluster, 'keyrelay_store_lock_waits_total');
+    s.stampede = {
+      relays: 3, calls: done.length, ok: done.filter((d) => d.status === 200).length, statuses,
+      refreshes: after.refreshes - before.refreshes, refresh_failures: after.refresh_failures - before.refresh_failures,
+      lock_waits: waits.each, wall_ms: round(performance.now() - t0, 1), fired_ms_after_expiry: 100,
+      errors_sample: [...new Set(done.filter((d) => d.error).map((d) => d.error))].slice(0, 3),
+      latency_ms: { p50: round(percentile(ms, 50), 1), p99: round(percentile(ms, 99), 1), max: round(Math.max(...ms), 1) },
+    };
+    if (s.stampede.ok === 0) throw new Error(`none of the ${done.length} calls succeeded: ${JSON.stringify(statuses)}`);
+  } catch (err) {
+    fail('redis stampede', err);
+  } finally {
+    if (cluster) await cluster.stop();
+    if (redis) await redis.stop();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Section: page weight and time to an interactive page.
 
 async function sectionPage() {
@@ -878,6 +1030,16 @@ function targets() {
       `JSON (${round(b.rest_bytes / 1024, 0)} KB in, ${round(b.response_bytes / 1024, 0)} KB of XML out), ` +
       `returnFields ${b.return_fields}, ${b.calls} calls`);
   }
+  const rd = results.sections.redis;
+  if (rd) {
+    add('Redis round trips per proxied call, steady state', '<= 1', rd.redis_steady_commands_per_call ?? null,
+      rd.redis_steady_commands_per_call === undefined ? null : rd.redis_steady_commands_per_call <= 1,
+      `INFO commandstats around ${rd.redis_steady?.calls ?? '-'} sequential calls: ${JSON.stringify(rd.redis_steady?.commands ?? {})}`);
+    if (rd.stampede) {
+      add('refreshes in the 3-relay stampede', 'exactly 1', rd.stampede.refreshes, rd.stampede.refreshes === 1,
+        `${rd.stampede.ok}/${rd.stampede.calls} calls answered 200`);
+    }
+  }
   const st = results.sections.stampede;
   if (st) add('refreshes in the stampede', 'exactly 1', st.refreshes ?? null, st.refreshes === undefined ? null : st.refreshes === 1,
     `${st.ok ?? 0}/${st.calls ?? PLAN.stampede} calls answered 200`);
@@ -954,6 +1116,28 @@ function report() {
     out.push('', `5. Refresh stampede: ${st.calls} concurrent proxied calls ${st.fired_ms_after_expiry} ms after the access token expired (sandbox --access-ttl ${PLAN.stampedeTtl})`);
     out.push(`refreshes at the sandbox: ${st.refreshes} (failures ${st.refresh_failures}); answered 200: ${st.ok}/${st.calls} ${JSON.stringify(st.statuses)}; latency p50 ${st.latency_ms.p50} ms, p99 ${st.latency_ms.p99} ms, max ${st.latency_ms.max} ms`);
   }
+  const rd = results.sections.redis;
+  if (rd && Object.keys(rd.legs).length) {
+    out.push('', `6. The store on Redis ${rd.redis_version ?? ''}: the same relay (sandbox mode, Keap OAuth) on the file store and on Redis, wrk -c${PLAN.wrkConnections}, then ${PLAN.redisRate} req/s fixed`);
+    const rows = [];
+    for (const key of ['file', 'redis']) {
+      const w = rd.legs[key]; const r = rd.rate[key];
+      if (!w) continue;
+      rows.push([key, w.rps, w.cpu_us_per_request, r ? round(r.latency_us.p50 / 1000, 3) : null,
+        r ? round(r.latency_us.p99 / 1000, 3) : null, w.error_total + (r ? r.errors + r.timeouts + r.non_2xx : 0)]);
+    }
+    out.push(table(rows, ['store', 'wrk req/s', 'relay CPU us/req', `p50 ms @${PLAN.redisRate}/s`, `p99 ms @${PLAN.redisRate}/s`, 'errors']));
+    out.push(`redis-server CPU ${rd.redis_server_cpu_us_per_request ?? '-'} us/req; Redis commands per proxied call ${rd.redis_commands_per_call ?? '-'} ${JSON.stringify(rd.redis_commands_per_call_by_command ?? {})}; ` +
+      `CPU per request Redis/file ${rd.ratios.cpu_per_request_redis_over_file ?? '-'} (with redis-server ${rd.ratios.cpu_per_request_redis_with_server_over_file ?? '-'}); ` +
+      `p99 added by Redis ${rd.ratios.p99_added_us_redis ?? '-'} us`);
+  }
+  if (rd?.stampede) {
+    const x = rd.stampede;
+    out.push(`3-relay stampede on one Redis: ${x.calls} calls ${x.fired_ms_after_expiry} ms after expiry (--access-ttl ${PLAN.redisStampedeTtl}); ` +
+      `refreshes at the sandbox ${x.refreshes} (failures ${x.refresh_failures}); answered 200: ${x.ok}/${x.calls} ${JSON.stringify(x.statuses)}; ` +
+      `lock waits per relay ${JSON.stringify(x.lock_waits)}; p50 ${x.latency_ms.p50} ms, p99 ${x.latency_ms.p99} ms, max ${x.latency_ms.max} ms` +
+      (x.errors_sample.length ? `; failed calls: ${x.errors_sample.join(' | ')}` : ''));
+  }
   out.push('', 'Targets');
   out.push(table(results.targets.map((t) => [t.name, t.goal, t.measured, t.pass === null ? 'n/a' : t.pass ? 'PASS' : 'MISS', t.note]),
     ['target', 'goal', 'measured', 'result', 'unit / how']));
@@ -976,7 +1160,7 @@ async function main() {
     bin_dir: OPT.binDir, wasm_dir: OPT.wasmDir,
   };
   const order = [['core', sectionCore], ['proxy', sectionProxy], ['sandbox', sectionSandbox], ['page', sectionPage],
-    ['stampede', sectionStampede], ['bridge', sectionBridge]];
+    ['stampede', sectionStampede], ['bridge', sectionBridge], ['redis', sectionRedis]];
   for (const [name, fn] of order) {
     if (!OPT.only.has(name)) continue;
     log(`section ${name}`);

@@ -388,6 +388,7 @@ export const newApiKey = () => 'test-relay-key-' + randomBytes(18).toString('bas
  *   dataDir    the --data-dir (a fresh fs.mkdtemp directory unless given; removed at cleanup if the harness made it)
  *   storeKey   the KEYRELAY_STORE_KEY given to it (null when storeKey: null was passed: the relay makes a key file)
  *   apiKey     the KEYRELAY_API_KEY given to it (only when apiKey was passed or apiKey: true)
+ *   redis      under KEYRELAY_TEST_STORE=redis, the redis-server it was given (tests/lib/redis.mjs); else null
  *   logs()     every stdout/stderr line of the current and previous runs, as [{stream, line}]
  *   stop(signal = 'SIGTERM') → {code, signal} of the exit (SIGKILL after 5 s)
  *   restart()  stop(SIGTERM), then start again with the same arguments, data dir and port
@@ -412,6 +413,8 @@ export async function startRelay({
   addSecret(apiKey, 'KEYRELAY_API_KEY');
   for (const [k, v] of Object.entries(env)) if (/SECRET|KEY|TOKEN|PASSWORD/.test(k)) addSecret(v, `env ${k}`);
   const fullEnv = { ...env };
+  const redis = STORE_BACKEND === 'redis' && !('KEYRELAY_REDIS_URL' in env) ? await redisFor(dataDir, t) : null;
+  if (redis) fullEnv.KEYRELAY_REDIS_URL = redis.url;
   if (storeKey) fullEnv.KEYRELAY_STORE_KEY = storeKey;
   if (apiKey) fullEnv.KEYRELAY_API_KEY = apiKey;
   const history = [];
@@ -425,6 +428,7 @@ export async function startRelay({
     dataDir,
     storeKey,
     apiKey,
+    redis,
     logs: () => history.slice(),
     get child() { return proc.child; },
     stop: (signal = 'SIGTERM') => stopProcess(proc.child, proc.exited, signal),
@@ -442,7 +446,44 @@ export async function startRelay({
   if (registerRedirects && sandbox) {
     for (const provider of ['keap', 'jira']) await sandbox.registerRedirectUri(provider, `${proc.url}/callback/${provider}`);
   }
+  if (fullEnv.KEYRELAY_REDIS_URL && STORE_BACKEND === 'redis' && proc.url.startsWith('http:')) {
+    // A relay that ignored KEYRELAY_REDIS_URL would pass the whole suite on the file store: make sure it did not.
+    const res = await fetch(`${proc.url}/healthz`, { headers: { Connection: 'close' }, signal: AbortSignal.timeout(TIMEOUT_MS) });
+    const health = await res.json().catch(() => ({}));
+    if (health.store !== 'redis') {
+      throw new Error(`KEYRELAY_TEST_STORE=redis, but the relay's /healthz says ${JSON.stringify(health)}, not "store":"redis"`);
+    }
+  }
   return handle;
+}
+
+/**
+ * STORE_BACKEND: 'file' (the default) or 'redis' when KEYRELAY_TEST_STORE=redis. Under 'redis' every relay that
+ * startRelay() starts gets KEYRELAY_REDIS_URL of a fresh redis-server (tests/lib/redis.mjs) unless its env names one:
+ * one Redis per data dir, so relays that share a data dir (a restart, two relays on one store) share one Redis too.
+ * scripts/test runs tests/relay this way as the stage relay-redis.
+ */
+export const STORE_BACKEND = process.env.KEYRELAY_TEST_STORE === 'redis' ? 'redis' : 'file';
+if (!['', 'file', 'redis'].includes(process.env.KEYRELAY_TEST_STORE ?? '')) {
+  throw new Error(`KEYRELAY_TEST_STORE must be "file" or "redis", not ${JSON.stringify(process.env.KEYRELAY_TEST_STORE)}`);
+}
+
+/**
+ * fileStoreOnly: for `test(name, {skip: fileStoreOnly}, ...)` in tests about the file store itself (tokens.json,
+ * store.key, the data dir): false with the file store; under KEYRELAY_TEST_STORE=redis, the reason it is skipped.
+ */
+export const fileStoreOnly = STORE_BACKEND === 'redis' &&
+  'about the file store itself (tokens.json, store.key, the data dir): skipped under KEYRELAY_TEST_STORE=redis';
+
+const redisByDataDir = new Map();
+async function redisFor(dataDir, t) {
+  if (!redisByDataDir.has(dataDir)) {
+    const { startRedis } = await import('./redis.mjs');
+    const started = startRedis({ t });
+    redisByDataDir.set(dataDir, started);
+    registerCleanup(t, () => redisByDataDir.delete(dataDir));
+  }
+  return redisByDataDir.get(dataDir);
 }
 
 /** writeConfig(dir, object) → path of <dir>/keyrelay.json holding JSON.stringify(object) (for --config). */
@@ -503,8 +544,10 @@ async function readResponse(method, url, res, { record }) {
 }
 
 /**
- * client(relayUrl, {record = true}) → a browser-like client:
- *   jar            Map origin → Map cookie name → {name, value, attrs, raw} (the latest Set-Cookie of each)
+ * client(relayUrl, {record = true, jar, cookiesByHost = false}) → a browser-like client:
+ *   jar            Map origin → Map cookie name → {name, value, attrs, raw} (the latest Set-Cookie of each); pass
+ *                  one to share cookies between clients. cookiesByHost: the jar is keyed by host name instead of
+ *                  origin (a browser's cookies ignore the port), so clients of relays on other ports share them.
  *   cookie(name, origin = relay) → that cookie's entry or undefined
  *   request(method, pathOrUrl, {headers, body, json, redirect = 'manual', timeout, initiator}) → a response (see
  *                  above). pathOrUrl is relative to the relay unless absolute. `json` sends a JSON body. Cookies of the
@@ -525,10 +568,15 @@ async function readResponse(method, url, res, { record }) {
  *   authorize(provider, {decision, query}) → the first half only (up to the sandbox's redirect to the callback, not followed):
  *                  {steps, authorizeUrl, callbackUrl, code, state}
  */
-export function client(relayUrl, { record = true } = {}) {
+export function client(relayUrl, { record = true, jar = new Map(), cookiesByHost = false } = {}) {
   const relayOrigin = new URL(relayUrl).origin;
-  const jar = new Map();
-  const jarFor = (origin) => { if (!jar.has(origin)) jar.set(origin, new Map()); return jar.get(origin); };
+  // cookiesByHost: one cookie store per host name, whatever the port, as browsers keep them (RFC 6265 §8.5: "cookies
+  // do not provide isolation by port"). Several relays on 127.0.0.1 then see the cookies a browser would send them.
+  const jarFor = (origin) => {
+    const key = cookiesByHost ? new URL(origin).hostname : origin;
+    if (!jar.has(key)) jar.set(key, new Map());
+    return jar.get(key);
+  };
 
   async function request(method, target, { headers = {}, body, json, redirect = 'manual', timeout = TIMEOUT_MS, initiator } = {}) {
     const url = new URL(target, relayUrl).href;

@@ -1,7 +1,8 @@
 // Atlassian ends every 3LO grant 365 days after consent, however often its refresh tokens are used
 // (docs/reference/jira.md). The relay says when consent is needed again (`reauthorize_by`), warns from 30 days
 // ahead (`warnings`) and exports the date as a gauge (docs/api.md). The test moves the Jira grant's consent time
-// back by rewriting the relay's encrypted store (format: relay/src/state/file_store.cpp) while the relay is stopped.
+// back by rewriting the relay's encrypted store while the relay is stopped: tokens.json (relay/src/state/file_store.cpp)
+// or, under KEYRELAY_TEST_STORE=redis, the record field of the keyrelay:conn:<provider> hash (docs/api.md).
 import assert from 'node:assert/strict';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
@@ -14,12 +15,28 @@ checkLeaksAfterAll();
 
 const DAY = 86400;
 
-// Rewrites one record of <dataDir>/tokens.json: AES-256-GCM, iv(12) || ciphertext || tag(16), the record id as AAD.
-async function editStoredConnection(dataDir, storeKeyHex, id, edit) {
-  const file = path.join(dataDir, 'tokens.json');
+// Rewrites one sealed record {id, key_id, version, sealed}: AES-256-GCM, iv(12) || ciphertext || tag(16), the record
+// id as AAD; in <dataDir>/tokens.json, or in Redis when the relay was given one.
+async function editStoredConnection(relay, id, edit) {
+  if (relay.redis) {
+    const key = `keyrelay:conn:${id}`;
+    const raw = await relay.redis.command('HGET', key, 'record');
+    assert.ok(raw, `no record field in the Redis hash ${key}`);
+    const rec = JSON.parse(raw.toString('utf8'));
+    reseal(rec, relay.storeKey, id, edit);
+    await relay.redis.command('HSET', key, 'record', JSON.stringify(rec));
+    return;
+  }
+  const file = path.join(relay.dataDir, 'tokens.json');
   const doc = JSON.parse(await readFile(file, 'utf8'));
   const rec = doc.records.find((r) => r.id === id);
   assert.ok(rec, `no "${id}" record in ${file}`);
+  reseal(rec, relay.storeKey, id, edit);
+  await writeFile(`${file}.edit`, JSON.stringify(doc));
+  await rename(`${file}.edit`, file);
+}
+
+function reseal(rec, storeKeyHex, id, edit) {
   const key = Buffer.from(storeKeyHex, 'hex');
   const sealed = Buffer.from(rec.sealed, 'base64');
   const decipher = createDecipheriv('aes-256-gcm', key, sealed.subarray(0, 12));
@@ -32,8 +49,6 @@ async function editStoredConnection(dataDir, storeKeyHex, id, edit) {
   cipher.setAAD(Buffer.from(id));
   const ct = Buffer.concat([cipher.update(JSON.stringify(connection)), cipher.final()]);
   rec.sealed = Buffer.concat([iv, ct, cipher.getAuthTag()]).toString('base64');   // same version, inside and out
-  await writeFile(`${file}.edit`, JSON.stringify(doc));
-  await rename(`${file}.edit`, file);
 }
 
 async function jiraAndKeap(relay) {
@@ -64,7 +79,7 @@ test('a Jira grant shows when consent is needed again, warns 30 days ahead and s
   // Consent given 340 days ago: 25 days left.
   const now = Math.floor(Date.now() / 1000);
   await relay.stop();
-  await editStoredConnection(relay.dataDir, relay.storeKey, 'jira', (c) => { c.connected_at = now - 340 * DAY; });
+  await editStoredConnection(relay, 'jira', (c) => { c.connected_at = now - 340 * DAY; });
   await relay.restart();
   ({ jira } = await jiraAndKeap(relay));
   assert.equal(jira.reauthorize_by, now - 340 * DAY + 365 * DAY);
@@ -77,7 +92,7 @@ test('a Jira grant shows when consent is needed again, warns 30 days ahead and s
 
   // Consent given 400 days ago: the grant has ended.
   await relay.stop();
-  await editStoredConnection(relay.dataDir, relay.storeKey, 'jira', (c) => { c.connected_at = now - 400 * DAY; });
+  await editStoredConnection(relay, 'jira', (c) => { c.connected_at = now - 400 * DAY; });
   await relay.restart();
   ({ jira } = await jiraAndKeap(relay));
   assert.deepEqual(jira.warnings.map((w) => w.code), ['connection.grant_expired']);

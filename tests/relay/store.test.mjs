@@ -6,7 +6,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import {
-  apiCall, checkLeaksAfterAll, client, connectedSetup, errorOf, newApiKey, newStoreKey, sleep, startRelay,
+  apiCall, checkLeaksAfterAll, client, connectedSetup, errorOf, fileStoreOnly, newApiKey, newStoreKey, sleep, startRelay,
   startSandbox, tempDir,
 } from '../lib/harness.mjs';
 
@@ -123,7 +123,7 @@ test('a restart (SIGTERM, start again on the same data dir) keeps both connectio
   await checkRestartKeeps(t, { storeKey: undefined, signal: 'SIGTERM' });
 });
 
-test('a restart after SIGINT keeps connections also when the relay generated its own store key file (no KEYRELAY_STORE_KEY)', async (t) => {
+test('a restart after SIGINT keeps connections also when the relay generated its own store key file (no KEYRELAY_STORE_KEY)', { skip: fileStoreOnly }, async (t) => {
   await checkRestartKeeps(t, { storeKey: null, signal: 'SIGINT' });
 });
 

@@ -7,7 +7,7 @@ import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { addSecret, checkLeaksAfterAll, client, newStoreKey, startRelay, startSandbox, tempDir } from '../lib/harness.mjs';
+import { addSecret, checkLeaksAfterAll, client, fileStoreOnly, newStoreKey, startRelay, startSandbox, tempDir } from '../lib/harness.mjs';
 import { runRelayOnce } from '../lib/security.mjs';
 
 checkLeaksAfterAll();
@@ -36,7 +36,7 @@ function assertRefused(run, { code, names }, what) {
   for (const n of names) assert.ok(out.includes(n), `${what}: the refusal does not name ${n}:\n${out}`);
 }
 
-test('a wrong KEYRELAY_STORE_KEY (key substitution) is refused at start with exit 1 and a message naming KEYRELAY_STORE_KEY; tokens.json stays byte-identical and neither key is printed', async (t) => {
+test('a wrong KEYRELAY_STORE_KEY (key substitution) is refused at start with exit 1 and a message naming KEYRELAY_STORE_KEY; tokens.json stays byte-identical and neither key is printed', { skip: fileStoreOnly }, async (t) => {
   const { sandbox, dataDir, storeKey, file, original } = await storeWithConnections(t);
   const wrong = newStoreKey();
   addSecret(wrong, 'a wrong KEYRELAY_STORE_KEY');
@@ -55,7 +55,7 @@ test('a wrong KEYRELAY_STORE_KEY (key substitution) is refused at start with exi
   for (const p of ['keap', 'jira']) assert.equal(conns[p].connected, true, JSON.stringify(conns[p]));
 });
 
-test('a record whose ciphertext was tampered with (one byte flipped) is refused at start (store.wrong_key), never loaded as garbage', async (t) => {
+test('a record whose ciphertext was tampered with (one byte flipped) is refused at start (store.wrong_key), never loaded as garbage', { skip: fileStoreOnly }, async (t) => {
   const { sandbox, dataDir, storeKey, file } = await storeWithConnections(t);
   const doc = JSON.parse(await readFile(file, 'utf8'));
   const rec = doc.records.find((r) => r.id === 'keap');
@@ -69,7 +69,7 @@ test('a record whose ciphertext was tampered with (one byte flipped) is refused 
   assert.deepEqual(await readFile(file), tampered, 'the relay rewrote a store it could not read');
 });
 
-test('a sealed record copied onto another provider\'s id is refused (the record id is authenticated data), not served as that provider', async (t) => {
+test('a sealed record copied onto another provider\'s id is refused (the record id is authenticated data), not served as that provider', { skip: fileStoreOnly }, async (t) => {
   const { sandbox, dataDir, storeKey, file } = await storeWithConnections(t);
   const doc = JSON.parse(await readFile(file, 'utf8'));
   const keap = doc.records.find((r) => r.id === 'keap');
@@ -79,7 +79,7 @@ test('a sealed record copied onto another provider\'s id is refused (the record 
   assertRefused(run, { code: 'store.wrong_key', names: ['record "jira"'] }, 'record moved to another id');
 });
 
-test('a half-written tokens.json (truncated) is refused with store.corrupt and left as it is, never silently reset to an empty store', async (t) => {
+test('a half-written tokens.json (truncated) is refused with store.corrupt and left as it is, never silently reset to an empty store', { skip: fileStoreOnly }, async (t) => {
   const { sandbox, dataDir, storeKey, file, original } = await storeWithConnections(t);
   const half = original.subarray(0, Math.floor(original.length / 2));
   await writeFile(file, half);
@@ -101,7 +101,7 @@ test('a malformed KEYRELAY_STORE_KEY (short, not hex, a passphrase) is refused w
   }
 });
 
-test('a store.key file readable by other users is refused at start (key disclosure), naming chmod 600', async (t) => {
+test('a store.key file readable by other users is refused at start (key disclosure), naming chmod 600', { skip: fileStoreOnly }, async (t) => {
   const sandbox = await startSandbox({ t });
   const dataDir = await tempDir(t);
   // First start without KEYRELAY_STORE_KEY makes the 0600 key file.

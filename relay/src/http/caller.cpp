@@ -25,9 +25,9 @@ std::optional<std::string> Callers::session_id(const httplib::Request& req) cons
     return cookie_value(req.get_header_value("Cookie"), session_cookie_name());
 }
 
-std::optional<Session> Callers::session_of(const httplib::Request& req) const {
+Result<std::optional<Session>> Callers::session_of(const httplib::Request& req) const {
     auto id = session_id(req);
-    if (!id) return std::nullopt;
+    if (!id) return std::optional<Session>();
     return sessions_.find(*id, unix_now());
 }
 
@@ -71,7 +71,12 @@ Caller Callers::authenticate(const httplib::Request& req, httplib::Response& res
         send_error(res, 403, csrf_error());
         return Caller::none;
     }
-    if (!session_of(req)) {
+    auto session = session_of(req);
+    if (!session) {
+        send_error(res, store_error_status(session.error()), session.error());
+        return Caller::none;
+    }
+    if (!session->has_value()) {
         send_error(res, 401, no_session_error());
         return Caller::none;
     }

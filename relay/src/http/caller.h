@@ -26,10 +26,12 @@ public:
     std::string cookie(const std::string& name, const std::string& value, const std::string& same_site,
                        const std::string& path, int64_t max_age) const;
     std::optional<std::string> session_id(const httplib::Request& req) const;
-    std::optional<Session> session_of(const httplib::Request& req) const;
+    // nullopt without a live session. Errors: "store.*" when the shared session store cannot be reached.
+    Result<std::optional<Session>> session_of(const httplib::Request& req) const;
     static bool has_csrf_header(const httplib::Request& req);
 
-    // The caller, or Caller::none after answering 401 auth.bad_api_key / auth.no_session or 403 csrf.missing_header.
+    // The caller, or Caller::none after answering 401 auth.bad_api_key / auth.no_session, 403 csrf.missing_header, or
+    // 503 store.unavailable when the session store cannot be reached.
     Caller authenticate(const httplib::Request& req, httplib::Response& res, bool need_csrf_for_page) const;
 
     static Error no_session_error();

@@ -12,8 +12,8 @@ namespace keyrelay::relay {
 
 using nlohmann::json;
 
-AuthRoutes::AuthRoutes(const Config& config, Callers& callers, SessionStore& sessions)
-    : config_(config), callers_(callers), sessions_(sessions), throttle_(5, 300, config.data_dir) {
+AuthRoutes::AuthRoutes(const Config& config, Callers& callers, SessionStore& sessions, LoginThrottle& throttle)
+    : config_(config), callers_(callers), sessions_(sessions), throttle_(throttle) {
     // Sandbox mode: demo / demo, with a cheap hash (it protects nothing secret).
     int iterations = config.sandbox ? 10000 : kPasswordHashIterations;
     for (const auto& u : config.users) {
@@ -27,7 +27,15 @@ AuthRoutes::AuthRoutes(const Config& config, Callers& callers, SessionStore& ses
 void AuthRoutes::login(RequestContext& ctx, const httplib::Request& req, httplib::Response& res) {
     const std::string& addr = req.remote_addr;
     int64_t now = unix_now();
-    if (int64_t wait = throttle_.retry_after(addr, now); wait > 0) {
+    // Without the shared throttle a login is refused, never let through uncounted.
+    auto refused = [&](const Error& e) {
+        log_line(LogLevel::warn, "login refused: shared state unavailable",
+                 {{"request_id", ctx.id}, {"error", e.code}});
+        send_error(res, store_error_status(e), e);
+    };
+    auto throttled = throttle_.retry_after(addr, now);
+    if (!throttled) return refused(throttled.error());
+    if (int64_t wait = *throttled; wait > 0) {
         res.set_header("Retry-After", std::to_string(wait));
         send_error(res, 429, "auth.throttled", "Too many failed logins from this address.",
                    "Wait " + std::to_string(wait) + " seconds (see Retry-After) before trying again. If you forgot "
@@ -62,7 +70,7 @@ void AuthRoutes::login(RequestContext& ctx, const httplib::Request& req, httplib
         ok = verify_password(password, it->second);
     }
     if (!ok) {
-        throttle_.record_failure(addr, username, now);
+        if (auto recorded = throttle_.record_failure(addr, username, now); !recorded) return refused(recorded.error());
         log_line(LogLevel::warn, "login failed", {{"request_id", ctx.id}, {"remote", addr}});
         send_error(res, 401, "auth.bad_credentials", "Wrong username or password.",
                    config_.sandbox ? "In sandbox mode the login is demo / demo."
@@ -70,11 +78,14 @@ void AuthRoutes::login(RequestContext& ctx, const httplib::Request& req, httplib
                                      "config (users). After 5 failures in 5 minutes logins are paused.");
         return;
     }
-    throttle_.record_success(addr, username, now);
-    if (auto old = callers_.session_id(req)) sessions_.remove(*old);
-    std::string id = sessions_.create(username, now);
+    if (auto cleared = throttle_.record_success(addr, username, now); !cleared) return refused(cleared.error());
+    if (auto old = callers_.session_id(req)) {
+        if (auto removed = sessions_.remove(*old); !removed) return refused(removed.error());
+    }
+    auto id = sessions_.create(username, now);
+    if (!id) return refused(id.error());
     res.set_header("Set-Cookie",
-                   callers_.cookie(callers_.session_cookie_name(), id, "Strict", "/", sessions_.lifetime()));
+                   callers_.cookie(callers_.session_cookie_name(), *id, "Strict", "/", sessions_.lifetime()));
     log_line(LogLevel::info, "login", {{"request_id", ctx.id}, {"user", username}});
     send_json(res, 200, {{"user", username}});
 }
@@ -84,7 +95,13 @@ void AuthRoutes::logout(RequestContext&, const httplib::Request& req, httplib::R
         send_error(res, 403, Callers::csrf_error());
         return;
     }
-    if (auto id = callers_.session_id(req)) sessions_.remove(*id);
+    if (auto id = callers_.session_id(req)) {
+        // The session must end everywhere before the answer says so: otherwise the client may retry.
+        if (auto removed = sessions_.remove(*id); !removed) {
+            send_error(res, store_error_status(removed.error()), removed.error());
+            return;
+        }
+    }
     res.set_header("Set-Cookie", callers_.cookie(callers_.session_cookie_name(), "", "Strict", "/", 0));
     res.set_header("Cache-Control", "no-store");
     res.status = 204;
@@ -93,10 +110,14 @@ void AuthRoutes::logout(RequestContext&, const httplib::Request& req, httplib::R
 void AuthRoutes::session(RequestContext&, const httplib::Request& req, httplib::Response& res) {
     auto s = callers_.session_of(req);
     if (!s) {
+        send_error(res, store_error_status(s.error()), s.error());
+        return;
+    }
+    if (!s->has_value()) {
         send_error(res, 401, Callers::no_session_error());
         return;
     }
-    send_json(res, 200, {{"user", s->user}});
+    send_json(res, 200, {{"user", (*s)->user}});
 }
 
 }  // namespace keyrelay::relay

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "http/caller.h"
 #include "http/context.h"
+#include "state/login_throttle.h"
 #include "state/sessions.h"
 
 namespace keyrelay::relay {
@@ -16,7 +17,7 @@ namespace keyrelay::relay {
 class AuthRoutes {
 public:
     // Hashes the configured users' passwords once (sandbox mode: demo / demo).
-    AuthRoutes(const Config& config, Callers& callers, SessionStore& sessions);
+    AuthRoutes(const Config& config, Callers& callers, SessionStore& sessions, LoginThrottle& throttle);
 
     void login(RequestContext& ctx, const httplib::Request& req, httplib::Response& res);
     void logout(RequestContext& ctx, const httplib::Request& req, httplib::Response& res);
@@ -26,7 +27,7 @@ private:
     const Config& config_;
     Callers& callers_;
     SessionStore& sessions_;
-    LoginThrottle throttle_;
+    LoginThrottle& throttle_;
     std::map<std::string, std::string> password_hashes_;   // username -> hash
     std::string dummy_hash_;                               // equalizes timing for unknown users
 };

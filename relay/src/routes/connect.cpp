@@ -27,8 +27,12 @@ void ConnectRoutes::connect(RequestContext& ctx, const httplib::Request& req, ht
     const ProviderConfig* p = provider_or_404(config_, ctx, req, res, true);
     if (p == nullptr) return;
     auto id = callers_.session_id(req);
-    auto s = id ? sessions_.find(*id, unix_now()) : std::nullopt;
+    auto s = id ? sessions_.find(*id, unix_now()) : Result<std::optional<Session>>(std::optional<Session>());
     if (!s) {
+        send_error_for(req, res, store_error_status(s.error()), s.error());
+        return;
+    }
+    if (!s->has_value()) {
         send_error_for(req, res, 401, Callers::no_session_error());
         return;
     }
@@ -51,7 +55,12 @@ void ConnectRoutes::connect(RequestContext& ctx, const httplib::Request& req, ht
     int64_t now = unix_now();
     std::string state = random_token(32);
     std::string verifier = p->oauth.pkce ? random_token(48) : std::string();   // RFC 7636 §4.1: 43..128 chars
-    states_.put(state, PendingAuthorization{p->name, verifier, sha256_hex(*id), now + 600}, now);
+    if (auto put = states_.put(state, PendingAuthorization{p->name, verifier, sha256_hex(*id), now + 600}, now); !put) {
+        log_line(LogLevel::warn, "connect refused: shared state unavailable",
+                 {{"request_id", ctx.id}, {"provider", p->name}, {"error", put.error().code}});
+        send_error_for(req, res, store_error_status(put.error()), put.error());
+        return;
+    }
     oauth2::Client client{p->client_id, p->client_secret, redirect_uri(*p)};
     std::string url = oauth2::build_authorize_url(p->oauth, client, state, verifier);
     res.set_header("Set-Cookie", callers_.cookie("keyrelay_oauth_" + p->name, state, "Lax", "/callback/" + p->name, 600));
@@ -83,7 +92,7 @@ void ConnectRoutes::callback(RequestContext& ctx, const httplib::Request& req, h
         auto st = query_param(req.target, "state");
         bool this_browser = st && browser_state && secure_equals(*st, *browser_state);
         // A denial also consumes the pending authorization, when it is this browser's.
-        if (this_browser) states_.take(*st, unix_now());
+        if (this_browser) (void)states_.take(*st, unix_now());   // best effort: it expires anyway
         log_line(LogLevel::info, "authorization not completed",
                  {{"request_id", ctx.id}, {"provider", p->name}, {"error", cb.error().code}});
         bool provider_said_no = cb.error().code == "oauth.access_denied" || cb.error().code == "oauth.callback_error";
@@ -107,7 +116,14 @@ void ConnectRoutes::callback(RequestContext& ctx, const httplib::Request& req, h
                              "another tab or browser. Go back to the relay's page and press Connect again."));
         return;
     }
-    auto pending = states_.take(cb->state, unix_now());
+    auto taken = states_.take(cb->state, unix_now());
+    if (!taken) {
+        log_line(LogLevel::warn, "callback refused: shared state unavailable",
+                 {{"request_id", ctx.id}, {"provider", p->name}, {"error", taken.error().code}});
+        send_page(res, store_error_status(taken.error()), taken.error());
+        return;
+    }
+    const std::optional<PendingAuthorization>& pending = *taken;
     auto session_id = callers_.session_id(req);
     if (!pending || pending->provider != p->name ||
         (session_id && !secure_equals(pending->session_hash, sha256_hex(*session_id)))) {
@@ -121,7 +137,14 @@ void ConnectRoutes::callback(RequestContext& ctx, const httplib::Request& req, h
                              "relay's page and press Connect again."));
         return;
     }
-    if (!sessions_.find_by_hash(pending->session_hash, unix_now())) {
+    auto starter = sessions_.find_by_hash(pending->session_hash, unix_now());
+    if (!starter) {
+        log_line(LogLevel::warn, "callback refused: shared state unavailable",
+                 {{"request_id", ctx.id}, {"provider", p->name}, {"error", starter.error().code}});
+        send_page(res, store_error_status(starter.error()), starter.error());
+        return;
+    }
+    if (!starter->has_value()) {
         log_line(LogLevel::warn, "callback refused: the session that pressed Connect has ended",
                  {{"request_id", ctx.id}, {"provider", p->name}});
         send_page(res, 401, make_error("auth.no_session",

@@ -12,6 +12,7 @@
 #include "http/context.h"
 #include "keyrelay/http.h"
 #include "keyrelay/result.h"
+#include "state/oauth_states.h"
 #include "state/sessions.h"
 #include "state/tokens.h"
 
@@ -22,9 +23,9 @@ using SendUpstream = std::function<Result<HttpResponse>(const std::string& provi
 
 class ConnectRoutes {
 public:
-    ConnectRoutes(const Config& config, const int& port, Callers& callers, SessionStore& sessions,
+    ConnectRoutes(const Config& config, const int& port, Callers& callers, SessionStore& sessions, StateStore& states,
                   TokenManager& tokens, SendUpstream send)
-        : config_(config), port_(port), callers_(callers), sessions_(sessions), tokens_(tokens),
+        : config_(config), port_(port), callers_(callers), sessions_(sessions), states_(states), tokens_(tokens),
           send_(std::move(send)) {}
 
     void connect(RequestContext& ctx, const httplib::Request& req, httplib::Response& res);
@@ -39,9 +40,9 @@ private:
     const int& port_;
     Callers& callers_;
     SessionStore& sessions_;
+    StateStore& states_;
     TokenManager& tokens_;
     SendUpstream send_;
-    StateStore states_;
 };
 
 }  // namespace keyrelay::relay

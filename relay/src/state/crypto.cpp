@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "keyrelay/http.h"
+#include "keyrelay/sha256.h"
 
 namespace keyrelay::relay {
 
@@ -226,6 +227,18 @@ bool verify_password(std::string_view password, std::string_view encoded) {
     bool equal = CRYPTO_memcmp(actual.data(), expected->data(), actual.size()) == 0;
     OPENSSL_cleanse(actual.data(), actual.size());
     return equal;
+}
+
+std::string sha256_hex(std::string_view data) {
+    static const char* kHex = "0123456789abcdef";
+    std::string digest = sha256(data);
+    std::string out;
+    out.reserve(digest.size() * 2);
+    for (unsigned char c : digest) {
+        out += kHex[c >> 4];
+        out += kHex[c & 0x0F];
+    }
+    return out;
 }
 
 bool secure_equals(std::string_view a, std::string_view b) {

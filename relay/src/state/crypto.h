@@ -28,6 +28,10 @@ constexpr int kPasswordHashIterations = 600000;
 std::string hash_password(std::string_view password, int iterations = kPasswordHashIterations);
 bool verify_password(std::string_view password, std::string_view encoded);
 
+// Hex SHA-256: how sessions, OAuth states and client addresses are keyed wherever they are stored (never the value
+// itself).
+std::string sha256_hex(std::string_view data);
+
 // Constant-time equality (CRYPTO_memcmp) for secrets of any length.
 bool secure_equals(std::string_view a, std::string_view b);
 

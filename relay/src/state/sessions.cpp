@@ -1,19 +1,8 @@
 #include "state/sessions.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <cstdio>
-#include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
 
-#include "state/crypto.h"
-#include "keyrelay/sha256.h"
-#include "obs/log.h"
+#include "state/redis.h"
 #include "state/store.h"
 
 namespace keyrelay::relay {
@@ -21,282 +10,150 @@ namespace {
 
 using nlohmann::json;
 
-std::string stamp_of(const std::string& path) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) return "missing";
-    return std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) +
-           "." + std::to_string(st.st_mtim.tv_nsec);
-}
-
 int64_t int_member(const json& j, const char* name) {
     if (!j.contains(name) || !j[name].is_number_integer()) return 0;
     return j[name].get<int64_t>();
 }
 
+json to_json(const Session& s) {
+    return {{"user", s.user}, {"created_at", s.created_at}, {"expires_at", s.expires_at}};
+}
+
+std::optional<Session> session_from_json(const json& v) {
+    if (!v.is_object() || !v.contains("user") || !v["user"].is_string()) return std::nullopt;
+    return Session{v["user"].get<std::string>(), int_member(v, "created_at"), int_member(v, "expires_at")};
+}
+
 }  // namespace
-
-std::string sha256_hex(const std::string& data) {
-    static const char* kHex = "0123456789abcdef";
-    std::string digest = sha256(data);
-    std::string out;
-    for (unsigned char c : digest) {
-        out += kHex[c >> 4];
-        out += kHex[c & 0x0F];
-    }
-    return out;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// SharedJsonFile
-
-std::optional<json> SharedJsonFile::load_if_changed() {
-    if (path_.empty()) return std::nullopt;
-    std::string stamp = stamp_of(path_);
-    if (stamp == stamp_) return std::nullopt;
-    stamp_ = stamp;
-    std::ifstream in(path_, std::ios::binary);
-    if (!in) return json::object();
-    std::stringstream ss;
-    ss << in.rdbuf();
-    json doc = json::parse(ss.str(), nullptr, false);
-    if (doc.is_discarded() || !doc.is_object()) {
-        log_line(LogLevel::warn, what_ + " file unreadable; starting from none", {{"path", path_}});
-        return json::object();
-    }
-    return doc;
-}
-
-bool SharedJsonFile::save(const json& doc) {
-    if (path_.empty()) return false;
-    std::string text = doc.dump();
-    std::string tmp = path_ + ".tmp." + std::to_string(::getpid());
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    bool ok = fd >= 0;
-    if (ok) {
-        ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-        ok = ::fsync(fd) == 0 && ok;
-        ::close(fd);
-        ok = ok && ::rename(tmp.c_str(), path_.c_str()) == 0;
-    }
-    if (!ok) {
-        ::unlink(tmp.c_str());
-        log_line(LogLevel::warn, "cannot write the " + what_ + " file; they stay in this process's memory",
-                 {{"path", path_}});
-        return false;
-    }
-    stamp_ = stamp_of(path_);
-    return true;
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // SessionStore
 
-SessionStore::SessionStore(int64_t lifetime_seconds, std::string data_dir)
-    : lifetime_(lifetime_seconds), data_dir_(std::move(data_dir)) {
+Result<std::string> SessionStore::create(const std::string& user, int64_t now) {
+    std::string id = random_token(32);
+    if (auto ok = put(sha256_hex(id), Session{user, now, now + lifetime_}, now); !ok) return ok.error();
+    return id;
+}
+
+Result<std::optional<Session>> SessionStore::find(const std::string& id, int64_t now) {
+    if (id.empty()) return std::optional<Session>();
+    return find_by_hash(sha256_hex(id), now);
+}
+
+Result<Unit> SessionStore::remove(const std::string& id) {
+    if (id.empty()) return Unit{};
+    return erase(sha256_hex(id));
+}
+
+std::unique_ptr<SessionStore> make_session_store(int64_t lifetime_seconds, const std::string& data_dir,
+                                                 Redis* redis) {
+    if (redis != nullptr) return std::make_unique<RedisSessionStore>(*redis, lifetime_seconds);
+    return std::make_unique<FileSessionStore>(lifetime_seconds, data_dir);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// FileSessionStore
+
+FileSessionStore::FileSessionStore(int64_t lifetime_seconds, std::string data_dir)
+    : SessionStore(lifetime_seconds), data_dir_(std::move(data_dir)) {
     if (!data_dir_.empty()) file_ = SharedJsonFile(data_dir_ + "/sessions.json", "sessions");
 }
 
-void SessionStore::load_locked() {
+void FileSessionStore::load_locked() {
     auto doc = file_.load_if_changed();
     if (!doc) return;
     std::map<std::string, Session> loaded;
     if (doc->contains("sessions") && (*doc)["sessions"].is_object()) {
         for (auto it = (*doc)["sessions"].begin(); it != (*doc)["sessions"].end(); ++it) {
-            const json& v = it.value();
-            if (!v.is_object() || !v.contains("user") || !v["user"].is_string()) continue;
-            Session s;
-            s.user = v["user"].get<std::string>();
-            s.created_at = int_member(v, "created_at");
-            s.expires_at = int_member(v, "expires_at");
-            loaded[it.key()] = s;
+            if (auto s = session_from_json(it.value())) loaded[it.key()] = *s;
         }
     }
     sessions_ = std::move(loaded);
 }
 
-void SessionStore::save_locked(int64_t now) {
+void FileSessionStore::save_locked(int64_t now) {
     json doc = json::object();
     doc["sessions"] = json::object();
     for (const auto& [hash, s] : sessions_) {
         if (s.expires_at <= now) continue;
-        doc["sessions"][hash] = {{"user", s.user}, {"created_at", s.created_at}, {"expires_at", s.expires_at}};
+        doc["sessions"][hash] = to_json(s);
     }
     file_.save(doc);
 }
 
-std::string SessionStore::create(const std::string& user, int64_t now) {
-    std::string id = random_token(32);
-    Session s{user, now, now + lifetime_};
+Result<Unit> FileSessionStore::put(const std::string& hash, const Session& session, int64_t now) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!file_.enabled()) {
-        sessions_[sha256_hex(id)] = s;
-        return id;
+        sessions_[hash] = session;
+        return Unit{};
     }
     // Read-modify-write under the data dir's lock: another relay process may have added sessions.
     auto file_lock = FileLock::acquire(data_dir_, "sessions");
     file_.forget();
     load_locked();
-    sessions_[sha256_hex(id)] = s;
+    sessions_[hash] = session;
     save_locked(now);
-    return id;
+    return Unit{};
 }
 
-std::optional<Session> SessionStore::find(const std::string& id, int64_t now) {
-    if (id.empty()) return std::nullopt;
-    return find_by_hash(sha256_hex(id), now);
-}
-
-std::optional<Session> SessionStore::find_by_hash(const std::string& hash, int64_t now) {
+Result<std::optional<Session>> FileSessionStore::find_by_hash(const std::string& hash, int64_t now) {
     std::lock_guard<std::mutex> lock(mutex_);
     // Another relay process may have created or ended sessions: re-read the file when it changed (one stat).
     load_locked();
     auto it = sessions_.find(hash);
-    if (it == sessions_.end()) return std::nullopt;
-    if (it->second.expires_at <= now) return std::nullopt;
-    return it->second;
+    if (it == sessions_.end() || it->second.expires_at <= now) return std::optional<Session>();
+    return std::optional<Session>(it->second);
 }
 
-void SessionStore::remove(const std::string& id) {
-    if (id.empty()) return;
-    std::string hash = sha256_hex(id);
+Result<Unit> FileSessionStore::erase(const std::string& hash) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!file_.enabled()) {
         sessions_.erase(hash);
-        return;
+        return Unit{};
     }
     auto file_lock = FileLock::acquire(data_dir_, "sessions");
     file_.forget();
     load_locked();
     sessions_.erase(hash);
     save_locked(0);
+    return Unit{};
 }
 
-size_t SessionStore::size() const {
+size_t FileSessionStore::size() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return sessions_.size();
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// LoginThrottle
+// RedisSessionStore
 
-LoginThrottle::LoginThrottle(int max_failures, int64_t window_seconds, std::string data_dir)
-    : max_failures_(max_failures), window_(window_seconds), data_dir_(std::move(data_dir)) {
-    if (!data_dir_.empty()) file_ = SharedJsonFile(data_dir_ + "/login_failures.json", "login failures");
+std::string redis_session_key(const std::string& hash) { return std::string(kRedisKeyPrefix) + "session:" + hash; }
+
+RedisSessionStore::RedisSessionStore(Redis& redis, int64_t lifetime_seconds)
+    : SessionStore(lifetime_seconds), redis_(redis) {}
+
+Result<Unit> RedisSessionStore::put(const std::string& hash, const Session& session, int64_t) {
+    // SET ... PXAT (Redis 6.2+): Redis itself forgets the session when it ends.
+    auto r = redis_.command({"SET", redis_session_key(hash), to_json(session).dump(), "PXAT",
+                             std::to_string(session.expires_at * 1000)});
+    if (!r) return r.error();
+    return Unit{};
 }
 
-void LoginThrottle::prune_locked(std::deque<Failure>& failures, int64_t now) const {
-    while (!failures.empty() && failures.front().at + window_ <= now) failures.pop_front();
+Result<std::optional<Session>> RedisSessionStore::find_by_hash(const std::string& hash, int64_t now) {
+    auto r = redis_.command({"GET", redis_session_key(hash)});
+    if (!r) return r.error();
+    if (r->type != RedisReply::Type::string) return std::optional<Session>();
+    auto s = session_from_json(json::parse(r->str, nullptr, false));
+    // The TTL ends it in Redis; the check also holds when this relay's clock runs ahead of Redis's.
+    if (!s || s->expires_at <= now) return std::optional<Session>();
+    return s;
 }
 
-// {"failures": {"<address>": [[<unix time>, "<sha256 of the username>"], ...]}}
-void LoginThrottle::load_locked() {
-    auto doc = file_.load_if_changed();
-    if (!doc) return;
-    std::map<std::string, std::deque<Failure>> loaded;
-    if (doc->contains("failures") && (*doc)["failures"].is_object()) {
-        for (auto it = (*doc)["failures"].begin(); it != (*doc)["failures"].end(); ++it) {
-            if (!it.value().is_array()) continue;
-            auto& list = loaded[it.key()];
-            for (const json& f : it.value()) {
-                if (f.is_array() && f.size() == 2 && f[0].is_number_integer() && f[1].is_string()) {
-                    list.push_back(Failure{f[0].get<int64_t>(), f[1].get<std::string>()});
-                }
-            }
-        }
-    }
-    failures_ = std::move(loaded);
-}
-
-void LoginThrottle::save_locked() {
-    json doc = {{"failures", json::object()}};
-    for (const auto& [address, list] : failures_) {
-        json entries = json::array();
-        for (const Failure& f : list) entries.push_back(json::array({f.at, f.user_hash}));
-        doc["failures"][address] = std::move(entries);
-    }
-    file_.save(doc);
-}
-
-template <class Change>
-void LoginThrottle::update_locked(int64_t now, Change change) {
-    Result<FileLock> file_lock = FileLock{};
-    if (file_.enabled()) {
-        file_lock = FileLock::acquire(data_dir_, "login_failures");
-        file_.forget();
-        load_locked();
-    }
-    // Bound the memory (and the file) an attacker with many addresses can fill: drop addresses whose failures left
-    // the window.
-    for (auto it = failures_.begin(); it != failures_.end();) {
-        prune_locked(it->second, now);
-        it = it->second.empty() ? failures_.erase(it) : std::next(it);
-    }
-    change();
-    if (file_.enabled()) save_locked();
-}
-
-int64_t LoginThrottle::retry_after(const std::string& address, int64_t now) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    load_locked();
-    auto it = failures_.find(address);
-    if (it == failures_.end()) return 0;
-    prune_locked(it->second, now);
-    if (static_cast<int>(it->second.size()) < max_failures_) return 0;
-    // Allowed again when the oldest failure in the window leaves it.
-    int64_t wait = it->second.front().at + window_ - now;
-    return wait > 0 ? wait : 1;
-}
-
-void LoginThrottle::record_failure(const std::string& address, const std::string& username, int64_t now) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    update_locked(now, [&] {
-        auto& list = failures_[address];
-        list.push_back(Failure{now, sha256_hex(username)});
-        while (static_cast<int>(list.size()) > max_failures_) list.pop_front();
-    });
-}
-
-void LoginThrottle::record_success(const std::string& address, const std::string& username, int64_t now) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    update_locked(now, [&] {
-        auto it = failures_.find(address);
-        if (it == failures_.end()) return;
-        const std::string user_hash = sha256_hex(username);
-        auto& list = it->second;
-        list.erase(std::remove_if(list.begin(), list.end(), [&](const Failure& f) { return f.user_hash == user_hash; }),
-                   list.end());
-        if (list.empty()) failures_.erase(it);
-    });
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// StateStore
-
-void StateStore::put(const std::string& state, PendingAuthorization pending, int64_t now) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (pending_.size() >= max_pending_) {
-        for (auto it = pending_.begin(); it != pending_.end();) {
-            it = it->second.expires_at <= now ? pending_.erase(it) : std::next(it);
-        }
-        // Still full of live entries (someone is hammering /connect): drop an arbitrary one rather than grow.
-        if (pending_.size() >= max_pending_) pending_.erase(pending_.begin());
-    }
-    pending_[state] = std::move(pending);
-}
-
-std::optional<PendingAuthorization> StateStore::take(const std::string& state, int64_t now) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto it = pending_.find(state);
-    if (it == pending_.end()) return std::nullopt;
-    PendingAuthorization p = std::move(it->second);
-    pending_.erase(it);
-    if (p.expires_at <= now) return std::nullopt;
-    return p;
-}
-
-size_t StateStore::size() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return pending_.size();
+Result<Unit> RedisSessionStore::erase(const std::string& hash) {
+    auto r = redis_.command({"DEL", redis_session_key(hash)});
+    if (!r) return r.error();
+    return Unit{};
 }
 
 }  // namespace keyrelay::relay

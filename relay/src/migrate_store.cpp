@@ -1,0 +1,202 @@
+#include "migrate_store.h"
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+
+#include "http/util.h"
+#include "state/file_store.h"
+#include "state/redis.h"
+#include "state/redis_store.h"
+#include "state/store_keys.h"
+
+namespace keyrelay::relay {
+namespace {
+
+bool is_dir(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool is_file(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int fail(std::ostream& err, const Error& e, int status = 1) {
+    err << "keyrelay: " << e.message << "\n";
+    if (!e.hint.empty()) err << "  " << e.hint << "\n";
+    err << "  (" << e.code << ")\n";
+    return status;
+}
+
+// A store that does not open: say which one, and that the key is what to check.
+Error unopened(const std::string& which, Error e) {
+    if (e.code == "store.wrong_key" || e.code == "store.unknown_key_id") {
+        e.message = which + " does not open with KEYRELAY_STORE_KEY (nothing was copied): " + e.message;
+    } else {
+        e.message = "Cannot read " + which + " (nothing was copied): " + e.message;
+    }
+    return e;
+}
+
+}  // namespace
+
+Result<std::vector<MigratedConnection>> migrate_connections(const ConnectionStore& from, ConnectionStore& to) {
+    auto source = from.load_all();
+    if (!source) return source.error();
+    auto destination = to.load_all();
+    if (!destination) return destination.error();
+    std::map<std::string, Connection> there;
+    for (auto& c : *destination) there.emplace(c.provider, std::move(c));
+
+    std::vector<MigratedConnection> out;
+    for (const Connection& c : *source) {
+        MigratedConnection m{c.provider, MigratedConnection::Outcome::copied, c.version, 0};
+        auto it = there.find(c.provider);
+        if (it != there.end() && to_json(it->second) == to_json(c)) {
+            m.outcome = MigratedConnection::Outcome::already;
+        } else if (it != there.end() && it->second.version >= c.version) {
+            m.outcome = MigratedConnection::Outcome::kept;
+            m.kept_version = it->second.version;
+        }
+        out.push_back(m);
+    }
+    // Everything was read and opened: now write.
+    for (const MigratedConnection& m : out) {
+        if (m.outcome != MigratedConnection::Outcome::copied) continue;
+        for (const Connection& c : *source) {
+            if (c.provider != m.provider) continue;
+            if (auto ok = to.put(c); !ok) return ok.error();
+        }
+    }
+    return out;
+}
+
+int run_migrate_store(const CliArgs& args, const EnvLookup& env, std::ostream& out, std::ostream& err) {
+    auto flag = [&](const std::string& name) -> std::string {
+        auto it = args.flags.find(name);
+        return it == args.flags.end() ? std::string() : it->second;
+    };
+    const std::string from_dir = flag("--from-data-dir");
+    const std::string to_dir = flag("--to-data-dir");
+    if (from_dir.empty() == to_dir.empty()) {
+        return fail(err, make_error("cli.missing_value", "migrate-store needs exactly one of --from-data-dir and "
+                                                         "--to-data-dir.",
+                                    "--from-data-dir DIR copies DIR's connections into Redis; --to-data-dir DIR "
+                                    "copies Redis's into DIR. Run `keyrelay migrate-store --help` for the usage."),
+                    2);
+    }
+    const std::string dir = from_dir.empty() ? to_dir : from_dir;
+
+    // The Redis URL and the keys: from --config (the environment still wins), else the environment alone.
+    Result<Config> config = make_error("config.bad_value", "unset");
+    if (args.flags.count("--config")) {
+        CliArgs only_config;
+        only_config.command = "serve";
+        only_config.flags["--config"] = flag("--config");
+        config = build_config(only_config, env);
+    } else {
+        config = config_from_json(nlohmann::json::object(), env, ".");
+    }
+    if (!config) return fail(err, config.error());
+    if (config->redis_url.empty()) {
+        return fail(err, make_error("config.missing_redis_url", "No Redis to migrate to or from: KEYRELAY_REDIS_URL is "
+                                                                "not set.",
+                                    "Set KEYRELAY_REDIS_URL=redis://:PASSWORD@host:port/db (or redis_url in the "
+                                    "--config file), as for the relays that share that Redis."));
+    }
+    if (!config->store_key) {
+        return fail(err, make_error("config.store_key_required",
+                                    "KEYRELAY_STORE_KEY is not set: the connections in Redis are sealed with the key "
+                                    "that every relay sharing it has.",
+                                    "Set KEYRELAY_STORE_KEY to that key (`openssl rand -hex 32` makes a new one for a "
+                                    "first migration). A file store that used a generated DIR/store.key opens with "
+                                    "that file's key in KEYRELAY_STORE_KEY_PREVIOUS."));
+    }
+    if (!from_dir.empty() && !is_dir(from_dir)) {
+        return fail(err, make_error("migrate.no_data_dir", "--from-data-dir " + from_dir + " is not a directory.",
+                                    "Pass the data directory of the relay whose connections to copy (the package's "
+                                    "is /var/lib/keyrelay)."));
+    }
+    // A single relay without KEYRELAY_STORE_KEY sealed its records with the key it generated into DIR/store.key:
+    // open them with it, as rotate-key does, and seal them in Redis with KEYRELAY_STORE_KEY.
+    std::optional<std::string> previous = config->store_key_previous;
+    if (!previous && !from_dir.empty() && is_file(from_dir + "/store.key")) {
+        std::ifstream in(from_dir + "/store.key");
+        std::stringstream text;
+        text << in.rdbuf();
+        previous = trim_ascii(text.str());
+    }
+    auto keys = load_store_keys(dir, config->store_key, previous);
+    if (!keys) return fail(err, keys.error());
+
+    auto url = RedisUrl::parse(config->redis_url);
+    if (!url) return fail(err, url.error());
+    RedisOptions options;
+    options.connect_timeout_ms = config->redis_connect_timeout_ms;
+    options.command_timeout_ms = config->redis_command_timeout_ms;
+    Redis redis(*url, options);
+    LeaseOptions lease;
+    lease.lease_ms = config->refresh_lease_ms;
+    RedisConnectionStore redis_store(redis, keys->keys, keys->current_key_id, lease);
+    const std::string file_name = "the file store in " + dir;
+    const std::string redis_name = "Redis at " + url->where();
+    const bool into_redis = !from_dir.empty();
+    // Open the source before anything is made or written (the file store creates a missing --to-data-dir), then
+    // the destination: a wrong key is reported against the store it does not open.
+    if (!into_redis) {
+        if (auto ok = redis_store.load_all(); !ok) return fail(err, unopened(redis_name, ok.error()));
+    }
+    FileConnectionStore file_store(dir, keys->keys, keys->current_key_id);
+    const ConnectionStore& from = into_redis ? static_cast<const ConnectionStore&>(file_store) : redis_store;
+    ConnectionStore& to = into_redis ? static_cast<ConnectionStore&>(redis_store) : file_store;
+    const std::string from_name = into_redis ? file_name : redis_name;
+    const std::string to_name = into_redis ? redis_name : file_name;
+    if (auto ok = from.load_all(); !ok) return fail(err, unopened(from_name, ok.error()));
+    if (auto ok = to.load_all(); !ok) return fail(err, unopened(to_name, ok.error()));
+
+    auto moved = migrate_connections(from, to);
+    if (!moved) return fail(err, moved.error());
+    out << "migrate-store: " << from_name << " -> " << to_name << "\n";
+    size_t copied = 0, already = 0, kept = 0;
+    const std::string there = into_redis ? "Redis" : dir;
+    for (const MigratedConnection& m : *moved) {
+        std::string v = " (version " + std::to_string(m.version) + ")";
+        switch (m.outcome) {
+            case MigratedConnection::Outcome::copied:
+                ++copied;
+                out << "  " << m.provider << ": copied" << v << "\n";
+                break;
+            case MigratedConnection::Outcome::already:
+                ++already;
+                out << "  " << m.provider << ": already in " << there << v << "\n";
+                break;
+            case MigratedConnection::Outcome::kept:
+                ++kept;
+                out << "  " << m.provider << ": kept the one in " << there << " (version "
+                    << std::to_string(m.kept_version) << ", not older than version " << std::to_string(m.version)
+                    << " here): remove it there first to replace it\n";
+                break;
+        }
+    }
+    if (moved->empty()) {
+        out << "nothing to copy: " << from_name << " holds no connections.\n";
+    } else if (copied == 0) {
+        out << "nothing new to copy: " << already + kept << " connection(s) already in " << there << ".\n";
+    } else {
+        out << "copied " << copied << " connection(s)";
+        if (already + kept > 0) out << "; " << already + kept << " already in " << there;
+        out << ".\n";
+    }
+    if (into_redis && copied > 0) {
+        out << "Start the relays with KEYRELAY_REDIS_URL and this KEYRELAY_STORE_KEY. Page sessions are not copied: "
+               "users log in once more.\n";
+    }
+    return 0;
+}
+
+}  // namespace keyrelay::relay
