@@ -149,6 +149,9 @@ Result<Unit> Relay::init() {
         RedisOptions options;
         options.connect_timeout_ms = config_.redis_connect_timeout_ms;
         options.command_timeout_ms = config_.redis_command_timeout_ms;
+        // Every server worker may look up its connection at once (one HGET per proxied call): keep that many idle
+        // connections, or each burst beyond the pool connects and disconnects again.
+        options.max_idle = static_cast<size_t>(std::clamp(config_.server_threads, 16, 256));
         m.redis = std::make_unique<Redis>(*url, options);
     }
     auto keys = load_store_keys(config_.data_dir, config_.store_key, config_.store_key_previous);

@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 
@@ -38,8 +39,21 @@ function documentedStatus(endpoint) {
   return undefined;
 }
 
+/** A loopback port nothing listens on (taken from the OS, then closed). */
+function closedPort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 /** Codes api.md gives a status for that this test does not trigger, why, and which test covers them (if any). */
 const UNTRIGGERED = {
+  'store.lock_timeout': { why: 'needs a relay that holds the Redis refresh lease for three lease times', coveredBy: 'tests/relay/unit/test_refresh_lease.cpp' },
   'upstream.timeout': { why: 'needs an upstream slower than the read timeout', coveredBy: 'tests/faults/upstream_faults.test.mjs' },
 };
 
@@ -65,6 +79,7 @@ const ENDPOINT_CASES = {
     const res = await apiCall(relay.url, 'GET', '/healthz');
     assert.equal(res.json?.status, 'ok');
     assert.equal(typeof res.json?.version, 'string');
+    assert.equal(res.json?.store, 'file');
     return res;
   },
   'GET /metrics': async ({ relay }) => {
@@ -244,6 +259,23 @@ const TRIGGERS = {
     assert.ok(res.headers.get('retry-after'), '429 carries Retry-After');
     return res;
   },
+  'store.unavailable': async ({ t, sandbox }) => {
+    // A relay whose Redis is not there: it starts degraded, says so on /healthz, and answers at once.
+    const port = await closedPort();
+    const relay = await startRelay({
+      sandbox, t, name: 'keyrelay-no-redis', apiKey: newApiKey(), env: { KEYRELAY_REDIS_URL: `redis://127.0.0.1:${port}/0` },
+    });
+    const health = await apiCall(relay.url, 'GET', '/healthz');
+    assert.equal(health.status, 200);
+    assert.equal(health.json?.status, 'degraded');
+    assert.equal(health.json?.store, 'redis');
+    assert.match(health.json?.reason ?? '', new RegExp(`127\\.0\\.0\\.1:${port}/0 is unreachable`));
+    const started = Date.now();
+    const res = await bearer(relay, 'GET', '/proxy/keap/crm/rest/v1/contacts/101');
+    assert.ok(Date.now() - started < 3000, `answered in ${Date.now() - started} ms`);
+    assert.equal(res.headers.get('retry-after'), '1', '503 store.unavailable carries Retry-After');
+    return res;
+  },
   'upstream.unreachable': async ({ t, sandbox }) => {
     // A relay with a static Keap key (so no connection state is involved), then the provider goes away.
     const relay = await startRelay({ sandbox, t, name: 'keyrelay-orphan', apiKey: newApiKey(), env: { KEAP_API_KEY: sandbox.config.keap.api_key } });
@@ -258,7 +290,7 @@ const TRIGGER_ORDER = [
   'auth.bad_request', 'http.unsupported_media_type', 'auth.no_session', 'provider.unknown', 'csrf.missing_header', 'auth.bad_api_key',
   'proxy.path_not_allowed', 'proxy.bad_path', 'http.bad_host', 'http.bad_path', 'http.not_found',
   'http.method_not_allowed', 'http.length_required', 'http.bad_request', 'http.payload_too_large', 'cors.origin_not_allowed', 'upstream.<diagnosis code>',
-  'connection.not_connected', 'connection.static', 'oauth.not_configured', 'connection.refresh_failed',
+  'connection.not_connected', 'connection.static', 'oauth.not_configured', 'store.unavailable', 'connection.refresh_failed',
   'connection.needs_reauth', 'auth.bad_credentials', 'auth.throttled', 'upstream.unreachable',
 ];
 

@@ -194,7 +194,7 @@ export async function runCrashCampaign({
     const restartLines = relay.logs().length;
     const after = await tempFiles(relay.dataDir);
     s.tempFilesRemovedByRestart += temps.filter((f) => !after.includes(f)).length;
-    // A restart removes what a killed writer left behind (relay/src/store.cpp remove_stale_temp_files).
+    // A restart removes what a killed writer left behind (relay/src/state/store_keys.cpp remove_stale_temp_files).
     const stale = after.filter((f) => temps.includes(f));
     if (stale.length) problem(i, `the restart left the killed relay's temp files: ${stale.join(', ')}`);
     const conns = await apiCall(relay.url, 'GET', '/api/connections', { apiKey });

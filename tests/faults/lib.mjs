@@ -1,6 +1,6 @@
 // Helpers of the fault suites (tests/faults) and of scripts/crashtest: a recording tap in front of the sandbox that
 // reports every token-endpoint answer as it goes by (so a kill can be aimed at the moment a provider has just rotated a
-// token), a reader of the relay's encrypted store (AES-256-GCM, the record id as associated data: relay/src/store.cpp)
+// token), a reader of the relay's encrypted store (AES-256-GCM, the record id as associated data: relay/src/state/sealed_record.h)
 // so a test can see which refresh token the relay really persisted, and /proc readers for memory and thread bounds.
 // Everything runs on 127.0.0.1 with OS-chosen ports, through tests/lib/harness.mjs.
 
@@ -157,7 +157,7 @@ export async function startHookTap({ sandbox, t }) {
  * readStore(dataDir, storeKeyHex) → {exists, parses, text, records: {id: connection JSON}, error}
  * Reads <dataDir>/tokens.json exactly as the relay left it and opens every record with the store key:
  * {"format":1,"records":[{"id","key_id","version","sealed": base64(iv[12] || ciphertext || tag[16])}]},
- * AES-256-GCM with the record id as associated data (relay/src/store.cpp). A record that does not open is an error:
+ * AES-256-GCM with the record id as associated data (relay/src/state/sealed_record.h). A record that does not open is an error:
  * that would be a half-written or garbled store.
  */
 export async function readStore(dataDir, storeKeyHex) {

@@ -1,7 +1,7 @@
 // Atlassian ends every 3LO grant 365 days after consent, however often its refresh tokens are used
 // (docs/reference/jira.md). The relay says when consent is needed again (`reauthorize_by`), warns from 30 days
 // ahead (`warnings`) and exports the date as a gauge (docs/api.md). The test moves the Jira grant's consent time
-// back by rewriting the relay's encrypted store (format: relay/src/store.cpp) while the relay is stopped.
+// back by rewriting the relay's encrypted store (format: relay/src/state/file_store.cpp) while the relay is stopped.
 import assert from 'node:assert/strict';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';

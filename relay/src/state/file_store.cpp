@@ -204,8 +204,9 @@ Result<std::string> FileConnectionStore::stamp(const std::string&) const {
 }
 
 Result<Connection> FileConnectionStore::write(Connection c, Write how) {
-    // Seal first: a bad key or id fails before the lock and before anything is read or written.
-    if (auto probe = seal_record(keyring_, c); !probe) return probe.error();
+    // A bad key or id fails before the lock and before anything is read or written.
+    if (c.provider.empty()) return seal_record(keyring_, c).error();   // store.bad_id
+    if (auto usable = check_current_key(keyring_); !usable) return usable.error();
     auto lock = FileLock::acquire(data_dir_, "store");
     if (!lock) return lock.error();
     auto records = read_records(path_, keyring_, place_);
@@ -246,9 +247,7 @@ Result<Unit> FileConnectionStore::remove(const std::string& provider) {
 }
 
 Result<size_t> FileConnectionStore::rotate() {
-    Connection probe;
-    probe.provider = "rotate";
-    if (auto ok = seal_record(keyring_, probe); !ok) return ok.error();
+    if (auto usable = check_current_key(keyring_); !usable) return usable.error();
     auto lock = FileLock::acquire(data_dir_, "store");
     if (!lock) return lock.error();
     auto records = read_records(path_, keyring_, place_);

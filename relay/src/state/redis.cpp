@@ -185,9 +185,17 @@ std::string Redis::last_error() const {
 }
 
 void Redis::mark(bool reached, const std::string& error) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    healthy_ = reached;
-    if (!reached) last_error_ = error;
+    std::vector<redisContext*> stale;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        healthy_ = reached;
+        if (reached) return;
+        last_error_ = error;
+        // A connection failed: the idle ones most likely lead to the same dead or restarted server. Drop them, so
+        // the next calls connect afresh instead of each failing once on a stale socket after Redis is back.
+        stale.swap(idle_);
+    }
+    for (redisContext* c : stale) redisFree(c);
 }
 
 Result<redisContext*> Redis::borrow() {

@@ -38,18 +38,24 @@ Error store_corrupt(const RecordPlace& place, const std::string& detail) {
                           " (the tokens in it are lost).");
 }
 
-Result<SealedRecord> seal_record(const StoreKeyring& keyring, const Connection& c) {
-    if (c.provider.empty()) {
-        return make_error("store.bad_id", "A connection without a provider name cannot be stored.",
-                          "This is a bug in the caller: set Connection::provider.");
-    }
+Result<Unit> check_current_key(const StoreKeyring& keyring) {
     auto key = keyring.keys.find(keyring.current_key_id);
     if (key == keyring.keys.end()) {
         return bad_store_key("(id " + keyring.current_key_id + ") is not among the configured keys");
     }
     if (key->second.size() != 32) return bad_store_key("is " + std::to_string(key->second.size()) + " bytes long");
+    return Unit{};
+}
+
+Result<SealedRecord> seal_record(const StoreKeyring& keyring, const Connection& c) {
+    if (c.provider.empty()) {
+        return make_error("store.bad_id", "A connection without a provider name cannot be stored.",
+                          "This is a bug in the caller: set Connection::provider.");
+    }
+    if (auto usable = check_current_key(keyring); !usable) return usable.error();
+    const std::string& key = keyring.keys.at(keyring.current_key_id);
     std::string plaintext = to_json(c);
-    SealedRecord r{c.provider, keyring.current_key_id, c.version, aes256gcm_encrypt(key->second, plaintext, c.provider)};
+    SealedRecord r{c.provider, keyring.current_key_id, c.version, aes256gcm_encrypt(key, plaintext, c.provider)};
     OPENSSL_cleanse(plaintext.data(), plaintext.size());
     return r;
 }

@@ -36,6 +36,9 @@ struct RecordPlace {
     std::string start_over;
 };
 
+// Whether new records can be sealed: the current key is configured and 32 bytes. Errors: "store.bad_key_length".
+Result<Unit> check_current_key(const StoreKeyring& keyring);
+
 // Seals c, with c.version as the record's version. Errors: "store.bad_id" (no provider), "store.bad_key_length"
 // (the current key is missing or not 32 bytes).
 Result<SealedRecord> seal_record(const StoreKeyring& keyring, const Connection& c);

@@ -263,3 +263,24 @@ TEST_CASE("redis store: a Redis that hangs gives store.unavailable after the com
     CHECK(r.error().code == "store.unavailable");
     CHECK(elapsed < std::chrono::milliseconds(1500));
 }
+
+TEST_CASE("redis store: after Redis restarts, at most one call fails on the old connections", "[redis][store][outage]") {
+    RedisFixture f;
+    REQUIRE(f.store->save(sample()).ok());
+    // Several pooled connections, all idle now.
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 8; ++i) {
+        threads.emplace_back([&] {
+            for (int j = 0; j < 30; ++j) (void)f.store->stamp("keap");
+        });
+    }
+    for (auto& t : threads) t.join();
+    f.server.stop();
+    f.server.start();
+    int failed = 0;
+    for (int i = 0; i < 5; ++i) {
+        if (!f.store->load("keap").ok()) ++failed;
+    }
+    CHECK(failed <= 1);
+    CHECK(f.store->load("keap").ok());
+}
