@@ -13,7 +13,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import {
-  BIN_DIR, ROOT, checkLeaksAfterAll, newApiKey, sleep, startRelay, startSandbox, tempDir, writeConfig,
+  BIN_DIR, ROOT, checkLeaksAfterAll, newApiKey, newStoreKey, sleep, startRelay, startSandbox, tempDir, writeConfig,
 } from '../lib/harness.mjs';
 import { extractFile } from './blocks.mjs';
 
@@ -141,6 +141,75 @@ test('docs/deploy.md: its nginx configuration fronts the relay as the page says'
   const plain = await exchange(`http://localhost:${plainPort}/api/session`, { host: 'localhost' });
   assert.equal(plain.status, 301);
   assert.equal(plain.headers.location, 'https://localhost/api/session');
+});
+
+test('docs/deploy.md: its load-balancer nginx block spreads one browser session over two relays', async (t) => {
+  if (!has('nginx')) { t.skip('nginx is not installed (scripts/setup installs nginx-light)'); return; }
+  const block = deployBlocks.find((b) => b.lang === 'nginx' && b.code.includes('upstream keyrelay'));
+  assert.ok(block, 'docs/deploy.md ("Two or more relays") has an nginx block with an upstream of relays');
+  const dir = await tempDir(t);
+  const cert = spawnSync(path.join(ROOT, 'scripts/dev-cert'), [path.join(dir, 'cert')], { encoding: 'utf8' });
+  assert.equal(cert.status, 0, cert.stderr);
+  const ca = await readFile(path.join(dir, 'cert/ca.pem'));
+
+  // Two relays that share their state: here one data dir (the page's Redis setup shares it the same way), one key.
+  const sandbox = await startSandbox({ t });
+  const config = await writeConfig(dir, { public_url: 'https://localhost' });
+  const shared = path.join(dir, 'data');
+  await mkdir(shared, { mode: 0o700 });
+  const storeKey = newStoreKey();
+  const relays = [];
+  for (const name of ['relay A', 'relay B']) {
+    relays.push(await startRelay({ sandbox, t, name, dataDir: shared, storeKey, args: ['--config', config] }));
+  }
+  const tlsPort = await freePort();
+  const plainPort = await freePort();
+  let conf = block.code;
+  const substitute = (from, to) => {
+    assert.ok(conf.includes(from), `the load-balancer nginx block of docs/deploy.md no longer contains ${JSON.stringify(from)}: update this test`);
+    conf = conf.split(from).join(to);
+  };
+  substitute('listen 443 ssl http2;', `listen 127.0.0.1:${tlsPort} ssl http2;`);
+  substitute('listen 80;', `listen 127.0.0.1:${plainPort};`);
+  substitute('/etc/letsencrypt/live/relay.example.com/fullchain.pem', path.join(dir, 'cert/cert.pem'));
+  substitute('/etc/letsencrypt/live/relay.example.com/privkey.pem', path.join(dir, 'cert/key.pem'));
+  substitute('relay.example.com', 'localhost');
+  substitute('server 10.0.0.11:8080;', `server ${new URL(relays[0].url).host};`);
+  substitute('server 10.0.0.12:8080;', `server ${new URL(relays[1].url).host};`);
+  for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) await mkdir(path.join(dir, sub));
+  await writeFile(path.join(dir, 'nginx.conf'), [
+    'user root;', 'worker_processes 1;', `pid ${dir}/nginx.pid;`, `error_log ${dir}/error.log;`,
+    'events { worker_connections 64; }',
+    'http {', '  access_log off;',
+    ...['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((s) => `  ${s === 'body' ? 'client_body' : s}_temp_path ${dir}/${s};`),
+    conf, '}',
+  ].join('\n'));
+  const check = spawnSync('nginx', ['-t', '-p', dir, '-e', `${dir}/error.log`, '-c', `${dir}/nginx.conf`], { encoding: 'utf8' });
+  assert.equal(check.status, 0, `nginx -t:\n${check.stderr}`);
+  const nginx = spawn('nginx', ['-p', dir, '-e', `${dir}/error.log`, '-c', `${dir}/nginx.conf`, '-g', 'daemon off;'], { stdio: 'ignore' });
+  const exited = new Promise((resolve) => nginx.on('exit', resolve));
+  t.after(async () => { nginx.kill('SIGTERM'); await exited; });
+
+  const base = `https://localhost:${tlsPort}`;
+  const host = `localhost:${tlsPort}`;
+  let health;
+  for (let i = 0; i < 100 && !health; i++) {
+    try { health = await exchange(`${base}/healthz`, { ca, host }); } catch { await sleep(100); }
+  }
+  assert.ok(health, `nginx did not answer; its log:\n${readFileSync(`${dir}/error.log`, 'utf8')}`);
+  const login = await exchange(`${base}/login`, {
+    ca, method: 'POST', host, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username: 'demo', password: 'demo' }),
+  });
+  assert.equal(login.status, 200, login.body);
+  const cookie = (login.headers['set-cookie'] ?? []).find((c) => /^keyrelay_session=/.test(c));
+  assert.match(cookie ?? '', /;\s*secure/i, `a Secure session cookie through the load balancer: ${login.headers['set-cookie']}`);
+  const session = cookie.split(';')[0];
+  for (let i = 0; i < 6; i++) {
+    const res = await exchange(`${base}/api/session`, { ca, host, headers: { Cookie: session } });
+    assert.equal(res.status, 200, `GET /api/session #${i + 1} through the load balancer: ${res.status} ${res.body}`);
+  }
+  const served = relays.map((r) => r.logs().filter(({ line }) => line.includes('"path":"/api/session"')).length);
+  assert.ok(served.every((n) => n > 0), `round robin: each relay serves some of the session's requests (${served})`);
 });
 
 test('docs/deploy.md: the http2 form it gives for each nginx version is the one the installed nginx takes', async (t) => {
