@@ -3,65 +3,14 @@
 // the callback and logout answer 503 store.unavailable at once, with a hint; never a crash, a hang, or a login let
 // through uncounted. When Redis returns (AOF on) everything works again by itself, sessions included.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { test } from 'node:test';
 
-import { addSecret, checkLeaksAfterAll, client, errorOf, sleep, startRelay, startSandbox, waitFor } from '../lib/harness.mjs';
+import { checkLeaksAfterAll, client, errorOf, startRelay, startSandbox, waitFor } from '../lib/harness.mjs';
+import { hasRedis, startRedis } from '../lib/redis.mjs';
 
 checkLeaksAfterAll();
 
-const hasRedis = spawnSync('sh', ['-c', 'command -v redis-server && command -v redis-cli']).status === 0;
-const skip = !hasRedis && 'redis-server is not installed (scripts/setup installs redis-server and redis-tools)';
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
-
-/**
- * A throw-away redis-server (AOF on, no RDB, a password) that can be stopped and started again on the same port.
- * Its directory goes only after it stopped: a Redis that cannot write on shutdown refuses SIGTERM.
- */
-async function startRedis(t) {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'keyrelay-redis-'));
-  const port = await freePort();
-  const password = 'redis-' + randomBytes(12).toString('hex');
-  addSecret(password, 'the Redis password');
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', '',
-    '--requirepass', password];
-  const pong = () => spawnSync('redis-cli', ['-p', String(port), '--no-auth-warning', '-a', password, 'ping']).stdout?.toString().includes('PONG');
-  let child = null;
-  const redis = {
-    url: `redis://:${password}@127.0.0.1:${port}/0`,
-    async start() {
-      child = spawn('redis-server', args, { stdio: 'ignore' });
-      await waitFor(pong, { what: `redis-server on port ${port}` });
-    },
-    async stop() {
-      if (!child || child.exitCode !== null || child.signalCode !== null) return;
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      if (await Promise.race([exited.then(() => true), sleep(5000).then(() => false)])) return;
-      child.kill('SIGKILL');
-      await exited;
-    },
-  };
-  t.after(async () => {
-    await redis.stop();
-    await rm(dir, { recursive: true, force: true });
-  });
-  await redis.start();
-  return redis;
-}
+const skip = !hasRedis() && 'redis-server is not installed (scripts/setup installs redis-server and redis-tools)';
 
 /** One request and how long it took. */
 async function timed(promise) {
@@ -72,7 +21,7 @@ async function timed(promise) {
 
 test('while Redis is down, login, the session, Connect, the callback and logout answer 503 store.unavailable at once; all recovers when Redis returns', { skip, timeout: 60_000 }, async (t) => {
   const sandbox = await startSandbox({ t });
-  const redis = await startRedis(t);
+  const redis = await startRedis({ t });
   const relay = await startRelay({ sandbox, env: { KEYRELAY_REDIS_URL: redis.url }, t });
   const browser = client(relay.url);
   assert.equal((await browser.login()).status, 200);

@@ -9,7 +9,12 @@ namespace keyrelay::relay {
 int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
 
 int store_error_status(const Error& e) {
-    if (e.code == "store.unavailable" || e.code == "store.lock_timeout") return 503;
+    // A refused Redis password or an error answer (out of memory, a read-only replica) is the server's problem and
+    // passes once the operator fixes Redis: for the caller, as unavailable as an unreachable Redis.
+    if (e.code == "store.unavailable" || e.code == "store.lock_timeout" || e.code == "store.redis_auth" ||
+        e.code == "store.redis_error") {
+        return 503;
+    }
     if (e.code == "store.conflict") return 409;
     return 500;
 }
