@@ -13,8 +13,9 @@
 #include <thread>
 
 #include "common.h"
-#include "sandbox.h"
+#include "http/listen_backlog.h"
 #include "http/task_queue.h"
+#include "sandbox.h"
 
 namespace keyrelay::sandbox {
 namespace {
@@ -243,12 +244,9 @@ Result<int> Server::start() {
     };
     http->set_keep_alive_max_count(1000);
     http->set_tcp_nodelay(true);   // headers and body go out in two writes: Nagle + delayed ACK would add ~40 ms
-    // cpp-httplib's default also sets SO_REUSEPORT, which lets a second server bind a port that is in use and
-    // share its traffic. Only SO_REUSEADDR (restart without waiting for TIME_WAIT).
-    http->set_socket_options([](socket_t sock) {
-        int yes = 1;
-        setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    });
+    // SO_REUSEADDR without SO_REUSEPORT, and a listen queue wider than cpp-httplib's 5 (http/listen_backlog.h).
+    keyrelay::relay::ListenBacklog backlog;
+    http->set_socket_options(backlog.socket_options());
     Impl* impl = impl_.get();
     auto handler = [impl](const httplib::Request& req, httplib::Response& res) { impl->handle(req, res); };
     http->Get(".*", handler);
@@ -281,6 +279,7 @@ Result<int> Server::start() {
                           "Another program probably uses that port: pick another with --port, or --port 0 to let "
                           "the system choose.");
     }
+    backlog.widen();
     impl_->port = port;
     impl_->http = std::move(http);
     httplib::Server* raw = impl_->http.get();

@@ -45,9 +45,8 @@ Result<Unit> HttpServer::init(Router router) {
     // cpp-httplib 0.11 holds one worker per connection for its whole keep-alive life: the pool grows on demand up to
     // server_threads (connections served at once), so slow or idle clients cannot starve the others until that many
     // are open; extra workers exit after 10 s idle, and the core ones keep the idle footprint small.
-    // Past that many, accepted connections wait in the queue (an open socket each, no thread): cpp-httplib 0.11
-    // listens with a backlog of 5, so the accepting thread must keep accepting, or a burst's SYNs are dropped and
-    // its clients wait for their retransmits (1 s, 3 s, 7 s, ...).
+    // Past that many, accepted connections wait in the queue (an open socket each, no thread), and connections not
+    // accepted yet in the listen queue, widened after bind (listen_backlog.h).
     ElasticQueueOptions queue;
     queue.max = static_cast<size_t>(std::max(1, config_.server_threads));
     queue.core = std::min<size_t>(32, queue.max);
@@ -56,6 +55,7 @@ Result<Unit> HttpServer::init(Router router) {
     svr.set_payload_max_length(config_.max_request_body);
     // cpp-httplib writes headers and body separately: without TCP_NODELAY, Nagle + delayed ACK add ~40 ms.
     svr.set_tcp_nodelay(true);
+    svr.set_socket_options(backlog_.socket_options());
     svr.set_keep_alive_timeout(kKeepAliveSeconds);
     svr.set_keep_alive_max_count(kKeepAliveMax);
     // cpp-httplib's read timeout applies to each read, not to the whole request: a client silent for 10 s in the
@@ -110,6 +110,10 @@ Result<int> HttpServer::bind() {
                           "Could not listen on " + config_.bind + ":" + std::to_string(config_.port) + ".",
                           "Another program (or another keyrelay) probably uses that port: pick another with --port, "
                           "or --port 0 to let the system choose.");
+    }
+    if (!backlog_.widen()) {
+        log_line(LogLevel::warn, "could not widen the listen queue; a burst of new connections may wait for retransmits",
+                 {{"port", port}});
     }
     guards_.set_own_hosts(port);
     return port;

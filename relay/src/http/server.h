@@ -12,6 +12,7 @@
 #include "config.h"
 #include "http/context.h"
 #include "http/guards.h"
+#include "http/listen_backlog.h"
 #include "http/router.h"
 #include "keyrelay/result.h"
 #include "obs/metrics.h"
@@ -49,6 +50,7 @@ private:
     Metrics& metrics_;
     Guards guards_;
     Router router_;
+    ListenBacklog backlog_;
     std::unique_ptr<httplib::Server> server_;
     std::mutex in_flight_mutex_;
     std::unordered_map<const httplib::Request*, RequestContext> in_flight_;
