@@ -521,7 +521,7 @@ async function sectionProxy() {
     ].filter((leg) => leg[2] !== null);
     s.legs = await wrkLegs(legs);
     if (relayUrl) {
-      // 256 connections at once: what cpp-httplib's listen backlog of 5 and one worker per connection cost.
+      // 256 connections at once: what one worker per connection costs (the listen queue is widened past cpp-httplib's 5).
       log(`wrk keyrelay: ${PLAN.wrkSeconds} s, 256 connections`);
       try {
         const w = await wrkRun('keyrelay, 256 connections', relayUrl, relayHeaders, () => [relay.child.pid],

@@ -202,7 +202,7 @@ test('a 1 GiB Content-Length is refused with 413 as soon as the headers arrive, 
 
 test('400 concurrent callers (health checks and proxied lookups) are all answered, and the workers never exceed server_threads', async (t) => {
   // The relay starts workers on demand up to server_threads (32 of them stay when idle); past that, connections wait
-  // in its queue and the listen backlog. With server_threads 64 the 400 callers need both.
+  // in its queue and the listen queue (widened past cpp-httplib's 5, docs/deploy.md). With server_threads 64 the 400 callers need both.
   const dir = await tempDir(t);
   const config = await writeConfig(dir, { server_threads: 64 });
   const apiKey = newApiKey();
