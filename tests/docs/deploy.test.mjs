@@ -51,6 +51,42 @@ function exchange(url, { method = 'GET', host, headers = {}, body, ca } = {}) {
   });
 }
 
+/**
+ * Runs an nginx block of docs/deploy.md as printed, in `dir`, with this machine's ports and files: its TLS and plain
+ * listeners on free ports, the dev certificate in dir/cert for the public one, localhost for relay.example.com, plus
+ * the block's own `substitutions` ([from, to] pairs). Each must apply exactly where expected, or the test says the
+ * docs moved. Returns the two ports; nginx stops with the test.
+ */
+async function runDocsNginx(t, dir, block, what, substitutions) {
+  const tlsPort = await freePort();
+  const plainPort = await freePort();
+  let conf = block.code;
+  const substitute = (from, to) => {
+    assert.ok(conf.includes(from), `the ${what} of docs/deploy.md no longer contains ${JSON.stringify(from)}: update this test`);
+    conf = conf.split(from).join(to);
+  };
+  substitute('listen 443 ssl http2;', `listen 127.0.0.1:${tlsPort} ssl http2;`);
+  substitute('listen 80;', `listen 127.0.0.1:${plainPort};`);
+  substitute('/etc/letsencrypt/live/relay.example.com/fullchain.pem', path.join(dir, 'cert/cert.pem'));
+  substitute('/etc/letsencrypt/live/relay.example.com/privkey.pem', path.join(dir, 'cert/key.pem'));
+  substitute('relay.example.com', 'localhost');
+  for (const [from, to] of substitutions) substitute(from, to);
+  for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) await mkdir(path.join(dir, sub));
+  await writeFile(path.join(dir, 'nginx.conf'), [
+    'user root;', 'worker_processes 1;', `pid ${dir}/nginx.pid;`, `error_log ${dir}/error.log;`,
+    'events { worker_connections 64; }',
+    'http {', '  access_log off;',
+    ...['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((s) => `  ${s === 'body' ? 'client_body' : s}_temp_path ${dir}/${s};`),
+    conf, '}',
+  ].join('\n'));
+  const check = spawnSync('nginx', ['-t', '-p', dir, '-e', `${dir}/error.log`, '-c', `${dir}/nginx.conf`], { encoding: 'utf8' });
+  assert.equal(check.status, 0, `nginx -t:\n${check.stderr}`);
+  const nginx = spawn('nginx', ['-p', dir, '-e', `${dir}/error.log`, '-c', `${dir}/nginx.conf`, '-g', 'daemon off;'], { stdio: 'ignore' });
+  const exited = new Promise((resolve) => nginx.on('exit', resolve));
+  t.after(async () => { nginx.kill('SIGTERM'); await exited; });
+  return { tlsPort, plainPort };
+}
+
 test('docs/deploy.md: its nginx configuration fronts the relay as the page says', async (t) => {
   if (!has('nginx')) { t.skip('nginx is not installed (scripts/setup installs nginx-light)'); return; }
   const block = deployBlocks.find((b) => b.lang === 'nginx');
@@ -66,34 +102,8 @@ test('docs/deploy.md: its nginx configuration fronts the relay as the page says'
   const config = await writeConfig(dir, { public_url: 'https://localhost' });
   const relay = await startRelay({ sandbox, t, apiKey: newApiKey(), args: ['--config', config], env: { KEAP_API_KEY: sandbox.config.keap.api_key } });
   const upstream = new URL(relay.url).host;
-  const tlsPort = await freePort();
-  const plainPort = await freePort();
-
-  // The block as printed, with this machine's ports and files; each substitution must apply exactly where expected.
-  let conf = block.code;
-  const substitute = (from, to) => {
-    assert.ok(conf.includes(from), `the nginx block of docs/deploy.md no longer contains ${JSON.stringify(from)}: update this test`);
-    conf = conf.split(from).join(to);
-  };
-  substitute('listen 443 ssl http2;', `listen 127.0.0.1:${tlsPort} ssl http2;`);
-  substitute('listen 80;', `listen 127.0.0.1:${plainPort};`);
-  substitute('/etc/letsencrypt/live/relay.example.com/fullchain.pem', path.join(dir, 'cert/cert.pem'));
-  substitute('/etc/letsencrypt/live/relay.example.com/privkey.pem', path.join(dir, 'cert/key.pem'));
-  substitute('relay.example.com', 'localhost');
-  substitute('127.0.0.1:8080', upstream);
-  for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) await mkdir(path.join(dir, sub));
-  await writeFile(path.join(dir, 'nginx.conf'), [
-    'user root;', 'worker_processes 1;', `pid ${dir}/nginx.pid;`, `error_log ${dir}/error.log;`,
-    'events { worker_connections 64; }',
-    'http {', '  access_log off;',
-    ...['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((s) => `  ${s === 'body' ? 'client_body' : s}_temp_path ${dir}/${s};`),
-    conf, '}',
-  ].join('\n'));
-  const check = spawnSync('nginx', ['-t', '-p', dir, '-e', `${dir}/error.log`, '-c', `${dir}/nginx.conf`], { encoding: 'utf8' });
-  assert.equal(check.status, 0, `nginx -t:\n${check.stderr}`);
-  const nginx = spawn('nginx', ['-p', dir, '-e', `${dir}/error.log`, '-c', `${dir}/nginx.conf`, '-g', 'daemon off;'], { stdio: 'ignore' });
-  const exited = new Promise((resolve) => nginx.on('exit', resolve));
-  t.after(async () => { nginx.kill('SIGTERM'); await exited; });
+  // The block as printed, with this machine's ports and files.
+  const { tlsPort, plainPort } = await runDocsNginx(t, dir, block, 'nginx block', [['127.0.0.1:8080', upstream]]);
 
   const base = `https://localhost:${tlsPort}`;
   let health;
@@ -162,33 +172,10 @@ test('docs/deploy.md: its load-balancer nginx block spreads one browser session 
   for (const name of ['relay A', 'relay B']) {
     relays.push(await startRelay({ sandbox, t, name, dataDir: shared, storeKey, args: ['--config', config] }));
   }
-  const tlsPort = await freePort();
-  const plainPort = await freePort();
-  let conf = block.code;
-  const substitute = (from, to) => {
-    assert.ok(conf.includes(from), `the load-balancer nginx block of docs/deploy.md no longer contains ${JSON.stringify(from)}: update this test`);
-    conf = conf.split(from).join(to);
-  };
-  substitute('listen 443 ssl http2;', `listen 127.0.0.1:${tlsPort} ssl http2;`);
-  substitute('listen 80;', `listen 127.0.0.1:${plainPort};`);
-  substitute('/etc/letsencrypt/live/relay.example.com/fullchain.pem', path.join(dir, 'cert/cert.pem'));
-  substitute('/etc/letsencrypt/live/relay.example.com/privkey.pem', path.join(dir, 'cert/key.pem'));
-  substitute('relay.example.com', 'localhost');
-  substitute('server 10.0.0.11:8080;', `server ${new URL(relays[0].url).host};`);
-  substitute('server 10.0.0.12:8080;', `server ${new URL(relays[1].url).host};`);
-  for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) await mkdir(path.join(dir, sub));
-  await writeFile(path.join(dir, 'nginx.conf'), [
-    'user root;', 'worker_processes 1;', `pid ${dir}/nginx.pid;`, `error_log ${dir}/error.log;`,
-    'events { worker_connections 64; }',
-    'http {', '  access_log off;',
-    ...['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((s) => `  ${s === 'body' ? 'client_body' : s}_temp_path ${dir}/${s};`),
-    conf, '}',
-  ].join('\n'));
-  const check = spawnSync('nginx', ['-t', '-p', dir, '-e', `${dir}/error.log`, '-c', `${dir}/nginx.conf`], { encoding: 'utf8' });
-  assert.equal(check.status, 0, `nginx -t:\n${check.stderr}`);
-  const nginx = spawn('nginx', ['-p', dir, '-e', `${dir}/error.log`, '-c', `${dir}/nginx.conf`, '-g', 'daemon off;'], { stdio: 'ignore' });
-  const exited = new Promise((resolve) => nginx.on('exit', resolve));
-  t.after(async () => { nginx.kill('SIGTERM'); await exited; });
+  const { tlsPort } = await runDocsNginx(t, dir, block, 'load-balancer nginx block', [
+    ['server 10.0.0.11:8080;', `server ${new URL(relays[0].url).host};`],
+    ['server 10.0.0.12:8080;', `server ${new URL(relays[1].url).host};`],
+  ]);
 
   const base = `https://localhost:${tlsPort}`;
   const host = `localhost:${tlsPort}`;
