@@ -229,17 +229,18 @@ bool verify_password(std::string_view password, std::string_view encoded) {
     return equal;
 }
 
-std::string sha256_hex(std::string_view data) {
+std::string to_hex(std::string_view bytes) {
     static const char* kHex = "0123456789abcdef";
-    std::string digest = sha256(data);
     std::string out;
-    out.reserve(digest.size() * 2);
-    for (unsigned char c : digest) {
+    out.reserve(bytes.size() * 2);
+    for (unsigned char c : bytes) {
         out += kHex[c >> 4];
         out += kHex[c & 0x0F];
     }
     return out;
 }
+
+std::string sha256_hex(std::string_view data) { return to_hex(sha256(data)); }
 
 bool secure_equals(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) {

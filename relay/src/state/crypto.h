@@ -31,6 +31,8 @@ bool verify_password(std::string_view password, std::string_view encoded);
 // Hex SHA-256: how sessions, OAuth states and client addresses are keyed wherever they are stored (never the value
 // itself).
 std::string sha256_hex(std::string_view data);
+// Lowercase hex of any bytes.
+std::string to_hex(std::string_view bytes);
 
 // Constant-time equality (CRYPTO_memcmp) for secrets of any length.
 bool secure_equals(std::string_view a, std::string_view b);

@@ -196,12 +196,7 @@ Result<std::optional<Connection>> FileConnectionStore::load(const std::string& p
     return std::optional<Connection>();
 }
 
-Result<std::string> FileConnectionStore::stamp(const std::string&) const {
-    struct stat st {};
-    if (::stat(path_.c_str(), &st) != 0) return std::string("missing");
-    return std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) +
-           "." + std::to_string(st.st_mtim.tv_nsec);
-}
+Result<std::string> FileConnectionStore::stamp(const std::string&) const { return files::stamp_of(path_); }
 
 Result<Connection> FileConnectionStore::write(Connection c, Write how) {
     // A bad key or id fails before the lock and before anything is read or written.

@@ -11,7 +11,8 @@ namespace keyrelay::relay::files {
 
 std::string errno_text(int err);
 std::string join_path(const std::string& dir, const std::string& name);
-std::string to_hex(std::string_view bytes);
+// Changes whenever the file is replaced or written (inode, size, mtime); "missing" when there is none. One stat.
+std::string stamp_of(const std::string& path);
 
 // mkdir -p with mode 0700 for every directory it creates. Returns 0 or an errno.
 int make_dirs(const std::string& dir);

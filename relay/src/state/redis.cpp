@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "keyrelay/http.h"
+#include "state/crypto.h"
 
 namespace keyrelay::relay {
 namespace {
@@ -85,13 +86,7 @@ std::string sha1_hex(const std::string& text) {
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
     EVP_Digest(text.data(), text.size(), digest, &n, EVP_sha1(), nullptr);
-    static const char* hex = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < n; ++i) {
-        out += hex[digest[i] >> 4];
-        out += hex[digest[i] & 15];
-    }
-    return out;
+    return to_hex(std::string_view(reinterpret_cast<const char*>(digest), n));
 }
 
 std::vector<const char*> pointers(const std::vector<std::string>& argv, std::vector<size_t>& lengths) {

@@ -8,24 +8,18 @@
 #include <sstream>
 
 #include "obs/log.h"
+#include "state/files.h"
 
 namespace keyrelay::relay {
 namespace {
 
 using nlohmann::json;
 
-std::string stamp_of(const std::string& path) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) return "missing";
-    return std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) +
-           "." + std::to_string(st.st_mtim.tv_nsec);
-}
-
 }  // namespace
 
 std::optional<json> SharedJsonFile::load_if_changed() {
     if (path_.empty()) return std::nullopt;
-    std::string stamp = stamp_of(path_);
+    std::string stamp = files::stamp_of(path_);
     if (stamp == stamp_) return std::nullopt;
     stamp_ = stamp;
     std::ifstream in(path_, std::ios::binary);
@@ -58,7 +52,7 @@ bool SharedJsonFile::save(const json& doc) {
                  {{"path", path_}});
         return false;
     }
-    stamp_ = stamp_of(path_);
+    stamp_ = files::stamp_of(path_);
     return true;
 }
 
