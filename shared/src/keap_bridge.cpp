@@ -472,7 +472,7 @@ Step on_contact_by_id(Conversation& c, const HttpResponse& a, const json& body) 
     const RestContact contact = rest_contact(body);
     if (condition_holds(c, contact)) {
         c.seen = 1;
-        if (c.method != "DataService.count" && c.page == 0) c.rows.push_back(fields::row(contact, c.select));
+        if (c.method != "DataService.count" && c.page == 0) c.rows.push_back(fields::row(contact, fields::selection(c.select)));
     }
     return listing_answer(c);
 }
@@ -485,6 +485,7 @@ Step on_listing(Conversation& c, const HttpResponse& a) {
     if (!page) return not_json(a);
     const std::vector<RestContact>& list = page->contacts;
     const std::string& token = page->next_page_token;
+    const std::vector<const FieldInfo*> selected = fields::selection(c.select);
     if (!c.id_prefix.empty()) {
         // Keap REST cannot filter ids by prefix: every page is read, ids are matched here.
         for (const auto& contact : list) {
@@ -492,7 +493,7 @@ Step on_listing(Conversation& c, const HttpResponse& a) {
             if (text.compare(0, c.id_prefix.size(), c.id_prefix) != 0) continue;
             const int64_t index = c.seen++;
             if (!count && index >= c.page * c.limit && index < (c.page + 1) * c.limit) {
-                c.rows.push_back(fields::row(contact, c.select));
+                c.rows.push_back(fields::row(contact, selected));
             }
         }
         if (!count && static_cast<int64_t>(c.rows.size()) >= c.limit) return listing_answer(c);
@@ -504,7 +505,7 @@ Step on_listing(Conversation& c, const HttpResponse& a) {
     }
     c.rows.reserve(c.rows.size() + list.size());
     if (all) {
-        for (const auto& contact : list) c.rows.push_back(fields::row(contact, c.select));
+        for (const auto& contact : list) c.rows.push_back(fields::row(contact, selected));
         return next_page(c, token);
     }
     // page N of a query: N hops along next_page_token, then the rows of that page.
@@ -512,7 +513,7 @@ Step on_listing(Conversation& c, const HttpResponse& a) {
         if (token.empty()) return listing_answer(c);
         return next_page(c, token);
     }
-    for (const auto& contact : list) c.rows.push_back(fields::row(contact, c.select));
+    for (const auto& contact : list) c.rows.push_back(fields::row(contact, selected));
     return listing_answer(c);
 }
 
@@ -566,7 +567,7 @@ Step resume(Conversation& c, const HttpResponse& a) {
             return answer(Value::boolean(true));
         case 6:   // load
             if (!body.is_object()) return not_json(a);
-            return answer(fields::row(rest_contact(body), c.select));
+            return answer(fields::row(rest_contact(body), fields::selection(c.select)));
         case 7:
         case 8:
         case 9:

@@ -127,50 +127,94 @@ bool text_matches(std::string_view have, std::string_view want, bool prefix) {
     return h == w;
 }
 
+namespace {
+
+// How read() finds a field's value, worked out from the field's name once per field rather than once per contact.
+struct Reader {
+    enum Kind { id, owner_id, list, text, created, updated, groups, none } kind = none;
+    ListSlot slot{};
+    const std::optional<std::string> RestContact::*member = nullptr;
+};
+
+Reader reader_for(std::string_view name) {
+    if (name == "Id") return {Reader::id};
+    if (name == "OwnerID") return {Reader::owner_id};
+    if (auto slot = list_slot(name)) return {Reader::list, *slot};
+    if (name == "FirstName") return {Reader::text, {}, &RestContact::given_name};
+    if (name == "LastName") return {Reader::text, {}, &RestContact::family_name};
+    if (name == "JobTitle") return {Reader::text, {}, &RestContact::job_title};
+    if (name == "Company") return {Reader::text, {}, &RestContact::company_name};
+    if (name == "DateCreated") return {Reader::created};
+    if (name == "LastUpdated") return {Reader::updated};
+    if (name == "Groups") return {Reader::groups};
+    return {};
+}
+
+Reader reader_of(const FieldInfo& field) {
+    static const std::vector<Reader> readers = [] {
+        std::vector<Reader> out;
+        for (const auto& f : contact_fields()) out.push_back(reader_for(f.name));
+        return out;
+    }();
+    const auto& table = contact_fields();
+    if (&field >= table.data() && &field < table.data() + table.size()) return readers[&field - table.data()];
+    return reader_for(field.name);   // a FieldInfo that is not a row of the map (a caller's copy)
+}
+
+std::optional<xmlrpc::Value> id_value(const std::optional<int64_t>& v) {
+    if (!v || *v == 0) return std::nullopt;
+    return xmlrpc::Value::integer(*v);
+}
+
+std::optional<xmlrpc::Value> datetime_value(const std::optional<std::string>& t) {
+    auto d = t ? xmlrpc_datetime(*t) : std::nullopt;
+    if (!d) return std::nullopt;
+    return xmlrpc::Value::datetime(std::move(*d));
+}
+
+}  // namespace
+
 std::optional<xmlrpc::Value> read(const FieldInfo& field, const RestContact& contact) {
-    const std::string_view name = field.name;
-    if (name == "Id" || name == "OwnerID") {
-        const std::optional<int64_t>& v = name == "Id" ? contact.id : contact.owner_id;
-        if (!v || *v == 0) return std::nullopt;
-        return xmlrpc::Value::integer(*v);
-    }
-    if (auto slot = list_slot(name)) return nonempty(list_value(contact, *slot));
-    if (name == "FirstName") return nonempty(contact.given_name);
-    if (name == "LastName") return nonempty(contact.family_name);
-    if (name == "JobTitle") return nonempty(contact.job_title);
-    if (name == "Company") return nonempty(contact.company_name);
-    if (name == "DateCreated" || name == "LastUpdated") {
-        const std::optional<std::string>& t = name == "DateCreated" ? contact.create_time : contact.update_time;
-        auto d = t ? xmlrpc_datetime(*t) : std::nullopt;
-        if (!d) return std::nullopt;
-        return xmlrpc::Value::datetime(*d);
-    }
-    if (name == "Groups") {
-        // The legacy Groups column: the contact's tag ids, comma-separated. Ascending, so that the same tags
-        // always give the same text.
-        if (contact.tag_ids.empty()) return std::nullopt;
-        std::vector<int64_t> ids = contact.tag_ids;
-        std::sort(ids.begin(), ids.end());
-        std::string text;
-        for (auto id : ids) {
-            if (!text.empty()) text += ',';
-            text += std::to_string(id);
+    const Reader r = reader_of(field);
+    switch (r.kind) {
+        case Reader::id: return id_value(contact.id);
+        case Reader::owner_id: return id_value(contact.owner_id);
+        case Reader::list: return nonempty(list_value(contact, r.slot));
+        case Reader::text: return nonempty(contact.*r.member);
+        case Reader::created: return datetime_value(contact.create_time);
+        case Reader::updated: return datetime_value(contact.update_time);
+        case Reader::groups: {
+            // The legacy Groups column: the contact's tag ids, comma-separated. Ascending, so that the same tags
+            // always give the same text.
+            if (contact.tag_ids.empty()) return std::nullopt;
+            std::vector<int64_t> ids = contact.tag_ids;
+            std::sort(ids.begin(), ids.end());
+            std::string text;
+            for (auto id : ids) {
+                if (!text.empty()) text += ',';
+                text += std::to_string(id);
+            }
+            return xmlrpc::Value::string(std::move(text));
         }
-        return xmlrpc::Value::string(text);
+        case Reader::none: break;
     }
     return std::nullopt;
 }
 
-xmlrpc::Value row(const RestContact& contact, const std::vector<std::string>& select) {
-    xmlrpc::Struct out;
-    out.reserve(select.size());
+std::vector<const FieldInfo*> selection(const std::vector<std::string>& select) {
+    std::vector<const FieldInfo*> out;
     for (const auto& name : select) {
         const FieldInfo* f = find_field(name);
-        if (f == nullptr) continue;
-        bool seen = false;
-        for (const auto& m : out) seen = seen || m.first == name;
-        if (seen) continue;
-        if (auto v = read(*f, contact)) out.emplace_back(name, std::move(*v));
+        if (f != nullptr && std::find(out.begin(), out.end(), f) == out.end()) out.push_back(f);
+    }
+    return out;
+}
+
+xmlrpc::Value row(const RestContact& contact, const std::vector<const FieldInfo*>& selected) {
+    xmlrpc::Struct out;
+    out.reserve(selected.size());
+    for (const FieldInfo* f : selected) {
+        if (auto v = read(*f, contact)) out.emplace_back(f->name, std::move(*v));
     }
     return xmlrpc::Value::struct_of(std::move(out));
 }

@@ -18,9 +18,12 @@ using json = nlohmann::json;
 // owner 0). Keap's XML-RPC left fields without a value out of a record's struct, and so does the bridge.
 std::optional<xmlrpc::Value> read(const FieldInfo& field, const RestContact& contact);
 
-// The XML-RPC struct for a REST v2 contact with the `select`ed fields, in the order asked, empty ones left out.
-// Names not in the map are skipped (check_names refuses them before any request).
-xmlrpc::Value row(const RestContact& contact, const std::vector<std::string>& select);
+// The `select`ed fields looked up in the map once for a whole page: in the order asked, a repeated name once, names
+// not in the map skipped (check_names refuses them before any request).
+std::vector<const FieldInfo*> selection(const std::vector<std::string>& select);
+
+// The XML-RPC struct for a REST v2 contact with the selected fields, empty ones left out.
+xmlrpc::Value row(const RestContact& contact, const std::vector<const FieldInfo*>& selected);
 
 // The top-level REST members holding these XML-RPC fields, comma-separated in map order, for ?fields= (Keap v2
 // answers only the members it is asked for beyond a default set). "id" is always included.
