@@ -475,6 +475,7 @@ async function sectionProxy() {
   const peer = await startNginx('proxy', proxyBlock(upstream.port, keapKey));
   let relay;
   let nodeProxy;
+  let httplibProxy;
   try {
     // keyrelay pointed at the static upstream: the built-in Keap provider with its api_base overridden in a config
     // file, in api_key mode (KEAP_API_KEY, attached as X-Keap-API-Key), called server-to-server with the relay's
@@ -513,11 +514,23 @@ async function sectionProxy() {
       fail('proxy d_node', err);
     }
 
+    let httplibUrl = null;
+    try {
+      const up = new URL(upstream.url);
+      httplibProxy = await H.spawnServer(toolPath('keyrelay_bench_httplib_proxy'), [up.hostname, up.port, keapKey],
+        { name: 'cpp-httplib proxy' });
+      httplibUrl = `${httplibProxy.url}/proxy/keap${LOOKUP_PATH}`;
+    } catch (err) {
+      fail('proxy e_httplib', err);
+    }
+
     const legs = [
       ['a_direct', 'direct to the static upstream (nginx return 200)', `${upstream.url}${LOOKUP_PATH}`, [], upstream.pids],
       ['b_nginx', 'nginx proxy_pass + injected Authorization', `${peer.url}${LOOKUP_PATH}`, [], peer.pids],
       ['c_keyrelay', 'keyrelay /proxy/keap (API key)', relayUrl, relayHeaders, () => [relay.child.pid]],
       ['d_node', 'node http proxy, keep-alive agent, injected key', nodeUrl, [], () => [nodeProxy.child.pid]],
+      ['e_httplib', 'cpp-httplib alone (server + keep-alive client), injected key', httplibUrl, [],
+        () => [httplibProxy.child.pid]],
     ].filter((leg) => leg[2] !== null);
     s.legs = await wrkLegs(legs);
     if (relayUrl) {
@@ -546,6 +559,15 @@ async function sectionProxy() {
     if (b && c && b.cpu_us_per_request && c.cpu_us_per_request) {
       s.ratios.cpu_per_request_c_over_b = round(c.cpu_us_per_request / b.cpu_us_per_request, 2);
     }
+    // (e) is keyrelay's stack with nothing of keyrelay: e over b is the floor the library sets, c over e what
+    // keyrelay's own code adds to it.
+    const e = s.legs.e_httplib;
+    if (b && e && b.cpu_us_per_request && e.cpu_us_per_request) {
+      s.ratios.cpu_per_request_e_over_b = round(e.cpu_us_per_request / b.cpu_us_per_request, 2);
+    }
+    if (c && e && c.cpu_us_per_request && e.cpu_us_per_request) {
+      s.ratios.cpu_per_request_c_over_e = round(c.cpu_us_per_request / e.cpu_us_per_request, 2);
+    }
     const ra = s.rate.a_direct; const rc = s.rate.c_keyrelay; const rb = s.rate.b_nginx;
     if (ra && rc) s.ratios.p99_added_us_relay = round(rc.latency_us.p99 - ra.latency_us.p99, 1);
     if (ra && rb) s.ratios.p99_added_us_nginx = round(rb.latency_us.p99 - ra.latency_us.p99, 1);
@@ -565,6 +587,10 @@ async function sectionProxy() {
     if (nodeProxy) {
       nodeProxy.child.kill('SIGTERM');
       await nodeProxy.exited;
+    }
+    if (httplibProxy) {
+      httplibProxy.child.kill('SIGTERM');
+      await httplibProxy.exited;
     }
     await peer.stop();
     await upstream.stop();
@@ -1001,7 +1027,8 @@ function targets() {
       p.ratios.c_over_d === undefined ? null : p.ratios.c_over_d >= 2, 'req/s (c)/(d), wrk');
     add('relay CPU per request vs nginx', '<= 3 x nginx', p.ratios.cpu_per_request_c_over_b ?? null,
       p.ratios.cpu_per_request_c_over_b === undefined ? null : p.ratios.cpu_per_request_c_over_b <= 3,
-      'CPU us per request (c)/(b), wrk');
+      `CPU us per request (c)/(b), wrk; cpp-httplib alone (e)/(b) ${p.ratios.cpu_per_request_e_over_b ?? '-'}, ` +
+      `keyrelay over cpp-httplib alone (c)/(e) ${p.ratios.cpu_per_request_c_over_e ?? '-'}`);
     add('p99 added latency at 1,000 req/s', '<= 500 us over direct', p.ratios.p99_added_us_relay ?? null,
       p.ratios.p99_added_us_relay === undefined ? null : p.ratios.p99_added_us_relay <= 500, 'us, p99(c) - p99(a)');
     const mb = (x) => round(x / 1048576, 1);
@@ -1028,7 +1055,12 @@ function targets() {
       `us per call (decode, plan, map, encode; no upstream), p50 ${b.p50_us}, CPU p50 ${b.p50_cpu_us} p99 ` +
       `${b.p99_cpu_us}, ${b.rest_mb_per_s} MB/s of REST ` +
       `JSON (${round(b.rest_bytes / 1024, 0)} KB in, ${round(b.response_bytes / 1024, 0)} KB of XML out), ` +
-      `returnFields ${b.return_fields}, ${b.calls} calls`);
+      `returnFields ${b.return_fields}, ${b.calls} calls; side by side, nlohmann/json alone reading the same page ` +
+      `into a handler that keeps nothing: CPU p50 ${b.json_read_p50_cpu_us} us (the call is ` +
+      `${b.bridge_over_json_read} x that read)`);
+    add('XML-RPC bridge, one-contact findByEmail', '<= 200 us p99', b.one_contact_p99_us ?? null,
+      b.one_contact_p99_us === undefined ? null : b.one_contact_p99_us <= 200,
+      `us per call (decode, plan, map, encode; no upstream), p50 ${b.one_contact_p50_us}`);
   }
   const rd = results.sections.redis;
   if (rd) {
