@@ -8,30 +8,11 @@ namespace keyrelay::keap::bridge {
 
 using json = nlohmann::json;
 
-const std::string* RestEntry::get(std::string_view key) const {
-    for (const auto& [k, v] : strings) {
-        if (k == key) return &v;
+std::optional<size_t> entry_key(std::string_view name) {
+    for (size_t i = 0; i < kEntryKeyCount; ++i) {
+        if (kEntryKeys[i] == name) return i;
     }
-    return nullptr;
-}
-
-void RestEntry::set(std::string_view key, std::string value) {
-    for (auto& [k, v] : strings) {
-        if (k == key) {
-            v = std::move(value);
-            return;
-        }
-    }
-    strings.emplace_back(std::string(key), std::move(value));
-}
-
-void RestEntry::erase(std::string_view key) {
-    for (auto it = strings.begin(); it != strings.end(); ++it) {
-        if (it->first == key) {
-            strings.erase(it);
-            return;
-        }
-    }
+    return std::nullopt;
 }
 
 namespace {
@@ -73,7 +54,8 @@ void reset(RestContact& c, const MemberInfo& m) {
     }
 }
 
-// The streaming reader of a list page: a stack of what each open container is, and the member being read.
+// The streaming reader of a list page: a stack of what each open container is, and what the member being read is
+// (looked up once, when its key arrives).
 class PageReader : public nlohmann::json_sax<json> {
 public:
     explicit PageReader(RestContactPage& page) : page_(page) {}
@@ -91,7 +73,18 @@ public:
     bool string(string_t& s) override { return scalar(Scalar{Scalar::string, 0, &s}); }
 
     bool key(string_t& k) override {
-        stack_.back().key.assign(k);
+        Open& at = stack_.back();
+        switch (at.frame) {
+            case Frame::top: at.key = k == "contacts" ? kContactsKey : k == "next_page_token" ? kTokenKey : kOther; break;
+            case Frame::contact: at.member = member_of(k); break;
+            case Frame::entry: {
+                const auto index = entry_key(k);
+                at.key = index ? static_cast<int>(*index) : kOther;
+                break;
+            }
+            case Frame::company: at.key = k == "company_name" ? kCompanyNameKey : kOther; break;
+            default: break;
+        }
         return true;
     }
     bool start_object(std::size_t) override { return open(true); }
@@ -103,9 +96,11 @@ public:
 private:
     // What an open container is.
     enum class Frame { top, contacts, contact, list, entry, company, tags, skipped };
+    static constexpr int kOther = -1, kContactsKey = 0, kTokenKey = 1, kCompanyNameKey = 0;
     struct Open {
         Frame frame;
-        std::string key;   // objects: the member whose value comes next
+        int key = kOther;    // top, entry, company: the member whose value comes next
+        MemberInfo member;   // contact: the member whose value comes next
     };
     struct Scalar {
         enum Kind { other, integer, string } kind = other;
@@ -126,9 +121,9 @@ private:
         Open& at = stack_.back();
         switch (at.frame) {
             case Frame::top:
-                if (at.key == "next_page_token") {
-                    page_.next_page_token = v.kind == Scalar::string ? std::move(*v.s) : std::string();
-                } else if (at.key == "contacts") {
+                if (at.key == kTokenKey) {
+                    page_.next_page_token = v.kind == Scalar::string ? *v.s : std::string();
+                } else if (at.key == kContactsKey) {
                     has_list_ = false;   // a later "contacts" that is not an array: no list, as in the DOM
                     page_.contacts.clear();
                 }
@@ -137,24 +132,27 @@ private:
                 page_.contacts.emplace_back();   // not an object: a contact with nothing the map reads
                 return true;
             case Frame::contact: {
-                const MemberInfo m = member_of(at.key);
+                const MemberInfo& m = at.member;
                 reset(contact(), m);
                 if (m.kind == Member::id) contact().id = as_id(v);
                 if (m.kind == Member::owner_id) contact().owner_id = as_id(v);
-                if (m.kind == Member::text && v.kind == Scalar::string) contact().*m.text = std::move(*v.s);
+                if (m.kind == Member::text && v.kind == Scalar::string) contact().*m.text = *v.s;
                 return true;
             }
             case Frame::entry:
-                if (v.kind == Scalar::string) {
-                    entry_->set(at.key, std::move(*v.s));
-                } else {
-                    entry_->erase(at.key);
+                if (at.key != kOther) {
+                    auto& slot = entry_->strings[static_cast<size_t>(at.key)];
+                    if (v.kind == Scalar::string) {
+                        slot = *v.s;
+                    } else {
+                        slot.reset();
+                    }
                 }
                 return true;
             case Frame::company:
-                if (at.key == "company_name") {
+                if (at.key == kCompanyNameKey) {
                     contact().company_name.reset();
-                    if (v.kind == Scalar::string) contact().company_name = std::move(*v.s);
+                    if (v.kind == Scalar::string) contact().company_name = *v.s;
                 }
                 return true;
             case Frame::tags:
@@ -175,11 +173,11 @@ private:
             Open& at = stack_.back();
             switch (at.frame) {
                 case Frame::top:
-                    if (at.key == "contacts") {
+                    if (at.key == kContactsKey) {
                         page_.contacts.clear();
                         has_list_ = !object;
                         if (!object) next = Frame::contacts;
-                    } else if (at.key == "next_page_token") {
+                    } else if (at.key == kTokenKey) {
                         page_.next_page_token.clear();
                     }
                     break;
@@ -188,7 +186,7 @@ private:
                     if (object) next = Frame::contact;
                     break;
                 case Frame::contact: {
-                    const MemberInfo m = member_of(at.key);
+                    const MemberInfo& m = at.member;
                     reset(contact(), m);
                     if (m.kind == Member::list && !object) {
                         list_ = &(contact().*m.list);
@@ -208,17 +206,17 @@ private:
                     }
                     break;
                 case Frame::entry:
-                    entry_->erase(at.key);
+                    if (at.key != kOther) entry_->strings[static_cast<size_t>(at.key)].reset();
                     break;
                 case Frame::company:
-                    if (at.key == "company_name") contact().company_name.reset();
+                    if (at.key == kCompanyNameKey) contact().company_name.reset();
                     break;
                 case Frame::tags:
                 case Frame::skipped:
                     break;
             }
         }
-        stack_.push_back(Open{next, {}});
+        stack_.push_back(Open{next, kOther, MemberInfo{}});
         return true;
     }
 
@@ -243,7 +241,8 @@ std::vector<RestEntry> entries_of(const json& list) {
         if (!e.is_object()) continue;
         RestEntry entry;
         for (const auto& [k, v] : e.items()) {
-            if (v.is_string()) entry.strings.emplace_back(k, v.get_ref<const std::string&>());
+            const auto index = entry_key(k);
+            if (index && v.is_string()) entry.strings[*index] = v.get_ref<const std::string&>();
         }
         out.push_back(std::move(entry));
     }

@@ -4,6 +4,7 @@
 // way: a member of the wrong type counts as absent, and for a repeated member the last one wins.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -15,12 +16,18 @@
 
 namespace keyrelay::keap::bridge {
 
-// One entry of email_addresses / phone_numbers / addresses: its string members ("field" included), in order.
+// One entry of email_addresses / phone_numbers / addresses: the string members the field map reads, by their
+// index in kEntryKeys ("field", the entry's tag, then the value members). Other members are not kept.
+inline constexpr std::string_view kEntryKeys[] = {"field",  "email",  "number",      "line1",
+                                                  "locality", "region", "postal_code", "country_code"};
+constexpr size_t kEntryKeyCount = sizeof kEntryKeys / sizeof kEntryKeys[0];
+constexpr size_t kEntryTag = 0;
+// The index of a member name in kEntryKeys; nullopt for a member the map does not read.
+std::optional<size_t> entry_key(std::string_view name);
+
 struct RestEntry {
-    std::vector<std::pair<std::string, std::string>> strings;
-    const std::string* get(std::string_view key) const;
-    void set(std::string_view key, std::string value);
-    void erase(std::string_view key);
+    std::array<std::optional<std::string>, kEntryKeyCount> strings;
+    const std::string* get(size_t key) const { return strings[key] ? &*strings[key] : nullptr; }
 };
 
 struct RestContact {

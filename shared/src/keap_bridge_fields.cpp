@@ -72,14 +72,26 @@ std::optional<ListSlot> list_slot(std::string_view name) {
     return std::nullopt;
 }
 
-std::optional<std::string> list_value(const RestContact& contact, const ListSlot& slot) {
-    const std::vector<RestEntry>& list = std::string_view(slot.list) == "email_addresses" ? contact.email_addresses
-                                         : std::string_view(slot.list) == "phone_numbers" ? contact.phone_numbers
-                                                                                          : contact.addresses;
-    for (const auto& entry : list) {
-        const std::string* tag = entry.get("field");
-        if (tag != nullptr && *tag == slot.tag) {
-            const std::string* v = entry.get(slot.key);
+// Where read() finds a list-valued field in a RestContact: the list, the entry's tag, the entry member's index.
+struct ListRead {
+    const std::vector<RestEntry> RestContact::*list = nullptr;
+    std::string_view tag;
+    size_t key = 0;
+};
+
+ListRead list_read(const ListSlot& slot) {
+    const std::string_view list = slot.list;
+    return ListRead{list == "email_addresses" ? &RestContact::email_addresses
+                    : list == "phone_numbers" ? &RestContact::phone_numbers
+                                              : &RestContact::addresses,
+                    slot.tag, entry_key(slot.key).value_or(kEntryTag)};
+}
+
+std::optional<std::string> list_value(const RestContact& contact, const ListRead& where) {
+    for (const auto& entry : contact.*where.list) {
+        const std::string* tag = entry.get(kEntryTag);
+        if (tag != nullptr && *tag == where.tag) {
+            const std::string* v = entry.get(where.key);
             return v ? std::optional<std::string>(*v) : std::nullopt;
         }
     }
@@ -132,14 +144,14 @@ namespace {
 // How read() finds a field's value, worked out from the field's name once per field rather than once per contact.
 struct Reader {
     enum Kind { id, owner_id, list, text, created, updated, groups, none } kind = none;
-    ListSlot slot{};
+    ListRead in_list{};
     const std::optional<std::string> RestContact::*member = nullptr;
 };
 
 Reader reader_for(std::string_view name) {
     if (name == "Id") return {Reader::id};
     if (name == "OwnerID") return {Reader::owner_id};
-    if (auto slot = list_slot(name)) return {Reader::list, *slot};
+    if (auto slot = list_slot(name)) return {Reader::list, list_read(*slot)};
     if (name == "FirstName") return {Reader::text, {}, &RestContact::given_name};
     if (name == "LastName") return {Reader::text, {}, &RestContact::family_name};
     if (name == "JobTitle") return {Reader::text, {}, &RestContact::job_title};
@@ -179,7 +191,7 @@ std::optional<xmlrpc::Value> read(const FieldInfo& field, const RestContact& con
     switch (r.kind) {
         case Reader::id: return id_value(contact.id);
         case Reader::owner_id: return id_value(contact.owner_id);
-        case Reader::list: return nonempty(list_value(contact, r.slot));
+        case Reader::list: return nonempty(list_value(contact, r.in_list));
         case Reader::text: return nonempty(contact.*r.member);
         case Reader::created: return datetime_value(contact.create_time);
         case Reader::updated: return datetime_value(contact.update_time);
