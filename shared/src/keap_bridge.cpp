@@ -4,6 +4,7 @@
 #include "keyrelay/keap_bridge.h"
 
 #include <limits>
+#include <utility>
 
 #include "json_util.h"
 #include "keap_bridge_fields.h"
@@ -451,7 +452,10 @@ bool condition_holds(const Conversation& c, const RestContact& contact) {
 
 Step listing_answer(Conversation& c) {
     if (c.method == "DataService.count") return answer(Value::integer(c.seen));
-    return answer(Value::array_of(std::move(c.rows)));
+    Step s;
+    s.kind = Step::Kind::answer;
+    s.written = std::exchange(c.rows, xmlrpc::ArrayResponseWriter{}).finish();
+    return s;
 }
 
 Step next_page(Conversation& c, const std::string& token) {
@@ -472,48 +476,42 @@ Step on_contact_by_id(Conversation& c, const HttpResponse& a, const json& body) 
     const RestContact contact = rest_contact(body);
     if (condition_holds(c, contact)) {
         c.seen = 1;
-        if (c.method != "DataService.count" && c.page == 0) c.rows.push_back(fields::row(contact, fields::selection(c.select)));
+        if (c.method != "DataService.count" && c.page == 0) {
+            fields::write_row(c.rows, contact, fields::selection(c.select));
+        }
     }
     return listing_answer(c);
 }
 
-// A list page, read as it streams (read_contact_page: no DOM).
+// A list page, read as it streams (read_contact_page: no DOM, and no contact kept past its row).
 Step on_listing(Conversation& c, const HttpResponse& a) {
     const bool count = c.method == "DataService.count";
     const bool all = c.method == "ContactService.findByEmail";
-    auto page = read_contact_page(a.body);
-    if (!page) return not_json(a);
-    const std::vector<RestContact>& list = page->contacts;
-    const std::string& token = page->next_page_token;
+    const bool prefix = !c.id_prefix.empty();
+    // Page N of a query (without an Id prefix) is N hops along next_page_token: only that page's rows are written.
+    const bool hop = !prefix && !all && !count && c.pages - 1 < c.page;
     const std::vector<const FieldInfo*> selected = fields::selection(c.select);
-    if (!c.id_prefix.empty()) {
-        // Keap REST cannot filter ids by prefix: every page is read, ids are matched here.
-        for (const auto& contact : list) {
+    // The rows' XML is about twice the JSON they come from (tags for every member): one allocation, not a dozen
+    // regrowths of a string that ends up hundreds of KB long.
+    if (!count && !hop) c.rows.reserve(2 * a.body.size());
+    const auto token = read_contact_page(a.body, [&](const RestContact& contact) {
+        if (prefix) {
+            // Keap REST cannot filter ids by prefix: every page is read, ids are matched here.
             const std::string text = contact.id ? std::to_string(*contact.id) : std::string();
-            if (text.compare(0, c.id_prefix.size(), c.id_prefix) != 0) continue;
+            if (text.compare(0, c.id_prefix.size(), c.id_prefix) != 0) return;
             const int64_t index = c.seen++;
             if (!count && index >= c.page * c.limit && index < (c.page + 1) * c.limit) {
-                c.rows.push_back(fields::row(contact, selected));
+                fields::write_row(c.rows, contact, selected);
             }
+        } else if (count) {
+            ++c.seen;
+        } else if (!hop) {
+            fields::write_row(c.rows, contact, selected);
         }
-        if (!count && static_cast<int64_t>(c.rows.size()) >= c.limit) return listing_answer(c);
-        return next_page(c, token);
-    }
-    if (count) {
-        c.seen += static_cast<int64_t>(list.size());
-        return next_page(c, token);
-    }
-    c.rows.reserve(c.rows.size() + list.size());
-    if (all) {
-        for (const auto& contact : list) c.rows.push_back(fields::row(contact, selected));
-        return next_page(c, token);
-    }
-    // page N of a query: N hops along next_page_token, then the rows of that page.
-    if (c.pages - 1 < c.page) {
-        if (token.empty()) return listing_answer(c);
-        return next_page(c, token);
-    }
-    for (const auto& contact : list) c.rows.push_back(fields::row(contact, selected));
+    });
+    if (!token) return not_json(a);
+    if (prefix && !count && static_cast<int64_t>(c.rows.items()) >= c.limit) return listing_answer(c);
+    if (prefix || count || all || hop) return next_page(c, *token);
     return listing_answer(c);
 }
 
@@ -579,11 +577,16 @@ Step resume(Conversation& c, const HttpResponse& a) {
 
 std::string encode(const Step& step) {
     switch (step.kind) {
-        case Step::Kind::answer: return xmlrpc::encode_response(step.value);
+        case Step::Kind::answer: return step.written.empty() ? xmlrpc::encode_response(step.value) : step.written;
         case Step::Kind::fault: return xmlrpc::encode_fault(step.fault.code, step.fault.string);
         case Step::Kind::send: break;
     }
     return xmlrpc::encode_fault(0, "[InvalidState]The keyrelay bridge has a request still to send");
+}
+
+std::string encode(Step&& step) {
+    if (step.kind == Step::Kind::answer && !step.written.empty()) return std::move(step.written);
+    return encode(static_cast<const Step&>(step));
 }
 
 std::optional<std::string> private_key(const xmlrpc::Call& call) {

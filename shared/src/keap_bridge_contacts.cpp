@@ -58,8 +58,9 @@ void reset(RestContact& c, const MemberInfo& m) {
 // (looked up once, when its key arrives).
 class PageReader : public nlohmann::json_sax<json> {
 public:
-    explicit PageReader(RestContactPage& page) : page_(page) {}
+    explicit PageReader(const std::function<void(const RestContact&)>& each) : each_(each) {}
     bool has_list() const { return has_list_; }
+    std::string& next_page_token() { return token_; }
 
     bool null() override { return scalar(Scalar{}); }
     bool boolean(bool) override { return scalar(Scalar{}); }
@@ -108,7 +109,27 @@ private:
         string_t* s = nullptr;
     };
 
-    RestContact& contact() { return page_.contacts.back(); }
+    RestContact& contact() { return current_; }
+
+    // Empties the reused contact, keeping what its lists have allocated.
+    void clear_contact() {
+        RestContact& c = current_;
+        c.id.reset();
+        c.owner_id.reset();
+        for (auto* text : {&c.given_name, &c.family_name, &c.job_title, &c.create_time, &c.update_time,
+                           &c.company_name}) {
+            text->reset();
+        }
+        c.email_addresses.clear();
+        c.phone_numbers.clear();
+        c.addresses.clear();
+        c.tag_ids.clear();
+    }
+
+    void empty_contact() {
+        clear_contact();
+        each_(current_);
+    }
 
     static std::optional<int64_t> as_id(const Scalar& v) {
         if (v.kind == Scalar::integer) return v.i;
@@ -122,14 +143,13 @@ private:
         switch (at.frame) {
             case Frame::top:
                 if (at.key == kTokenKey) {
-                    page_.next_page_token = v.kind == Scalar::string ? *v.s : std::string();
+                    token_ = v.kind == Scalar::string ? *v.s : std::string();
                 } else if (at.key == kContactsKey) {
-                    has_list_ = false;   // a later "contacts" that is not an array: no list, as in the DOM
-                    page_.contacts.clear();
+                    return contacts_member(false);
                 }
                 return true;
             case Frame::contacts:
-                page_.contacts.emplace_back();   // not an object: a contact with nothing the map reads
+                empty_contact();   // not an object: a contact with nothing the map reads
                 return true;
             case Frame::contact: {
                 const MemberInfo& m = at.member;
@@ -174,16 +194,19 @@ private:
             switch (at.frame) {
                 case Frame::top:
                     if (at.key == kContactsKey) {
-                        page_.contacts.clear();
-                        has_list_ = !object;
+                        if (!contacts_member(!object)) return false;
                         if (!object) next = Frame::contacts;
                     } else if (at.key == kTokenKey) {
-                        page_.next_page_token.clear();
+                        token_.clear();
                     }
                     break;
                 case Frame::contacts:
-                    page_.contacts.emplace_back();
-                    if (object) next = Frame::contact;
+                    if (object) {
+                        clear_contact();
+                        next = Frame::contact;
+                    } else {
+                        empty_contact();
+                    }
                     break;
                 case Frame::contact: {
                     const MemberInfo& m = at.member;
@@ -221,11 +244,24 @@ private:
     }
 
     bool close() {
+        if (stack_.back().frame == Frame::contact) each_(current_);
         stack_.pop_back();
         return true;
     }
 
-    RestContactPage& page_;
+    // The top-level "contacts" member: there must be one, an array. Its contacts are handed on as they are read, so
+    // a second one (which a parsed object would let replace the first) is refused.
+    bool contacts_member(bool is_array) {
+        if (seen_contacts_) return false;
+        seen_contacts_ = true;
+        has_list_ = is_array;
+        return true;
+    }
+
+    const std::function<void(const RestContact&)>& each_;
+    RestContact current_;
+    std::string token_;
+    bool seen_contacts_ = false;
     std::vector<Open> stack_;
     std::vector<RestEntry>* list_ = nullptr;   // the list being read (Frame::list and below)
     RestEntry* entry_ = nullptr;               // the entry being read (Frame::entry)
@@ -279,12 +315,12 @@ RestContact rest_contact(const json& contact) {
     return c;
 }
 
-std::optional<RestContactPage> read_contact_page(std::string_view body) {
-    RestContactPage page;
-    PageReader reader(page);
+std::optional<std::string> read_contact_page(std::string_view body,
+                                             const std::function<void(const RestContact&)>& each) {
+    PageReader reader(each);
     const bool parsed = json::sax_parse(body.begin(), body.end(), &reader, json::input_format_t::json, true, false);
     if (!parsed || !reader.has_list()) return std::nullopt;
-    return page;
+    return std::move(reader.next_page_token());
 }
 
 }  // namespace keyrelay::keap::bridge

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -40,12 +41,12 @@ struct RestContact {
 
 RestContact rest_contact(const nlohmann::json& contact);
 
-// A list page, {"contacts":[...], "next_page_token":"..."}.
-struct RestContactPage {
-    std::vector<RestContact> contacts;
-    std::string next_page_token;   // "" when absent or not a string
-};
-// nullopt when the body is not JSON, or not an object with a "contacts" array.
-std::optional<RestContactPage> read_contact_page(std::string_view body);
+// Reads a list page, {"contacts":[...], "next_page_token":"..."}, as it streams: `each` gets every contact in order
+// as soon as it has been read (the same object each time, reused: copy what must outlive the call; an entry of the
+// list that is not an object is a contact with nothing the map reads). Returns the next_page_token ("" when absent
+// or not a string), or nullopt when the body is not JSON, or not an object with one "contacts" array; `each` may
+// have been called before that is known.
+std::optional<std::string> read_contact_page(std::string_view body,
+                                             const std::function<void(const RestContact&)>& each);
 
 }  // namespace keyrelay::keap::bridge

@@ -231,6 +231,15 @@ xmlrpc::Value row(const RestContact& contact, const std::vector<const FieldInfo*
     return xmlrpc::Value::struct_of(std::move(out));
 }
 
+void write_row(xmlrpc::ArrayResponseWriter& rows, const RestContact& contact,
+               const std::vector<const FieldInfo*>& selected) {
+    rows.begin_struct();
+    for (const FieldInfo* f : selected) {
+        if (auto v = read(*f, contact)) rows.member(f->name, *v);
+    }
+    rows.end_struct();
+}
+
 std::string members_for(const std::vector<std::string>& names) {
     std::string out = "id";
     std::set<std::string_view> wanted;

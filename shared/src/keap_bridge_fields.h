@@ -24,6 +24,9 @@ std::vector<const FieldInfo*> selection(const std::vector<std::string>& select);
 
 // The XML-RPC struct for a REST v2 contact with the selected fields, empty ones left out.
 xmlrpc::Value row(const RestContact& contact, const std::vector<const FieldInfo*>& selected);
+// The same struct, written as the next row of a list answer.
+void write_row(xmlrpc::ArrayResponseWriter& rows, const RestContact& contact,
+               const std::vector<const FieldInfo*>& selected);
 
 // The top-level REST members holding these XML-RPC fields, comma-separated in map order, for ?fields= (Keap v2
 // answers only the members it is asked for beyond a default set). "id" is always included.

@@ -1671,6 +1671,31 @@ std::string encode_response(const Value& value) {
     return out;
 }
 
+ArrayResponseWriter::ArrayResponseWriter() {
+    out_ += kProlog;
+    out_ += "<methodResponse><params><param><value><array><data>";
+}
+
+void ArrayResponseWriter::begin_struct() {
+    out_ += "<value><struct>"sv;
+    ++items_;
+}
+
+void ArrayResponseWriter::member(std::string_view name, const Value& value) {
+    out_ += "<member><name>"sv;
+    put_escaped(out_, name);
+    out_ += "</name>"sv;
+    put_value(out_, value);
+    out_ += "</member>"sv;
+}
+
+void ArrayResponseWriter::end_struct() { out_ += "</struct></value>"sv; }
+
+std::string ArrayResponseWriter::finish() && {
+    out_ += "</data></array></value></param></params></methodResponse>\n";
+    return std::move(out_);
+}
+
 std::string encode_fault(int code, std::string_view message) {
     std::string out;
     out.reserve(256 + message.size());

@@ -479,9 +479,8 @@ TEST_CASE("a contact in a list page maps as the same contact loaded alone, odd m
     const Step page = bridge::resume(listed, rest(200, R"({"next_page_token":"","contacts":[)" + contact +
                                                            R"(,"not a contact"]})"));
     REQUIRE(page.kind == Step::Kind::answer);
-    REQUIRE(page.value.array.size() == 2);
-    CHECK(xmlrpc::encode_response(page.value.array[0]) == xmlrpc::encode_response(alone.value));
-    CHECK(page.value.array[1].members.empty());
+    CHECK(bridge::encode(page) ==
+          xmlrpc::encode_response(xmlrpc::Value::array_of({alone.value, xmlrpc::Value::struct_of({})})));
 }
 
 TEST_CASE("a list page that is not the expected JSON is [InvalidResponse]", "[bridge]") {

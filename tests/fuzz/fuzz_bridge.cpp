@@ -39,6 +39,12 @@ void check_final(const bridge::Step& s) {
     if (s.kind == bridge::Step::Kind::fault) {
         FUZZ_CHECK(!s.fault.string.empty(), "a fault without a faultString");
         FUZZ_CHECK(back->is_fault && back->fault.code == s.fault.code, "fault changed in encoding: " + xml);
+    } else if (!s.written.empty()) {   // a list answer, written row by row: an array of structs
+        FUZZ_CHECK(!back->is_fault && back->value.type == xmlrpc::Value::Type::array, "a list answer that is not "
+                   "an array: " + xml);
+        for (const auto& row : back->value.array) {
+            FUZZ_CHECK(row.type == xmlrpc::Value::Type::struct_, "a row that is not a struct: " + xml);
+        }
     } else {
         FUZZ_CHECK(!back->is_fault && back->value == s.value, "answer changed in encoding: " + xml);
     }

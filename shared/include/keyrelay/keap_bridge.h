@@ -68,7 +68,9 @@ struct Step {
     enum class Kind { send, answer, fault };
     Kind kind = Kind::fault;
     HttpRequest request;    // send: this request; pass its answer to resume()
-    xmlrpc::Value value;    // answer
+    xmlrpc::Value value;    // answer (nil when `written` holds it)
+    std::string written;    // answer of a list call (query, findByField, findByEmail): the whole methodResponse,
+                            // written row by row as the REST pages were read; encode() returns it
     Fault fault;            // fault
 };
 
@@ -93,7 +95,7 @@ struct Conversation {
     std::vector<std::string> select;     // XML-RPC fields to answer with
     xmlrpc::Value data;                  // the struct to write (add/update)
     std::string page_token;
-    std::vector<xmlrpc::Value> rows;     // collected so far
+    xmlrpc::ArrayResponseWriter rows;    // the answer so far, a struct per row
     int64_t seen = 0;                    // matching contacts counted so far (query paging, count)
 };
 
@@ -108,8 +110,10 @@ Step begin(const xmlrpc::Call& call, Conversation& conversation, const Options& 
 // [InvalidKey]; a body that is not the expected JSON becomes [InvalidResponse].
 Step resume(Conversation& conversation, const HttpResponse& answer);
 
-// The XML-RPC document for a final step (answer or fault); for a send step, a fault saying so.
+// The XML-RPC document for a final step (answer or fault); for a send step, a fault saying so. The second form
+// moves a written list answer out instead of copying it.
 std::string encode(const Step& step);
+std::string encode(Step&& step);
 
 // The first parameter of a call when it is a string: where old clients put their API key (privateKey).
 std::optional<std::string> private_key(const xmlrpc::Call& call);

@@ -52,6 +52,24 @@ std::string encode_call(std::string_view method, const Array& params);
 std::string encode_response(const Value& value);
 std::string encode_fault(int code, std::string_view message);
 
+// A methodResponse whose value is an array of structs, written one member at a time: for answers too large to hold
+// as Values first (the bridge's 1,000-contact pages). The document is byte for byte what encode_response writes for
+// the same Value.
+class ArrayResponseWriter {
+public:
+    ArrayResponseWriter();
+    void begin_struct();
+    void member(std::string_view name, const Value& value);
+    void end_struct();
+    size_t items() const { return items_; }
+    void reserve(size_t more_bytes) { out_.reserve(out_.size() + more_bytes); }
+    std::string finish() &&;   // the whole document
+
+private:
+    std::string out_;
+    size_t items_ = 0;
+};
+
 struct Limits {
     size_t max_bytes = 16 * 1024 * 1024;   // whole document
     int max_depth = 64;                    // nesting of value/array/struct
