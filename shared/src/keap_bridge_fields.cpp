@@ -87,20 +87,12 @@ ListRead list_read(const ListSlot& slot) {
                     slot.tag, entry_key(slot.key).value_or(kEntryTag)};
 }
 
-std::optional<std::string> list_value(const RestContact& contact, const ListRead& where) {
+const std::string* list_value(const RestContact& contact, const ListRead& where) {
     for (const auto& entry : contact.*where.list) {
         const std::string* tag = entry.get(kEntryTag);
-        if (tag != nullptr && *tag == where.tag) {
-            const std::string* v = entry.get(where.key);
-            return v ? std::optional<std::string>(*v) : std::nullopt;
-        }
+        if (tag != nullptr && *tag == where.tag) return entry.get(where.key);
     }
-    return std::nullopt;
-}
-
-std::optional<xmlrpc::Value> nonempty(std::optional<std::string> s) {
-    if (!s || s->empty()) return std::nullopt;
-    return xmlrpc::Value::string(std::move(*s));
+    return nullptr;
 }
 
 std::string lower(std::string_view s) {
@@ -173,32 +165,37 @@ Reader reader_of(const FieldInfo& field) {
     return reader_for(field.name);   // a FieldInfo that is not a row of the map (a caller's copy)
 }
 
-std::optional<xmlrpc::Value> id_value(const std::optional<int64_t>& v) {
-    if (!v || *v == 0) return std::nullopt;
-    return xmlrpc::Value::integer(*v);
-}
-
-std::optional<xmlrpc::Value> datetime_value(const std::optional<std::string>& t) {
-    auto d = t ? xmlrpc_datetime(*t) : std::nullopt;
-    if (!d) return std::nullopt;
-    return xmlrpc::Value::datetime(std::move(*d));
-}
-
-}  // namespace
-
-std::optional<xmlrpc::Value> read(const FieldInfo& field, const RestContact& contact) {
-    const Reader r = reader_of(field);
+// Hands the value of a field in `contact` to `sink` (integer, string or datetime), or nothing when it has none
+// (absent, an empty string, no tags, owner 0). read() builds a Value from it; write_row() writes it as it comes.
+template <class Sink>
+void visit(const Reader& r, const RestContact& contact, Sink&& sink) {
     switch (r.kind) {
-        case Reader::id: return id_value(contact.id);
-        case Reader::owner_id: return id_value(contact.owner_id);
-        case Reader::list: return nonempty(list_value(contact, r.in_list));
-        case Reader::text: return nonempty(contact.*r.member);
-        case Reader::created: return datetime_value(contact.create_time);
-        case Reader::updated: return datetime_value(contact.update_time);
+        case Reader::id:
+        case Reader::owner_id: {
+            const std::optional<int64_t>& v = r.kind == Reader::id ? contact.id : contact.owner_id;
+            if (v && *v != 0) sink.integer(*v);
+            return;
+        }
+        case Reader::list: {
+            const std::string* v = list_value(contact, r.in_list);
+            if (v != nullptr && !v->empty()) sink.string(*v);
+            return;
+        }
+        case Reader::text: {
+            const std::optional<std::string>& v = contact.*r.member;
+            if (v && !v->empty()) sink.string(*v);
+            return;
+        }
+        case Reader::created:
+        case Reader::updated: {
+            const std::optional<std::string>& t = r.kind == Reader::created ? contact.create_time : contact.update_time;
+            if (auto d = t ? xmlrpc_datetime(*t) : std::nullopt) sink.datetime(*d);
+            return;
+        }
         case Reader::groups: {
             // The legacy Groups column: the contact's tag ids, comma-separated. Ascending, so that the same tags
             // always give the same text.
-            if (contact.tag_ids.empty()) return std::nullopt;
+            if (contact.tag_ids.empty()) return;
             std::vector<int64_t> ids = contact.tag_ids;
             std::sort(ids.begin(), ids.end());
             std::string text;
@@ -206,11 +203,24 @@ std::optional<xmlrpc::Value> read(const FieldInfo& field, const RestContact& con
                 if (!text.empty()) text += ',';
                 text += std::to_string(id);
             }
-            return xmlrpc::Value::string(std::move(text));
+            sink.string(text);
+            return;
         }
-        case Reader::none: break;
+        case Reader::none: return;
     }
-    return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<xmlrpc::Value> read(const FieldInfo& field, const RestContact& contact) {
+    struct ToValue {
+        std::optional<xmlrpc::Value> out;
+        void integer(int64_t v) { out = xmlrpc::Value::integer(v); }
+        void string(std::string_view v) { out = xmlrpc::Value::string(std::string(v)); }
+        void datetime(std::string_view v) { out = xmlrpc::Value::datetime(std::string(v)); }
+    } sink;
+    visit(reader_of(field), contact, sink);
+    return std::move(sink.out);
 }
 
 std::vector<const FieldInfo*> selection(const std::vector<std::string>& select) {
@@ -233,10 +243,15 @@ xmlrpc::Value row(const RestContact& contact, const std::vector<const FieldInfo*
 
 void write_row(xmlrpc::ArrayResponseWriter& rows, const RestContact& contact,
                const std::vector<const FieldInfo*>& selected) {
+    struct ToMember {
+        xmlrpc::ArrayResponseWriter& rows;
+        std::string_view name;
+        void integer(int64_t v) { rows.int_member(name, v); }
+        void string(std::string_view v) { rows.string_member(name, v); }
+        void datetime(std::string_view v) { rows.datetime_member(name, v); }
+    };
     rows.begin_struct();
-    for (const FieldInfo* f : selected) {
-        if (auto v = read(*f, contact)) rows.member(f->name, *v);
-    }
+    for (const FieldInfo* f : selected) visit(reader_of(*f), contact, ToMember{rows, f->name});
     rows.end_struct();
 }
 

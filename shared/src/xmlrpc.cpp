@@ -1586,27 +1586,37 @@ size_t encoded_size(const Value& v) {
     }
 }
 
+void put_int(std::string& out, int64_t i) {
+    if (i >= std::numeric_limits<int32_t>::min() && i <= std::numeric_limits<int32_t>::max()) {
+        out += "<int>"sv;
+        put_integer(out, i);
+        out += "</int>"sv;
+    } else {   // the spec's int is 32 bits; i8 is the widely read Apache extension
+        out += "<i8>"sv;
+        put_integer(out, i);
+        out += "</i8>"sv;
+    }
+}
+
+void put_string(std::string& out, std::string_view s) {
+    out += "<string>"sv;
+    put_escaped(out, s);
+    out += "</string>"sv;
+}
+
+void put_datetime(std::string& out, std::string_view s) {
+    out += "<dateTime.iso8601>"sv;
+    put_escaped(out, s);
+    out += "</dateTime.iso8601>"sv;
+}
+
 void put_value(std::string& out, const Value& v) {
     out += "<value>"sv;
     switch (v.type) {
         case Value::Type::nil: out += "<nil/>"sv; break;
-        case Value::Type::integer:
-            if (v.i >= std::numeric_limits<int32_t>::min() && v.i <= std::numeric_limits<int32_t>::max()) {
-                out += "<int>"sv;
-                put_integer(out, v.i);
-                out += "</int>"sv;
-            } else {   // the spec's int is 32 bits; i8 is the widely read Apache extension
-                out += "<i8>"sv;
-                put_integer(out, v.i);
-                out += "</i8>"sv;
-            }
-            break;
+        case Value::Type::integer: put_int(out, v.i); break;
         case Value::Type::boolean: out += v.b ? "<boolean>1</boolean>"sv : "<boolean>0</boolean>"sv; break;
-        case Value::Type::string:
-            out += "<string>"sv;
-            put_escaped(out, v.s);
-            out += "</string>"sv;
-            break;
+        case Value::Type::string: put_string(out, v.s); break;
         case Value::Type::double_:
             if (std::isfinite(v.d)) {
                 out += "<double>" + format_double(v.d) + "</double>";
@@ -1615,11 +1625,7 @@ void put_value(std::string& out, const Value& v) {
                                                                           : "<string>-Infinity</string>";
             }
             break;
-        case Value::Type::datetime:
-            out += "<dateTime.iso8601>"sv;
-            put_escaped(out, v.s);
-            out += "</dateTime.iso8601>"sv;
-            break;
+        case Value::Type::datetime: put_datetime(out, v.s); break;
         case Value::Type::base64: out += "<base64>" + base64_encode(v.s) + "</base64>"; break;
         case Value::Type::array:
             out += "<array><data>"sv;
@@ -1681,12 +1687,37 @@ void ArrayResponseWriter::begin_struct() {
     ++items_;
 }
 
-void ArrayResponseWriter::member(std::string_view name, const Value& value) {
+void ArrayResponseWriter::begin_member(std::string_view name) {
     out_ += "<member><name>"sv;
     put_escaped(out_, name);
     out_ += "</name>"sv;
+}
+
+void ArrayResponseWriter::member(std::string_view name, const Value& value) {
+    begin_member(name);
     put_value(out_, value);
     out_ += "</member>"sv;
+}
+
+void ArrayResponseWriter::int_member(std::string_view name, int64_t value) {
+    begin_member(name);
+    out_ += "<value>"sv;
+    put_int(out_, value);
+    out_ += "</value></member>"sv;
+}
+
+void ArrayResponseWriter::string_member(std::string_view name, std::string_view text) {
+    begin_member(name);
+    out_ += "<value>"sv;
+    put_string(out_, text);
+    out_ += "</value></member>"sv;
+}
+
+void ArrayResponseWriter::datetime_member(std::string_view name, std::string_view iso8601) {
+    begin_member(name);
+    out_ += "<value>"sv;
+    put_datetime(out_, iso8601);
+    out_ += "</value></member>"sv;
 }
 
 void ArrayResponseWriter::end_struct() { out_ += "</struct></value>"sv; }

@@ -60,12 +60,17 @@ public:
     ArrayResponseWriter();
     void begin_struct();
     void member(std::string_view name, const Value& value);
+    // The same as member() with a Value of that type, without building one.
+    void int_member(std::string_view name, int64_t value);
+    void string_member(std::string_view name, std::string_view text);
+    void datetime_member(std::string_view name, std::string_view iso8601);
     void end_struct();
     size_t items() const { return items_; }
     void reserve(size_t more_bytes) { out_.reserve(out_.size() + more_bytes); }
     std::string finish() &&;   // the whole document
 
 private:
+    void begin_member(std::string_view name);
     std::string out_;
     size_t items_ = 0;
 };
