@@ -2,7 +2,6 @@
 
 #include <dirent.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,6 +19,8 @@ namespace keyrelay::relay {
 
 using namespace files;
 
+std::string store_key_id(std::string_view key) { return sha256_hex(key).substr(0, 8); }
+
 namespace {
 
 Error write_failed(const std::string& what, const std::string& path, int err) {
@@ -28,18 +29,6 @@ Error write_failed(const std::string& what, const std::string& path, int err) {
                       "disk is not full or read-only.");
 }
 
-}  // namespace
-
-// ---------------------------------------------------------------- keys
-
-std::string store_key_id(std::string_view key) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (EVP_Digest(key.data(), key.size(), md, &len, EVP_sha256(), nullptr) != 1 || len < 4) std::abort();
-    return to_hex(std::string_view(reinterpret_cast<const char*>(md), 4));
-}
-
-namespace {
 
 Result<std::string> read_key_file(const std::string& path) {
     std::string text;
