@@ -174,11 +174,6 @@ bool Redis::healthy() const {
     return healthy_;
 }
 
-std::string Redis::last_error() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return last_error_;
-}
-
 void Redis::mark(bool reached, const std::string& error) {
     {
         std::lock_guard<std::mutex> lock(mutex_);
