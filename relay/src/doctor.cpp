@@ -132,10 +132,6 @@ void check_store_key(const Config& c, Report& r) {
            "`openssl rand -hex 32`) from a secret store, or back up the file.");
 }
 
-bool is_loopback(const std::string& host) {
-    return host == "127.0.0.1" || host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
-}
-
 void check_redirects(const Config& c, int port, Report& r) {
     for (const auto& p : c.providers) {
         if (p.mode != Mode::oauth || !p.oauth_configured()) continue;
@@ -145,7 +141,7 @@ void check_redirects(const Config& c, int port, Report& r) {
             r.fail("The redirect URI " + uri + " is not a valid URL.", "Fix public_url in the config.");
             continue;
         }
-        if (u->scheme != "https" && !is_loopback(u->host)) {
+        if (u->scheme != "https" && !is_loopback_bind(u->host) && u->host != "[::1]") {
             r.fail("The " + p.name + " redirect URI " + uri + " is not HTTPS.",
                    "Providers send the authorization code to this address: it must be HTTPS (except on "
                    "127.0.0.1/localhost). Set public_url to https://your-host and serve HTTPS (--tls-cert/--tls-key "
