@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <algorithm>
+#include <map>
 
 #include "config_values.h"
 #include "keyrelay/http.h"
@@ -34,6 +35,13 @@ std::string Config::redirect_uri(const std::string& provider, int actual_port) c
 }
 
 Result<Config> config_from_json(const json& doc, const EnvLookup& env, const std::string& config_dir) {
+    // The string settings; `true`: a path, relative to the config file's directory.
+    static const std::map<std::string, std::pair<std::string Config::*, bool>> kStrings{
+        {"bind", {&Config::bind, false}},         {"public_url", {&Config::public_url, false}},
+        {"redis_url", {&Config::redis_url, false}}, {"data_dir", {&Config::data_dir, true}},
+        {"web_dir", {&Config::web_dir, true}},     {"wasm_dir", {&Config::wasm_dir, true}},
+        {"tls_cert", {&Config::tls_cert, true}},   {"tls_key", {&Config::tls_key, true}},
+        {"ca_file", {&Config::ca_file, true}}};
     if (!doc.is_object()) {
         return make_error("config.not_json", "The config file is not a JSON object.",
                           "Start from relay/keyrelay.example.json.");
@@ -60,28 +68,16 @@ Result<Config> config_from_json(const json& doc, const EnvLookup& env, const std
             auto n = int_value(v, k, 0, 65535);
             if (!n) return n.error();
             c.port = static_cast<int>(*n);
-        } else if (k == "redis_url") {
+        } else if (auto field = kStrings.find(k); field != kStrings.end()) {
             auto s = string_value(v, k);
             if (!s) return s.error();
-            c.redis_url = *s;
-        } else if (k == "bind" || k == "public_url" || k == "data_dir" || k == "web_dir" || k == "wasm_dir" || k == "tls_cert" ||
-                   k == "tls_key" || k == "ca_file") {
-            auto s = string_value(v, k);
-            if (!s) return s.error();
-            if (k == "bind") c.bind = *s;
             if (k == "public_url") {
                 auto u = parse_url(*s);
                 if (!u || (u->scheme != "https" && u->scheme != "http")) {
                     return bad_value(k, "must be the relay's public address, e.g. https://relay.example.com");
                 }
-                c.public_url = *s;
             }
-            if (k == "data_dir") c.data_dir = rel(*s);
-            if (k == "web_dir") c.web_dir = rel(*s);
-            if (k == "wasm_dir") c.wasm_dir = rel(*s);
-            if (k == "tls_cert") c.tls_cert = rel(*s);
-            if (k == "tls_key") c.tls_key = rel(*s);
-            if (k == "ca_file") c.ca_file = rel(*s);
+            c.*(field->second.first) = field->second.second ? rel(*s) : *s;
         } else if (k == "users") {
             if (!v.is_array()) return bad_value(k, "must be an array of {username, password_hash}");
             for (const auto& u : v) {
