@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "keyrelay/ascii.h"
 #include "state/crypto.h"
 #include "state/files.h"
 
@@ -86,6 +87,12 @@ Result<std::string> generate_key_file(const std::string& data_dir, const std::st
 }
 
 }  // namespace
+
+std::optional<std::string> generated_key_text(const std::string& data_dir) {
+    std::string text;
+    if (read_file(join_path(data_dir, "store.key"), text) != 0) return std::nullopt;
+    return std::string(trim(text));
+}
 
 size_t remove_stale_temp_files(const std::string& data_dir) {
     DIR* dir = ::opendir(data_dir.empty() ? "." : data_dir.c_str());
