@@ -8,6 +8,7 @@
 #include <sstream>
 #include <thread>
 
+#include "config_values.h"
 #include "keyrelay/http.h"
 #include "upstream.h"
 
@@ -40,11 +41,6 @@ Error cli_error(const std::string& code, const std::string& message, const std::
     return make_error(code, message,
                       "Run `keyrelay " + (command.empty() ? std::string("--help") : command + " --help") +
                           "` for the usage.");
-}
-
-std::string trim_slash(std::string s) {
-    while (!s.empty() && s.back() == '/') s.pop_back();
-    return s;
 }
 
 }  // namespace

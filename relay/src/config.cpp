@@ -20,11 +20,7 @@ const ProviderConfig* Config::provider(const std::string& name) const {
 }
 
 std::string Config::base_url(int actual_port) const {
-    if (!public_url.empty()) {
-        std::string u = public_url;
-        while (!u.empty() && u.back() == '/') u.pop_back();
-        return u;
-    }
+    if (!public_url.empty()) return trim_slash(public_url);
     std::string host = (bind.empty() || bind == "0.0.0.0" || bind == "::") ? "127.0.0.1" : bind;
     if (host.find(':') != std::string::npos) host = "[" + host + "]";
     return std::string(tls() ? "https" : "http") + "://" + host + ":" + std::to_string(actual_port);
@@ -101,7 +97,7 @@ Result<Config> config_from_json(const json& doc, const EnvLookup& env, const std
             auto l = string_list(v, k);
             if (!l) return l.error();
             for (auto& o : *l) {
-                while (!o.empty() && o.back() == '/') o.pop_back();
+                o = trim_slash(o);
                 auto u = parse_url(o);
                 if (o == "*" || !u || u->path != "/" || !u->query.empty() || o.find('/', o.find("://") + 3) !=
                                                                                    std::string::npos) {

@@ -147,8 +147,7 @@ Result<Unit> resolve_provider_secrets(ProviderConfig& p, const EnvLookup& env, c
     }
     if (p.mode == Mode::api_token || p.mode == Mode::pat) {
         if (site && !site->empty()) {
-            std::string s = *site;
-            while (!s.empty() && s.back() == '/') s.pop_back();
+            std::string s = trim_slash(*site);
             if (auto ok = check_upstream_url(pre + "_SITE", s); !ok) return ok.error();
             p.static_api_base = s;
         }
