@@ -39,11 +39,8 @@ RedisReply convert(const redisReply* r) {
     RedisReply out;
     switch (r->type) {
         case REDIS_REPLY_STRING:
-            out.type = RedisReply::Type::string;
-            out.str.assign(r->str, r->len);
-            break;
         case REDIS_REPLY_STATUS:
-            out.type = RedisReply::Type::status;
+            out.type = r->type == REDIS_REPLY_STRING ? RedisReply::Type::string : RedisReply::Type::status;
             out.str.assign(r->str, r->len);
             break;
         case REDIS_REPLY_INTEGER:
