@@ -9,12 +9,12 @@
 #include <ctime>
 #include <fstream>
 #include <iostream>
-#include <sstream>
 #include <vector>
 
 #include "cli.h"
 #include "doctor_report.h"
 #include "state/crypto.h"
+#include "state/store_keys.h"
 #include "http/util.h"
 #include "keyrelay/http.h"
 #include "keyrelay/jira.h"
@@ -116,10 +116,7 @@ void check_store_key(const Config& c, Report& r) {
                    "Run `chmod 600 " + file + "`; anyone who can read it can decrypt every stored token.");
             return;
         }
-        std::ifstream in(file);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        auto key = parse_store_key(trim_ascii(ss.str()));
+        auto key = parse_store_key(generated_key_text(c.data_dir).value_or(""));
         if (!key) {
             r.fail("The store key file " + file + " does not hold a valid key.", key.error().hint);
         } else {
