@@ -62,13 +62,9 @@ void AuthRoutes::login(RequestContext& ctx, const httplib::Request& req, httplib
     std::string username = body["username"].get<std::string>();
     std::string password = body["password"].get<std::string>();
     auto it = password_hashes_.find(username);
-    bool ok;
-    if (it == password_hashes_.end()) {
-        (void)verify_password(password, dummy_hash_);   // the same work as for a known user
-        ok = false;
-    } else {
-        ok = verify_password(password, it->second);
-    }
+    // An unknown user costs the same work as a known one (the dummy hash), and never gets in.
+    const bool known = it != password_hashes_.end();
+    const bool ok = verify_password(password, known ? it->second : dummy_hash_) && known;
     if (!ok) {
         if (auto recorded = throttle_.record_failure(addr, username, now); !recorded) return refused(recorded.error());
         log_line(LogLevel::warn, "login failed", {{"request_id", ctx.id}, {"remote", addr}});
