@@ -73,16 +73,17 @@ Caller Callers::authenticate(const httplib::Request& req, httplib::Response& res
         send_error(res, 403, csrf_error());
         return Caller::none;
     }
+    return page_session(req, res) ? Caller::page : Caller::none;
+}
+
+std::optional<Session> Callers::page_session(const httplib::Request& req, httplib::Response& res) const {
     auto session = session_of(req);
     if (!session) {
         send_error(res, store_error_status(session.error()), session.error());
-        return Caller::none;
+        return std::nullopt;
     }
-    if (!session->has_value()) {
-        send_error(res, 401, no_session_error());
-        return Caller::none;
-    }
-    return Caller::page;
+    if (!session->has_value()) send_error(res, 401, no_session_error());
+    return *session;
 }
 
 }  // namespace keyrelay::relay

@@ -104,16 +104,7 @@ void AuthRoutes::logout(RequestContext&, const httplib::Request& req, httplib::R
 }
 
 void AuthRoutes::session(RequestContext&, const httplib::Request& req, httplib::Response& res) {
-    auto s = callers_.session_of(req);
-    if (!s) {
-        send_error(res, store_error_status(s.error()), s.error());
-        return;
-    }
-    if (!s->has_value()) {
-        send_error(res, 401, Callers::no_session_error());
-        return;
-    }
-    send_json(res, 200, {{"user", (*s)->user}});
+    if (auto s = callers_.page_session(req, res)) send_json(res, 200, {{"user", s->user}});
 }
 
 }  // namespace keyrelay::relay
