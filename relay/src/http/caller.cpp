@@ -76,13 +76,19 @@ Caller Callers::authenticate(const httplib::Request& req, httplib::Response& res
     return page_session(req, res) ? Caller::page : Caller::none;
 }
 
-std::optional<Session> Callers::page_session(const httplib::Request& req, httplib::Response& res) const {
+std::optional<Session> Callers::page_session(const httplib::Request& req, httplib::Response& res,
+                                             bool navigation) const {
+    // A browser navigation (GET /connect) may be answered with an HTML page; an API call gets JSON.
+    auto refuse = [&](int status, const Error& e) {
+        if (navigation) return send_error_for(req, res, status, e);
+        send_error(res, status, e);
+    };
     auto session = session_of(req);
     if (!session) {
-        send_error(res, store_error_status(session.error()), session.error());
+        refuse(store_error_status(session.error()), session.error());
         return std::nullopt;
     }
-    if (!session->has_value()) send_error(res, 401, no_session_error());
+    if (!session->has_value()) refuse(401, no_session_error());
     return *session;
 }
 

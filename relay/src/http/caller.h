@@ -33,8 +33,10 @@ public:
     // An Authorization value "Bearer <key>" (the scheme in any case), compared in constant time.
     static bool is_bearer(std::string_view authorization, const std::string& key);
 
-    // The page session, or nullopt after answering 401 auth.no_session or 503 store.unavailable (GET /api/session).
-    std::optional<Session> page_session(const httplib::Request& req, httplib::Response& res) const;
+    // The page session, or nullopt after answering 401 auth.no_session or 503 store.unavailable (as a page when
+    // `navigation` and the client wants HTML).
+    std::optional<Session> page_session(const httplib::Request& req, httplib::Response& res,
+                                        bool navigation = false) const;
     // The caller, or Caller::none after answering 401 auth.bad_api_key / auth.no_session, 403 csrf.missing_header, or
     // 503 store.unavailable when the session store cannot be reached.
     Caller authenticate(const httplib::Request& req, httplib::Response& res, bool need_csrf_for_page) const;

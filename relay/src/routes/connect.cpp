@@ -26,16 +26,8 @@ const char* post_connect_name(PostConnect step) {
 void ConnectRoutes::connect(RequestContext& ctx, const httplib::Request& req, httplib::Response& res) {
     const ProviderConfig* p = provider_or_404(config_, ctx, req, res, true);
     if (p == nullptr) return;
+    if (!callers_.page_session(req, res, true)) return;
     auto id = callers_.session_id(req);
-    auto s = id ? sessions_.find(*id, unix_now()) : Result<std::optional<Session>>(std::optional<Session>());
-    if (!s) {
-        send_error_for(req, res, store_error_status(s.error()), s.error());
-        return;
-    }
-    if (!s->has_value()) {
-        send_error_for(req, res, 401, Callers::no_session_error());
-        return;
-    }
     if (p->mode != Mode::oauth) {
         send_error_for(req, res, 409,
                        make_error("connection.static", p->name + " uses a static credential (" +
