@@ -40,7 +40,6 @@ namespace keyrelay::relay {
 // server that routes to them.
 struct Relay::Impl {
     Config& config;
-    int& port;
     Metrics metrics;
     std::unique_ptr<Redis> redis;   // set when several relays share one Redis (config.redis_url)
     std::unique_ptr<ConnectionStore> store;   // the file store, or Redis when `redis` is set
@@ -63,7 +62,7 @@ struct Relay::Impl {
     bool stopping = false;
     std::thread keepalive;
 
-    Impl(Config& c, int& p) : config(c), port(p) {}
+    explicit Impl(Config& c) : config(c) {}
 
     // A token or accessible-resources exchange, timed in the metrics.
     Result<HttpResponse> send_upstream(const std::string& provider, const HttpRequest& request) {
@@ -120,7 +119,7 @@ struct Relay::Impl {
     }
 };
 
-Relay::Relay(Config config) : config_(std::move(config)), impl_(std::make_unique<Impl>(config_, port_)) {}
+Relay::Relay(Config config) : config_(std::move(config)), impl_(std::make_unique<Impl>(config_)) {}
 
 Relay::~Relay() {
     stop();
@@ -189,10 +188,8 @@ Result<Unit> Relay::init() {
     uo.max_idle_per_origin = static_cast<size_t>(std::clamp(config_.server_threads, 16, 256));
     m.upstream = std::make_unique<Upstream>(uo);
     Impl* self = impl_.get();
-    m.tokens = std::make_unique<TokenManager>(
-        config_, *m.store,
-        [self](const std::string& provider, const HttpRequest& r) { return self->send_upstream(provider, r); },
-        m.metrics, [] { return unix_now(); });
+    auto send = [self](const std::string& provider, const HttpRequest& r) { return self->send_upstream(provider, r); };
+    m.tokens = std::make_unique<TokenManager>(config_, *m.store, send, m.metrics, [] { return unix_now(); });
     TokenManager* tm = m.tokens.get();
     m.metrics.set_reauth_gauge([tm] { return tm->needing_reauth(); });
     std::vector<std::string> oauth_providers;
@@ -222,9 +219,7 @@ Result<Unit> Relay::init() {
 
     m.callers = std::make_unique<Callers>(config_, *m.sessions);
     m.auth = std::make_unique<AuthRoutes>(config_, *m.callers, *m.sessions, *m.throttle);
-    m.connect = std::make_unique<ConnectRoutes>(
-        config_, port_, *m.callers, *m.sessions, *m.states, *m.tokens,
-        [self](const std::string& provider, const HttpRequest& r) { return self->send_upstream(provider, r); });
+    m.connect = std::make_unique<ConnectRoutes>(config_, port_, *m.callers, *m.sessions, *m.states, *m.tokens, send);
     m.connections = std::make_unique<ConnectionsRoutes>(config_, *m.callers, *m.tokens);
     m.proxy = std::make_unique<ProxyRoute>(config_, *m.callers, *m.tokens, *m.upstream, m.metrics);
     m.bridge = std::make_unique<KeapBridgeRoute>(config_, *m.proxy);

@@ -32,10 +32,8 @@ public:
     // Thread-safe; safe to call from a signal-handling thread.
     void stop();
 
-    int port() const { return port_; }
     // "http://127.0.0.1:<port>" (or the public URL when configured).
     std::string url() const;
-    const Config& config() const { return config_; }
 
     struct Impl;
 

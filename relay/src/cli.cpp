@@ -8,6 +8,7 @@
 #include <sstream>
 #include <thread>
 
+#include "config_values.h"
 #include "keyrelay/http.h"
 #include "upstream.h"
 
@@ -42,12 +43,14 @@ Error cli_error(const std::string& code, const std::string& message, const std::
                           "` for the usage.");
 }
 
-std::string trim_slash(std::string s) {
-    while (!s.empty() && s.back() == '/') s.pop_back();
-    return s;
-}
-
 }  // namespace
+
+int print_error(const Error& e, int status, std::ostream& err) {
+    err << "keyrelay: " << e.message << "\n";
+    if (!e.hint.empty()) err << "  " << e.hint << "\n";
+    err << "  (" << e.code << ")\n";
+    return status;
+}
 
 Result<CliArgs> parse_cli(const std::vector<std::string>& args) {
     CliArgs out;
@@ -230,35 +233,35 @@ Result<json> fetch_sandbox_config(const std::string& sandbox_url, int wait_ms) {
     }
 }
 
+Result<Config> read_config_file(const std::string& path, const EnvLookup& env) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        return make_error("config.unreadable", "Cannot read the config file " + path + ".",
+                          "Check the path; relay/keyrelay.example.json is a starting point.");
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    json doc = json::parse(ss.str(), nullptr, false);
+    if (doc.is_discarded()) {
+        return make_error("config.not_json", "The config file " + path + " is not valid JSON.",
+                          "Check for a trailing comma or a missing quote (JSON has no comments; use \"_comment\" "
+                          "keys).");
+    }
+    std::string dir = path.find('/') == std::string::npos ? std::string(".") : path.substr(0, path.rfind('/'));
+    auto c = config_from_json(doc, env, dir);
+    if (c) c->config_path = path;
+    return c;
+}
+
 Result<Config> build_config(const CliArgs& args, const EnvLookup& env) {
-    auto flag = [&](const std::string& name) -> std::optional<std::string> {
-        auto it = args.flags.find(name);
-        if (it == args.flags.end()) return std::nullopt;
-        return it->second;
-    };
     std::optional<Config> from_file;
-    if (auto path = flag("--config")) {
-        std::ifstream in(*path, std::ios::binary);
-        if (!in) {
-            return make_error("config.unreadable", "Cannot read the config file " + *path + ".",
-                              "Check the path; relay/keyrelay.example.json is a starting point.");
-        }
-        std::stringstream ss;
-        ss << in.rdbuf();
-        json doc = json::parse(ss.str(), nullptr, false);
-        if (doc.is_discarded()) {
-            return make_error("config.not_json", "The config file " + *path + " is not valid JSON.",
-                              "Check for a trailing comma or a missing quote (JSON has no comments; use \"_comment\" "
-                              "keys).");
-        }
-        std::string dir = path->find('/') == std::string::npos ? std::string(".") : path->substr(0, path->rfind('/'));
-        auto c = config_from_json(doc, env, dir);
+    if (auto path = args.flag("--config")) {
+        auto c = read_config_file(*path, env);
         if (!c) return c.error();
-        c->config_path = *path;
         from_file = std::move(*c);
     }
     Config config;
-    if (auto sandbox = flag("--sandbox")) {
+    if (auto sandbox = args.flag("--sandbox")) {
         auto doc = fetch_sandbox_config(*sandbox);
         if (!doc) return doc.error();
         auto c = config_from_sandbox(trim_slash(*sandbox), *doc, env);
@@ -293,7 +296,7 @@ Result<Config> build_config(const CliArgs& args, const EnvLookup& env) {
                           "Run `keyrelay serve --sandbox http://127.0.0.1:<sandbox port>` for the demo, or "
                           "`keyrelay serve --config keyrelay.json` (see relay/keyrelay.example.json).");
     }
-    if (auto v = flag("--port")) {
+    if (auto v = args.flag("--port")) {
         char* end = nullptr;
         long port = std::strtol(v->c_str(), &end, 10);
         if (v->empty() || *end != '\0' || port < 0 || port > 65535) {
@@ -301,13 +304,13 @@ Result<Config> build_config(const CliArgs& args, const EnvLookup& env) {
         }
         config.port = static_cast<int>(port);
     }
-    if (auto v = flag("--data-dir")) config.data_dir = *v;
-    if (auto v = flag("--web-dir")) config.web_dir = *v;
-    if (auto v = flag("--wasm-dir")) config.wasm_dir = *v;
-    if (auto v = flag("--tls-cert")) config.tls_cert = *v;
-    if (auto v = flag("--tls-key")) config.tls_key = *v;
-    if (auto v = flag("--ca-file")) config.ca_file = *v;
-    if (auto v = flag("--bind")) {
+    if (auto v = args.flag("--data-dir")) config.data_dir = *v;
+    if (auto v = args.flag("--web-dir")) config.web_dir = *v;
+    if (auto v = args.flag("--wasm-dir")) config.wasm_dir = *v;
+    if (auto v = args.flag("--tls-cert")) config.tls_cert = *v;
+    if (auto v = args.flag("--tls-key")) config.tls_key = *v;
+    if (auto v = args.flag("--ca-file")) config.ca_file = *v;
+    if (auto v = args.flag("--bind")) {
         if (config.sandbox && *v != "127.0.0.1") {
             return make_error("cli.bad_value", "--sandbox binds 127.0.0.1 only.",
                               "The sandbox's demo login (demo / demo) must never be reachable from other machines.");

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <optional>
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -18,7 +19,15 @@ struct CliArgs {
     std::string command;   // "serve", "doctor", "hash-password", "rotate-key", "migrate-store", "help", "version"
     std::map<std::string, std::string> flags;  // "--port" -> "0"; boolean flags -> ""
     bool help = false;
+
+    std::optional<std::string> flag(const std::string& name) const {
+        auto it = flags.find(name);
+        return it == flags.end() ? std::nullopt : std::optional<std::string>(it->second);
+    }
 };
+
+// Prints "keyrelay: <message>", the hint and the code to `err`, as every command reports an error; returns `status`.
+int print_error(const Error& e, int status = 1, std::ostream& err = std::cerr);
 
 // Parses argv after the program name. Errors: "cli.unknown_command", "cli.unknown_flag", "cli.missing_value"
 // (the caller prints them and exits 2).
@@ -29,6 +38,9 @@ std::string usage(const std::string& command);
 
 // GET <sandbox>/sandbox/config, retrying for up to `wait_ms` while the sandbox is still starting.
 Result<nlohmann::json> fetch_sandbox_config(const std::string& sandbox_url, int wait_ms = 5000);
+
+// Reads and checks a keyrelay.json (config_from_json, paths relative to its directory). Errors: "config.*".
+Result<Config> read_config_file(const std::string& path, const EnvLookup& env);
 
 // Assembles the serve/doctor configuration from --config and/or --sandbox plus the overriding flags.
 // With both, the sandbox provides Keap and Jira and the config everything else (cors_origins, users, ...).

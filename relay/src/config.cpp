@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <algorithm>
+#include <map>
 
 #include "config_values.h"
 #include "keyrelay/http.h"
@@ -19,11 +20,7 @@ const ProviderConfig* Config::provider(const std::string& name) const {
 }
 
 std::string Config::base_url(int actual_port) const {
-    if (!public_url.empty()) {
-        std::string u = public_url;
-        while (!u.empty() && u.back() == '/') u.pop_back();
-        return u;
-    }
+    if (!public_url.empty()) return trim_slash(public_url);
     std::string host = (bind.empty() || bind == "0.0.0.0" || bind == "::") ? "127.0.0.1" : bind;
     if (host.find(':') != std::string::npos) host = "[" + host + "]";
     return std::string(tls() ? "https" : "http") + "://" + host + ":" + std::to_string(actual_port);
@@ -34,6 +31,13 @@ std::string Config::redirect_uri(const std::string& provider, int actual_port) c
 }
 
 Result<Config> config_from_json(const json& doc, const EnvLookup& env, const std::string& config_dir) {
+    // The string settings; `true`: a path, relative to the config file's directory.
+    static const std::map<std::string, std::pair<std::string Config::*, bool>> kStrings{
+        {"bind", {&Config::bind, false}},         {"public_url", {&Config::public_url, false}},
+        {"redis_url", {&Config::redis_url, false}}, {"data_dir", {&Config::data_dir, true}},
+        {"web_dir", {&Config::web_dir, true}},     {"wasm_dir", {&Config::wasm_dir, true}},
+        {"tls_cert", {&Config::tls_cert, true}},   {"tls_key", {&Config::tls_key, true}},
+        {"ca_file", {&Config::ca_file, true}}};
     if (!doc.is_object()) {
         return make_error("config.not_json", "The config file is not a JSON object.",
                           "Start from relay/keyrelay.example.json.");
@@ -60,28 +64,16 @@ Result<Config> config_from_json(const json& doc, const EnvLookup& env, const std
             auto n = int_value(v, k, 0, 65535);
             if (!n) return n.error();
             c.port = static_cast<int>(*n);
-        } else if (k == "redis_url") {
+        } else if (auto field = kStrings.find(k); field != kStrings.end()) {
             auto s = string_value(v, k);
             if (!s) return s.error();
-            c.redis_url = *s;
-        } else if (k == "bind" || k == "public_url" || k == "data_dir" || k == "web_dir" || k == "wasm_dir" || k == "tls_cert" ||
-                   k == "tls_key" || k == "ca_file") {
-            auto s = string_value(v, k);
-            if (!s) return s.error();
-            if (k == "bind") c.bind = *s;
             if (k == "public_url") {
                 auto u = parse_url(*s);
                 if (!u || (u->scheme != "https" && u->scheme != "http")) {
                     return bad_value(k, "must be the relay's public address, e.g. https://relay.example.com");
                 }
-                c.public_url = *s;
             }
-            if (k == "data_dir") c.data_dir = rel(*s);
-            if (k == "web_dir") c.web_dir = rel(*s);
-            if (k == "wasm_dir") c.wasm_dir = rel(*s);
-            if (k == "tls_cert") c.tls_cert = rel(*s);
-            if (k == "tls_key") c.tls_key = rel(*s);
-            if (k == "ca_file") c.ca_file = rel(*s);
+            c.*(field->second.first) = field->second.second ? rel(*s) : *s;
         } else if (k == "users") {
             if (!v.is_array()) return bad_value(k, "must be an array of {username, password_hash}");
             for (const auto& u : v) {
@@ -105,7 +97,7 @@ Result<Config> config_from_json(const json& doc, const EnvLookup& env, const std
             auto l = string_list(v, k);
             if (!l) return l.error();
             for (auto& o : *l) {
-                while (!o.empty() && o.back() == '/') o.pop_back();
+                o = trim_slash(o);
                 auto u = parse_url(o);
                 if (o == "*" || !u || u->path != "/" || !u->query.empty() || o.find('/', o.find("://") + 3) !=
                                                                                    std::string::npos) {

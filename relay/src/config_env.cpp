@@ -2,6 +2,7 @@
 // in the config file itself is refused.
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -105,31 +106,28 @@ EnvLookup process_env() {
 
 Result<Unit> resolve_provider_secrets(ProviderConfig& p, const EnvLookup& env, const json& refs) {
     const std::string& pre = p.env_prefix;
-    auto get = [&](const std::string& suffix) { return lookup_secret(pre + "_" + suffix, env, refs); };
-
-    auto id = get("CLIENT_ID");
-    if (!id) return id.error();
-    auto secret = get("CLIENT_SECRET");
-    if (!secret) return secret.error();
-    if (id->has_value()) p.client_id = **id;
-    if (secret->has_value()) p.client_secret = **secret;
-
-    auto api_key = get("API_KEY");
-    if (!api_key) return api_key.error();
-    auto api_token = get("API_TOKEN");
-    if (!api_token) return api_token.error();
-    auto pat = get("PAT");
-    if (!pat) return pat.error();
+    // <PREFIX>_<suffix> -> its value, when set (read in this order: the first unreadable *_FILE is the error).
+    std::map<std::string, std::optional<std::string>> secrets;
+    for (const char* suffix : {"CLIENT_ID", "CLIENT_SECRET", "API_KEY", "API_TOKEN", "PAT"}) {
+        auto value = lookup_secret(pre + "_" + suffix, env, refs);
+        if (!value) return value.error();
+        secrets[suffix] = *value;
+    }
+    const auto& api_key = secrets["API_KEY"];
+    const auto& api_token = secrets["API_TOKEN"];
+    const auto& pat = secrets["PAT"];
+    if (secrets["CLIENT_ID"]) p.client_id = *secrets["CLIENT_ID"];
+    if (secrets["CLIENT_SECRET"]) p.client_secret = *secrets["CLIENT_SECRET"];
     auto email = env(pre + "_EMAIL");
     auto site = env(pre + "_SITE");
     auto account = env(pre + "_ACCOUNT");
 
-    if (api_key->has_value()) {
+    if (api_key) {
         // Keap: a Personal Access Token or Service Account Key, sent as X-Keap-API-Key (docs/reference/keap.md).
         p.mode = Mode::api_key;
-        p.static_secret = **api_key;
+        p.static_secret = *api_key;
         p.static_account = account.value_or("");
-    } else if (api_token->has_value()) {
+    } else if (api_token) {
         // Jira Cloud API token: HTTP Basic email:token against the site (docs/reference/jira.md).
         if (!email || email->empty()) {
             return make_error("config.missing_secret", pre + "_API_TOKEN is set but " + pre + "_EMAIL is not.",
@@ -138,17 +136,16 @@ Result<Unit> resolve_provider_secrets(ProviderConfig& p, const EnvLookup& env, c
                               "atlassian.net).");
         }
         p.mode = Mode::api_token;
-        p.static_secret = **api_token;
+        p.static_secret = *api_token;
         p.static_email = *email;
-    } else if (pat->has_value()) {
+    } else if (pat) {
         // Jira Data Center Personal Access Token: Bearer against the server (docs/reference/jira.md).
         p.mode = Mode::pat;
-        p.static_secret = **pat;
+        p.static_secret = *pat;
     }
     if (p.mode == Mode::api_token || p.mode == Mode::pat) {
         if (site && !site->empty()) {
-            std::string s = *site;
-            while (!s.empty() && s.back() == '/') s.pop_back();
+            std::string s = trim_slash(*site);
             if (auto ok = check_upstream_url(pre + "_SITE", s); !ok) return ok.error();
             p.static_api_base = s;
         }

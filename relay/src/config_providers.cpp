@@ -126,8 +126,7 @@ std::string resolve_api_base(const ProviderConfig& p, const std::string& cloud_i
     const std::string key = "{cloud_id}";
     size_t at = base.find(key);
     if (at != std::string::npos) base.replace(at, key.size(), percent_encode(cloud_id));
-    while (!base.empty() && base.back() == '/') base.pop_back();
-    return base;
+    return trim_slash(base);
 }
 
 proxy::Credential ProviderConfig::credential(const std::string& access_token) const {

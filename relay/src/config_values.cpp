@@ -16,6 +16,11 @@ std::string upper_env_name(const std::string& name) {
     return out;
 }
 
+std::string trim_slash(std::string s) {
+    while (!s.empty() && s.back() == '/') s.pop_back();
+    return s;
+}
+
 Error bad_value(const std::string& where, const std::string& what) {
     return make_error("config.bad_value", "The config value " + where + " " + what + ".",
                       "Fix that value in keyrelay.json; relay/keyrelay.example.json shows every setting with a valid "

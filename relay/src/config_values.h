@@ -25,6 +25,9 @@ Result<bool> bool_value(const nlohmann::json& j, const std::string& where);
 // Upstream URLs must be HTTPS, except on loopback (the sandbox, local tests). An empty URL passes.
 Result<Unit> check_upstream_url(const std::string& where, const std::string& url);
 
+// Without trailing slashes: "https://relay.example.com/" -> "https://relay.example.com".
+std::string trim_slash(std::string s);
+
 // A name as an environment variable: A-Z and 0-9 kept, a-z upper-cased, anything else '_'.
 std::string upper_env_name(const std::string& name);
 

@@ -9,12 +9,12 @@
 #include <ctime>
 #include <fstream>
 #include <iostream>
-#include <sstream>
 #include <vector>
 
 #include "cli.h"
 #include "doctor_report.h"
 #include "state/crypto.h"
+#include "state/store_keys.h"
 #include "http/util.h"
 #include "keyrelay/http.h"
 #include "keyrelay/jira.h"
@@ -116,10 +116,7 @@ void check_store_key(const Config& c, Report& r) {
                    "Run `chmod 600 " + file + "`; anyone who can read it can decrypt every stored token.");
             return;
         }
-        std::ifstream in(file);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        auto key = parse_store_key(trim_ascii(ss.str()));
+        auto key = parse_store_key(generated_key_text(c.data_dir).value_or(""));
         if (!key) {
             r.fail("The store key file " + file + " does not hold a valid key.", key.error().hint);
         } else {
@@ -132,10 +129,6 @@ void check_store_key(const Config& c, Report& r) {
            "`openssl rand -hex 32`) from a secret store, or back up the file.");
 }
 
-bool is_loopback(const std::string& host) {
-    return host == "127.0.0.1" || host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
-}
-
 void check_redirects(const Config& c, int port, Report& r) {
     for (const auto& p : c.providers) {
         if (p.mode != Mode::oauth || !p.oauth_configured()) continue;
@@ -145,7 +138,7 @@ void check_redirects(const Config& c, int port, Report& r) {
             r.fail("The redirect URI " + uri + " is not a valid URL.", "Fix public_url in the config.");
             continue;
         }
-        if (u->scheme != "https" && !is_loopback(u->host)) {
+        if (u->scheme != "https" && !is_loopback_bind(u->host) && u->host != "[::1]") {
             r.fail("The " + p.name + " redirect URI " + uri + " is not HTTPS.",
                    "Providers send the authorization code to this address: it must be HTTPS (except on "
                    "127.0.0.1/localhost). Set public_url to https://your-host and serve HTTPS (--tls-cert/--tls-key "

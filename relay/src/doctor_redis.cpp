@@ -23,10 +23,6 @@ std::optional<std::string> info_field(const std::string& info, const std::string
     return std::nullopt;
 }
 
-bool is_loopback_host(const std::string& host) {
-    return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
-}
-
 // "7.0.15" -> 70015; GETDEL and SET ... PXAT need 6.2.
 int version_number(const std::string& v) {
     int major = 0, minor = 0, patch = 0;
@@ -147,7 +143,7 @@ void check_redis(const Config& config, DoctorReport& r) {
     }
     if (url->password.empty()) {
         std::string hint = "Set requirepass in redis.conf and put it in KEYRELAY_REDIS_URL (redis://:PASSWORD@...).";
-        if (is_loopback_host(url->host)) {
+        if (is_loopback_bind(url->host)) {
             r.info("Redis at " + where + " is reachable, with no password (loopback only). " + hint);
         } else {
             r.warn("Redis at " + where + " is reachable with no password: anyone on its network can delete "

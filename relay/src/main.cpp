@@ -27,19 +27,6 @@ using namespace keyrelay::relay;
 
 namespace {
 
-int print_error(const Error& e, int status) {
-    std::cerr << "keyrelay: " << e.message << "\n";
-    if (!e.hint.empty()) std::cerr << "  " << e.hint << "\n";
-    std::cerr << "  (" << e.code << ")\n";
-    return status;
-}
-
-std::optional<std::string> flag(const CliArgs& a, const std::string& name) {
-    auto it = a.flags.find(name);
-    if (it == a.flags.end()) return std::nullopt;
-    return it->second;
-}
-
 // Blocks the stop signals in every thread; one thread waits for them with sigwait (async-signal-safe by design).
 sigset_t stop_signals() {
     sigset_t set;
@@ -51,7 +38,7 @@ sigset_t stop_signals() {
 }
 
 int serve(const CliArgs& args) {
-    if (auto level = flag(args, "--log-level")) {
+    if (auto level = args.flag("--log-level")) {
         if (*level == "debug") {
             set_log_level(LogLevel::debug);
         } else if (*level == "warn") {
@@ -166,7 +153,7 @@ std::string read_password() {
 
 int hash_password_cmd(const CliArgs& args) {
     int iterations = kPasswordHashIterations;
-    if (auto v = flag(args, "--iterations")) {
+    if (auto v = args.flag("--iterations")) {
         char* end = nullptr;
         long n = std::strtol(v->c_str(), &end, 10);
         if (v->empty() || *end != '\0' || n < 100000 || n > 100000000) {
@@ -188,16 +175,13 @@ int hash_password_cmd(const CliArgs& args) {
 }
 
 int rotate_key_cmd(const CliArgs& args) {
-    std::string data_dir = flag(args, "--data-dir").value_or("");
+    std::string data_dir = args.flag("--data-dir").value_or("");
     std::string redis_url = process_env()("KEYRELAY_REDIS_URL").value_or("");
-    if (flag(args, "--config")) {
-        CliArgs only_config;
-        only_config.command = "serve";
-        only_config.flags["--config"] = *flag(args, "--config");
-        auto c = build_config(only_config, process_env());
+    if (auto path = args.flag("--config")) {
+        auto c = read_config_file(*path, process_env());
         if (!c) return print_error(c.error(), 1);
         if (data_dir.empty()) data_dir = c->data_dir;
-        redis_url = c->redis_url;   // the environment already won inside build_config
+        redis_url = c->redis_url;   // the environment already won inside config_from_json
     }
     if (data_dir.empty()) {
         return print_error(make_error("cli.missing_value", "rotate-key needs --data-dir.",
@@ -215,18 +199,8 @@ int rotate_key_cmd(const CliArgs& args) {
     auto previous = env("KEYRELAY_STORE_KEY_PREVIOUS");
     bool from_file = false;
     if (!previous || previous->empty()) {
-        // The old key may be the generated key file of a relay that ran without KEYRELAY_STORE_KEY.
-        std::string file = data_dir + "/store.key";
-        if (FILE* f = std::fopen(file.c_str(), "r")) {
-            char buf[256];
-            size_t n = std::fread(buf, 1, sizeof buf, f);
-            std::fclose(f);
-            previous = trim_ascii(std::string(buf, n));
-            while (!previous->empty() && (previous->back() == '\n' || previous->back() == '\r')) previous->pop_back();
-            from_file = true;
-        } else {
-            previous.reset();
-        }
+        previous = generated_key_text(data_dir);
+        from_file = previous.has_value();
     }
     auto keys = load_store_keys(data_dir, fresh, previous);
     if (!keys) return print_error(keys.error(), 1);

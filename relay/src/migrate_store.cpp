@@ -2,10 +2,8 @@
 
 #include <sys/stat.h>
 
-#include <fstream>
 #include <map>
 #include <memory>
-#include <sstream>
 
 #include "http/util.h"
 #include "state/file_store.h"
@@ -19,18 +17,6 @@ namespace {
 bool is_dir(const std::string& path) {
     struct stat st {};
     return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-bool is_file(const std::string& path) {
-    struct stat st {};
-    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-int fail(std::ostream& err, const Error& e, int status = 1) {
-    err << "keyrelay: " << e.message << "\n";
-    if (!e.hint.empty()) err << "  " << e.hint << "\n";
-    err << "  (" << e.code << ")\n";
-    return status;
 }
 
 // A store that does not open: say which one, and that the key is what to check.
@@ -77,65 +63,53 @@ Result<std::vector<MigratedConnection>> migrate_connections(const ConnectionStor
 }
 
 int run_migrate_store(const CliArgs& args, const EnvLookup& env, std::ostream& out, std::ostream& err) {
-    auto flag = [&](const std::string& name) -> std::string {
-        auto it = args.flags.find(name);
-        return it == args.flags.end() ? std::string() : it->second;
-    };
-    const std::string from_dir = flag("--from-data-dir");
-    const std::string to_dir = flag("--to-data-dir");
+    const std::string from_dir = args.flag("--from-data-dir").value_or("");
+    const std::string to_dir = args.flag("--to-data-dir").value_or("");
     if (from_dir.empty() == to_dir.empty()) {
-        return fail(err, make_error("cli.missing_value", "migrate-store needs exactly one of --from-data-dir and "
-                                                         "--to-data-dir.",
-                                    "--from-data-dir DIR copies DIR's connections into Redis; --to-data-dir DIR "
-                                    "copies Redis's into DIR. Run `keyrelay migrate-store --help` for the usage."),
-                    2);
+        return print_error(make_error("cli.missing_value", "migrate-store needs exactly one of --from-data-dir and "
+                                                           "--to-data-dir.",
+                                      "--from-data-dir DIR copies DIR's connections into Redis; --to-data-dir DIR "
+                                      "copies Redis's into DIR. Run `keyrelay migrate-store --help` for the usage."),
+                      2, err);
     }
     const std::string dir = from_dir.empty() ? to_dir : from_dir;
 
     // The Redis URL and the keys: from --config (the environment still wins), else the environment alone.
     Result<Config> config = make_error("config.bad_value", "unset");
-    if (args.flags.count("--config")) {
-        CliArgs only_config;
-        only_config.command = "serve";
-        only_config.flags["--config"] = flag("--config");
-        config = build_config(only_config, env);
+    if (auto path = args.flag("--config")) {
+        config = read_config_file(*path, env);
     } else {
         config = config_from_json(nlohmann::json::object(), env, ".");
     }
-    if (!config) return fail(err, config.error());
+    if (!config) return print_error(config.error(), 1, err);
     if (config->redis_url.empty()) {
-        return fail(err, make_error("config.missing_redis_url", "No Redis to migrate to or from: KEYRELAY_REDIS_URL is "
-                                                                "not set.",
-                                    "Set KEYRELAY_REDIS_URL=redis://:PASSWORD@host:port/db (or redis_url in the "
-                                    "--config file), as for the relays that share that Redis."));
+        return print_error(make_error("config.missing_redis_url",
+                                      "No Redis to migrate to or from: KEYRELAY_REDIS_URL is not set.",
+                                      "Set KEYRELAY_REDIS_URL=redis://:PASSWORD@host:port/db (or redis_url in the "
+                                      "--config file), as for the relays that share that Redis."), 1, err);
     }
     if (!config->store_key) {
-        return fail(err, make_error("config.store_key_required",
-                                    "KEYRELAY_STORE_KEY is not set: the connections in Redis are sealed with the key "
-                                    "that every relay sharing it has.",
-                                    "Set KEYRELAY_STORE_KEY to that key (`openssl rand -hex 32` makes a new one for a "
-                                    "first migration). A file store that used a generated DIR/store.key opens with "
-                                    "that file's key in KEYRELAY_STORE_KEY_PREVIOUS."));
+        return print_error(make_error("config.store_key_required",
+                                      "KEYRELAY_STORE_KEY is not set: the connections in Redis are sealed with the "
+                                      "key that every relay sharing it has.",
+                                      "Set KEYRELAY_STORE_KEY to that key (`openssl rand -hex 32` makes a new one for "
+                                      "a first migration). A file store that used a generated DIR/store.key opens "
+                                      "with that file's key in KEYRELAY_STORE_KEY_PREVIOUS."), 1, err);
     }
     if (!from_dir.empty() && !is_dir(from_dir)) {
-        return fail(err, make_error("migrate.no_data_dir", "--from-data-dir " + from_dir + " is not a directory.",
-                                    "Pass the data directory of the relay whose connections to copy (the package's "
-                                    "is /var/lib/keyrelay)."));
+        return print_error(make_error("migrate.no_data_dir", "--from-data-dir " + from_dir + " is not a directory.",
+                                      "Pass the data directory of the relay whose connections to copy (the package's "
+                                      "is /var/lib/keyrelay)."), 1, err);
     }
     // A single relay without KEYRELAY_STORE_KEY sealed its records with the key it generated into DIR/store.key:
     // open them with it, as rotate-key does, and seal them in Redis with KEYRELAY_STORE_KEY.
     std::optional<std::string> previous = config->store_key_previous;
-    if (!previous && !from_dir.empty() && is_file(from_dir + "/store.key")) {
-        std::ifstream in(from_dir + "/store.key");
-        std::stringstream text;
-        text << in.rdbuf();
-        previous = trim_ascii(text.str());
-    }
+    if (!previous && !from_dir.empty()) previous = generated_key_text(from_dir);
     auto keys = load_store_keys(dir, config->store_key, previous);
-    if (!keys) return fail(err, keys.error());
+    if (!keys) return print_error(keys.error(), 1, err);
 
     auto url = RedisUrl::parse(config->redis_url);
-    if (!url) return fail(err, url.error());
+    if (!url) return print_error(url.error(), 1, err);
     RedisOptions options;
     options.connect_timeout_ms = config->redis_connect_timeout_ms;
     options.command_timeout_ms = config->redis_command_timeout_ms;
@@ -149,18 +123,18 @@ int run_migrate_store(const CliArgs& args, const EnvLookup& env, std::ostream& o
     // Open the source before anything is made or written (the file store creates a missing --to-data-dir), then
     // the destination: a wrong key is reported against the store it does not open.
     if (!into_redis) {
-        if (auto ok = redis_store.load_all(); !ok) return fail(err, unopened(redis_name, ok.error()));
+        if (auto ok = redis_store.load_all(); !ok) return print_error(unopened(redis_name, ok.error()), 1, err);
     }
     FileConnectionStore file_store(dir, keys->keys, keys->current_key_id);
     const ConnectionStore& from = into_redis ? static_cast<const ConnectionStore&>(file_store) : redis_store;
     ConnectionStore& to = into_redis ? static_cast<ConnectionStore&>(redis_store) : file_store;
     const std::string from_name = into_redis ? file_name : redis_name;
     const std::string to_name = into_redis ? redis_name : file_name;
-    if (auto ok = from.load_all(); !ok) return fail(err, unopened(from_name, ok.error()));
-    if (auto ok = to.load_all(); !ok) return fail(err, unopened(to_name, ok.error()));
+    if (auto ok = from.load_all(); !ok) return print_error(unopened(from_name, ok.error()), 1, err);
+    if (auto ok = to.load_all(); !ok) return print_error(unopened(to_name, ok.error()), 1, err);
 
     auto moved = migrate_connections(from, to);
-    if (!moved) return fail(err, moved.error());
+    if (!moved) return print_error(moved.error(), 1, err);
     out << "migrate-store: " << from_name << " -> " << to_name << "\n";
     size_t copied = 0, already = 0, kept = 0;
     const std::string there = into_redis ? "Redis" : dir;

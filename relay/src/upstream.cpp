@@ -13,6 +13,20 @@
 #include "keyrelay/ascii.h"
 
 namespace keyrelay::relay {
+
+// Where an http(s) URL's requests go. RFC 3986 §3.2.2: an IPv6 address in a URL is an IP-literal in brackets ("[::1]",
+// as parse_url keeps it in Url::host); the brackets belong to the URI syntax, so the address connected to (and named
+// in the certificate, RFC 6125 §6.2 / RFC 5280 §4.2.1.6 iPAddress) is without them, while the Host field (RFC 9110
+// §7.2: uri-host [":" port]) and the origin keep them. Host names and IPv4 addresses are written as they are.
+struct Endpoint {
+    std::string host;         // to connect to: a host name, or an IP address without brackets
+    int port = 0;
+    bool tls = false;         // https
+    bool ipv6 = false;        // the URL wrote an IPv6 literal in brackets
+    std::string origin;       // "scheme://host:port", IPv6 in brackets: the pool key
+    std::string host_field;   // the Host value: the port only when not the scheme's default (RFC 3986 §6.2.3)
+};
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -25,67 +39,40 @@ X509_STORE* make_ca_store(const std::string& extra_ca_file) {
     return store;
 }
 
-// cpp-httplib's error for a failed send(), as a TransportFailure. httplib reports a read timeout and a connection
-// closed mid-answer both as Error::Read: the elapsed time tells them apart.
-Error transport_error(httplib::Error err, const std::string& origin, double seconds, int64_t read_timeout_ms,
-                      const std::string& ca_file) {
-    TransportFailure kind = TransportFailure::other;
+// cpp-httplib's error for a failed send(). httplib reports a read timeout and a connection closed mid-answer both as
+// Error::Read: the elapsed time tells them apart. The message and hint reach the page and API callers: they never
+// name the upstream's address (an internal URL in many deployments) and never ask the caller to change the relay's
+// config.
+Error transport_error(httplib::Error err, double seconds, int64_t read_timeout_ms, const std::string& ca_file) {
+    const std::string detail = httplib::to_string(err);
     switch (err) {
         case httplib::Error::Connection:
         case httplib::Error::ConnectionTimeout:
         case httplib::Error::BindIPAddress:
-            kind = TransportFailure::unreachable;
-            break;
-        case httplib::Error::Read:
-            kind = seconds * 1000 >= static_cast<double>(read_timeout_ms) * 0.95 ? TransportFailure::timeout
-                                                                                : TransportFailure::reset_reading;
-            break;
-        case httplib::Error::Write:
-            kind = TransportFailure::reset_writing;
-            break;
-        case httplib::Error::SSLConnection:
-        case httplib::Error::SSLLoadingCerts:
-        case httplib::Error::SSLServerVerification:
-            kind = TransportFailure::tls;
-            break;
-        case httplib::Error::Canceled:
-            kind = TransportFailure::too_large;
-            break;
-        default:
-            break;
-    }
-    return transport_failure(kind, origin, httplib::to_string(err), read_timeout_ms, ca_file);
-}
-
-}  // namespace
-
-// The message and hint reach the page and API callers: they never name the upstream's address (an internal URL
-// in many deployments) and never ask the caller to change the relay's config.
-Error transport_failure(TransportFailure kind, const std::string& /*origin*/, const std::string& detail,
-                        int64_t read_timeout_ms, const std::string& ca_file) {
-    switch (kind) {
-        case TransportFailure::unreachable:
             return make_error("upstream.unreachable", "The relay could not connect to the provider's API.",
                               "The provider may be down, or the relay's machine cannot reach it (DNS, firewall, "
                               "outbound proxy, a wrong API base URL in the relay's config). Try again in a minute; "
                               "if it persists, tell whoever runs the relay. Against the sandbox: is "
                               "keyrelay-sandbox still running?");
-        case TransportFailure::timeout:
-            return make_error("upstream.timeout",
-                              "The provider's API did not answer within " + std::to_string(read_timeout_ms / 1000) +
-                                  " s.",
-                              "The provider is slow or overloaded. Try again in a minute; if it persists, check "
-                              "the provider's status page.");
-        case TransportFailure::reset_reading:
+        case httplib::Error::Read:
+            if (seconds * 1000 >= static_cast<double>(read_timeout_ms) * 0.95) {
+                return make_error("upstream.timeout",
+                                  "The provider's API did not answer within " +
+                                      std::to_string(read_timeout_ms / 1000) + " s.",
+                                  "The provider is slow or overloaded. Try again in a minute; if it persists, check "
+                                  "the provider's status page.");
+            }
             return make_error("upstream.connection_reset",
                               "The provider's API closed the connection without an answer.",
                               "A gateway or load balancer in front of the provider dropped the request; this is "
                               "usually transient. Try again; if it keeps happening, check the provider's status "
                               "page.");
-        case TransportFailure::reset_writing:
+        case httplib::Error::Write:
             return make_error("upstream.connection_reset", "The connection to the provider's API broke while sending.",
                               "Usually transient; try again.");
-        case TransportFailure::tls:
+        case httplib::Error::SSLConnection:
+        case httplib::Error::SSLLoadingCerts:
+        case httplib::Error::SSLServerVerification:
             return make_error("upstream.tls", "The TLS connection to the provider's API failed: " + detail + ".",
                               ca_file.empty()
                                   ? "The provider's certificate is not trusted by this machine's CA store. If a "
@@ -95,18 +82,19 @@ Error transport_failure(TransportFailure kind, const std::string& /*origin*/, co
                                   : "The certificate is trusted neither by the system CAs nor by the ca_file " +
                                         ca_file + ". Check that ca_file is the CA that issued the server's "
                                         "certificate and that the certificate names this host.");
-        case TransportFailure::too_large:
+        case httplib::Error::Canceled:   // the content receiver stopped at max_body
             return make_error("upstream.too_large",
                               "The answer from the provider's API is larger than the relay accepts.",
                               "Ask for less (a smaller limit or page size); the relay caps upstream bodies "
                               "(max_upstream_body in the config).");
-        case TransportFailure::other:
-            break;
+        default:
+            return make_error("upstream.error", "The request to the provider's API failed: " + detail + ".",
+                              "Try again; if it persists, check the provider's API base URL in the relay's config.");
     }
-    return make_error("upstream.error", "The request to the provider's API failed: " + detail + ".",
-                      "Try again; if it persists, check the provider's API base URL in the relay's config.");
 }
 
+// nullopt when the scheme is not http(s), or when brackets enclose something other than an IPv6 address (an
+// IPvFuture literal or a zone identifier, neither of which the relay can connect to).
 std::optional<Endpoint> endpoint_of(const Url& url) {
     if (url.scheme != "http" && url.scheme != "https") return std::nullopt;
     Endpoint e;
@@ -114,16 +102,12 @@ std::optional<Endpoint> endpoint_of(const Url& url) {
     e.tls = url.scheme == "https";
     // RFC 3986 §3.2.2: IP-literal = "[" ( IPv6address / IPvFuture ) "]"; parse_url keeps the brackets.
     e.ipv6 = !url.host.empty() && url.host.front() == '[';
+    e.host = url.host;
     if (e.ipv6) {
         if (url.host.size() < 2 || url.host.back() != ']') return std::nullopt;
         e.host = url.host.substr(1, url.host.size() - 2);
         in6_addr a6{};
         if (::inet_pton(AF_INET6, e.host.c_str(), &a6) != 1) return std::nullopt;
-        e.ip = true;
-    } else {
-        e.host = url.host;
-        in_addr a4{};
-        e.ip = ::inet_pton(AF_INET, e.host.c_str(), &a4) == 1;
     }
     // url.host is the authority's host as written (brackets kept for IPv6): what Host and the origin carry.
     e.origin = url.scheme + "://" + url.host + ":" + std::to_string(url.port);
@@ -131,6 +115,8 @@ std::optional<Endpoint> endpoint_of(const Url& url) {
     if (url.port != (e.tls ? 443 : 80)) e.host_field += ":" + std::to_string(url.port);
     return e;
 }
+
+}  // namespace
 
 Upstream::Upstream(UpstreamOptions options) : options_(std::move(options)) {}
 
@@ -233,7 +219,7 @@ Result<HttpResponse> Upstream::send(const HttpRequest& request) {
     if (!ok) {
         // The connection state is unknown after a failure: drop this client.
         if (too_large) err = httplib::Error::Canceled;
-        return transport_error(err, origin, seconds, options_.read_timeout_ms, options_.ca_file);
+        return transport_error(err, seconds, options_.read_timeout_ms, options_.ca_file);
     }
     bool reusable = true;
     HttpResponse out;

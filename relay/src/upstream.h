@@ -24,6 +24,8 @@ struct x509_store_st;
 
 namespace keyrelay::relay {
 
+struct Endpoint;   // where a URL's requests go (upstream.cpp)
+
 struct UpstreamOptions {
     int64_t connect_timeout_ms = 5000;
     int64_t read_timeout_ms = 30000;
@@ -31,43 +33,6 @@ struct UpstreamOptions {
     std::string ca_file;          // extra trusted CA (PEM), added to the system CAs
     size_t max_idle_per_origin = 16;
 };
-
-// How an exchange failed below HTTP, for transport_failure().
-enum class TransportFailure {
-    unreachable,     // could not connect (refused, no route, connect timeout, name not resolved)
-    timeout,         // connected, but the answer did not come within read_timeout_ms
-    reset_reading,   // the connection closed or broke before the answer was complete
-    reset_writing,   // the connection broke while the request was being sent
-    tls,             // handshake failed or the certificate was not trusted
-    too_large,       // the answer is larger than max_body
-    other,           // anything else (malformed answer, unsupported encoding, ...)
-};
-
-// The error for a transport failure:
-// "upstream.unreachable", "upstream.timeout", "upstream.connection_reset" (reset_reading, reset_writing),
-// "upstream.tls", "upstream.too_large", "upstream.error". `origin` is "scheme://host:port", never named in the
-// message (callers see it); `detail` is named in the message of tls and other; read_timeout_ms and ca_file shape
-// the timeout message and the TLS hint.
-Error transport_failure(TransportFailure kind, const std::string& origin, const std::string& detail,
-                        int64_t read_timeout_ms, const std::string& ca_file);
-
-// Where an http(s) URL's requests go, as both clients need it. RFC 3986 §3.2.2: an IPv6 address in a URL is an
-// IP-literal in brackets ("[::1]", as parse_url keeps it in Url::host); the brackets belong to the URI syntax, so the
-// address connected to (and named in the certificate, RFC 6125 §6.2 / RFC 5280 §4.2.1.6 iPAddress) is without them,
-// while the Host field (RFC 9110 §7.2: uri-host [":" port]) and the origin keep them. Host names and IPv4 addresses
-// are written as they are.
-struct Endpoint {
-    std::string host;         // to connect to: a host name, or an IP address without brackets
-    int port = 0;
-    bool tls = false;         // https
-    bool ip = false;          // an IP literal (IPv4 or IPv6): no DNS; a certificate must name the address
-    bool ipv6 = false;        // the URL wrote an IPv6 literal in brackets
-    std::string origin;       // "scheme://host:port", IPv6 in brackets: the pool key and the name in messages
-    std::string host_field;   // the Host value: the port only when not the scheme's default (RFC 3986 §6.2.3)
-};
-// nullopt when the scheme is not http(s), or when brackets enclose something other than an IPv6 address (an
-// IPvFuture literal or a zone identifier, neither of which the relay can connect to).
-std::optional<Endpoint> endpoint_of(const Url& url);
 
 class Upstream {
 public:
@@ -91,8 +56,6 @@ public:
     // attempt (metrics, logs).
     Result<HttpResponse> send_with_retries(const HttpRequest& request, const retry::Policy& policy,
                                            const std::function<void(const Attempt&)>& observe = {});
-
-    const UpstreamOptions& options() const { return options_; }
 
 private:
     std::unique_ptr<httplib::ClientImpl> acquire(const Endpoint& endpoint);

@@ -35,6 +35,12 @@ bool Callers::has_csrf_header(const httplib::Request& req) {
     return req.get_header_value("X-Requested-With") == "keyrelay";
 }
 
+bool Callers::is_bearer(std::string_view authorization, const std::string& key) {
+    constexpr std::string_view prefix = "Bearer ";
+    return authorization.size() > prefix.size() && iequals(authorization.substr(0, prefix.size()), prefix) &&
+           secure_equals(authorization.substr(prefix.size()), key);
+}
+
 Error Callers::no_session_error() {
     return make_error("auth.no_session", "You are not logged in to the relay.",
                       "Log in on the relay's page first (POST /login), then retry.");
@@ -49,18 +55,14 @@ Error Callers::csrf_error() {
 
 Caller Callers::authenticate(const httplib::Request& req, httplib::Response& res, bool need_csrf_for_page) const {
     if (req.has_header("Authorization")) {
-        const std::string& value = req.get_header_value("Authorization");
-        const std::string_view auth(value);
-        constexpr std::string_view prefix = "Bearer ";
         if (config_.api_key.empty()) {
             send_error(res, 401, "auth.bad_api_key", "This relay accepts no API key.",
                        "Set KEYRELAY_API_KEY in the relay's environment (a long random value, e.g. `openssl rand "
                        "-hex 32`) and send it as Authorization: Bearer <key>.");
             return Caller::none;
         }
-        if (req.get_header_value_count("Authorization") != 1 || auth.size() <= prefix.size() ||
-            !iequals(auth.substr(0, prefix.size()), prefix) ||
-            !secure_equals(auth.substr(prefix.size()), config_.api_key)) {
+        if (req.get_header_value_count("Authorization") != 1 ||
+            !is_bearer(req.get_header_value("Authorization"), config_.api_key)) {
             send_error(res, 401, "auth.bad_api_key", "The relay API key is wrong.",
                        "Send Authorization: Bearer <the value of KEYRELAY_API_KEY in the relay's environment>.");
             return Caller::none;
@@ -71,16 +73,23 @@ Caller Callers::authenticate(const httplib::Request& req, httplib::Response& res
         send_error(res, 403, csrf_error());
         return Caller::none;
     }
+    return page_session(req, res) ? Caller::page : Caller::none;
+}
+
+std::optional<Session> Callers::page_session(const httplib::Request& req, httplib::Response& res,
+                                             bool navigation) const {
+    // A browser navigation (GET /connect) may be answered with an HTML page; an API call gets JSON.
+    auto refuse = [&](int status, const Error& e) {
+        if (navigation) return send_error_for(req, res, status, e);
+        send_error(res, status, e);
+    };
     auto session = session_of(req);
     if (!session) {
-        send_error(res, store_error_status(session.error()), session.error());
-        return Caller::none;
+        refuse(store_error_status(session.error()), session.error());
+        return std::nullopt;
     }
-    if (!session->has_value()) {
-        send_error(res, 401, no_session_error());
-        return Caller::none;
-    }
-    return Caller::page;
+    if (!session->has_value()) refuse(401, no_session_error());
+    return *session;
 }
 
 }  // namespace keyrelay::relay

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "config.h"
 #include "keyrelay/result.h"
@@ -29,7 +30,13 @@ public:
     // nullopt without a live session. Errors: "store.*" when the shared session store cannot be reached.
     Result<std::optional<Session>> session_of(const httplib::Request& req) const;
     static bool has_csrf_header(const httplib::Request& req);
+    // An Authorization value "Bearer <key>" (the scheme in any case), compared in constant time.
+    static bool is_bearer(std::string_view authorization, const std::string& key);
 
+    // The page session, or nullopt after answering 401 auth.no_session or 503 store.unavailable (as a page when
+    // `navigation` and the client wants HTML).
+    std::optional<Session> page_session(const httplib::Request& req, httplib::Response& res,
+                                        bool navigation = false) const;
     // The caller, or Caller::none after answering 401 auth.bad_api_key / auth.no_session, 403 csrf.missing_header, or
     // 503 store.unavailable when the session store cannot be reached.
     Caller authenticate(const httplib::Request& req, httplib::Response& res, bool need_csrf_for_page) const;

@@ -27,6 +27,18 @@ void Guards::set_own_hosts(int port) {
     }
 }
 
+void refuse_and_close(httplib::Response& res, int status, const Error& e) {
+    res.status = status;
+    res.set_header("Cache-Control", "no-store");
+    res.set_header("Connection", "close");
+    auto body = std::make_shared<const std::string>(error_json(e));
+    res.set_content_provider(body->size(), "application/json",
+                             [body](size_t offset, size_t length, httplib::DataSink& sink) {
+                                 sink.write(body->data() + offset, std::min(length, body->size() - offset));
+                                 return false;   // written: now fail, so that the connection is closed
+                             });
+}
+
 namespace {
 
 // RFC 9110 §5.6.2: tchar.
@@ -53,19 +65,40 @@ bool is_field_value(std::string_view s) {
 
 bool expects_body(const std::string& method) { return method == "POST" || method == "PUT" || method == "PATCH"; }
 
-}  // namespace
-
-void refuse_and_close(httplib::Response& res, int status, const Error& e) {
-    res.status = status;
-    res.set_header("Cache-Control", "no-store");
-    res.set_header("Connection", "close");
-    auto body = std::make_shared<const std::string>(error_json(e));
-    res.set_content_provider(body->size(), "application/json",
-                             [body](size_t offset, size_t length, httplib::DataSink& sink) {
-                                 sink.write(body->data() + offset, std::min(length, body->size() - offset));
-                                 return false;   // written: now fail, so that the connection is closed
-                             });
+// Header fields the relay cannot read unambiguously are refused with 400 (RFC 9112 §5.1: whitespace between the
+// name and the colon; RFC 9110 §5.5: control characters in a value), and so are several Host fields (RFC 9112 §3.2).
+bool fields_ok(const httplib::Request& req, httplib::Response& res) {
+    for (const auto& [name, value] : req.headers) {
+        if (!is_token(name) || !is_field_value(value)) {
+            refuse_and_close(res, 400,
+                             make_error("http.bad_request",
+                                        "A request header field is malformed (a name that is not a token, e.g. "
+                                        "with a space before the colon, or a control character in a value).",
+                                        "Send each header as Name: value, with no space before the colon and no "
+                                        "control characters (also not percent-encoded ones such as %00)."));
+            return false;
+        }
+    }
+    return true;
 }
+
+void add_cors_headers(httplib::Response& res, const std::string& origin) {
+    res.set_header("Access-Control-Allow-Origin", origin);
+    res.set_header("Access-Control-Allow-Credentials", "true");
+    res.set_header("Access-Control-Expose-Headers",
+                   "Retry-After, X-Request-Id, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, "
+                   "x-keap-product-quota-available, x-keap-product-throttle-available, x-keap-tenant-id");
+}
+
+Error origin_error(const std::string& origin) {
+    return make_error("cors.origin_not_allowed",
+                      "Requests from the origin " + origin + " are not allowed (it is not in cors_origins).",
+                      "The page served by the relay needs no CORS. To call the relay from another web app, add its "
+                      "exact origin (scheme://host[:port]) to \"cors_origins\" in the relay's config and restart "
+                      "the relay.");
+}
+
+}  // namespace
 
 bool Guards::admit(RequestContext& ctx, const httplib::Request& req, httplib::Response& res) const {
     if (!fields_ok(req, res)) {
@@ -80,11 +113,7 @@ bool Guards::admit(RequestContext& ctx, const httplib::Request& req, httplib::Re
                    "set public_url and pass the original Host.");
         return false;
     }
-    if (!framing_ok(req, res)) {
-        ctx.final_answer = true;
-        return false;
-    }
-    if (!ranges_ok(req, res)) {
+    if (!framing_ok(req, res) || !ranges_ok(req, res)) {
         ctx.final_answer = true;
         return false;
     }
@@ -104,23 +133,6 @@ int Guards::admit_expect_continue(const httplib::Request& req, httplib::Response
     // The refusal again, into the answer itself (the checks above wrote into a scratch answer).
     if (!admit(scratch, req, res) && res.status > 0) return res.status;
     return 400;
-}
-
-// Header fields the relay cannot read unambiguously are refused with 400 (RFC 9112 §5.1: whitespace between the
-// name and the colon; RFC 9110 §5.5: control characters in a value), and so are several Host fields (RFC 9112 §3.2).
-bool Guards::fields_ok(const httplib::Request& req, httplib::Response& res) const {
-    for (const auto& [name, value] : req.headers) {
-        if (!is_token(name) || !is_field_value(value)) {
-            refuse_and_close(res, 400,
-                             make_error("http.bad_request",
-                                        "A request header field is malformed (a name that is not a token, e.g. "
-                                        "with a space before the colon, or a control character in a value).",
-                                        "Send each header as Name: value, with no space before the colon and no "
-                                        "control characters (also not percent-encoded ones such as %00)."));
-            return false;
-        }
-    }
-    return true;
 }
 
 // Ranges (RFC 9110 §14.2) are honoured only on the page's files, and one at a time: anything else could turn a small
@@ -197,14 +209,13 @@ bool Guards::framing_ok(const httplib::Request& req, httplib::Response& res) con
 }
 
 bool Guards::cors_ok(const httplib::Request& req, httplib::Response& res) const {
-    if (!req.has_header("Origin")) {
-        if (req.method == "OPTIONS") {
-            res.status = 204;
-            res.set_header("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
-            return false;
-        }
-        return true;
-    }
+    // An OPTIONS request that is no CORS preflight: 204 with Allow.
+    auto allow = [&res] {
+        res.status = 204;
+        res.set_header("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+        return false;
+    };
+    if (!req.has_header("Origin")) return req.method == "OPTIONS" ? allow() : true;
     const std::string& origin = req.get_header_value("Origin");
     res.set_header("Vary", "Origin");
     const std::string own = std::string(config_.tls() ? "https" : "http") + "://" +
@@ -216,11 +227,7 @@ bool Guards::cors_ok(const httplib::Request& req, httplib::Response& res) const 
             send_error(res, 403, origin_error(origin));
             return false;
         }
-        if (!req.has_header("Access-Control-Request-Method")) {
-            res.status = 204;
-            res.set_header("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
-            return false;
-        }
+        if (!req.has_header("Access-Control-Request-Method")) return allow();
         // WHATWG Fetch §4.8 (CORS-preflight fetch): 204, never a redirect, the exact origin, credentials.
         res.status = 204;
         add_cors_headers(res, origin);
@@ -245,22 +252,6 @@ bool Guards::cors_ok(const httplib::Request& req, httplib::Response& res) const 
 
 bool Guards::origin_allowed(const std::string& origin) const {
     return std::find(config_.cors_origins.begin(), config_.cors_origins.end(), origin) != config_.cors_origins.end();
-}
-
-void Guards::add_cors_headers(httplib::Response& res, const std::string& origin) {
-    res.set_header("Access-Control-Allow-Origin", origin);
-    res.set_header("Access-Control-Allow-Credentials", "true");
-    res.set_header("Access-Control-Expose-Headers",
-                   "Retry-After, X-Request-Id, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, "
-                   "x-keap-product-quota-available, x-keap-product-throttle-available, x-keap-tenant-id");
-}
-
-Error Guards::origin_error(const std::string& origin) {
-    return make_error("cors.origin_not_allowed",
-                      "Requests from the origin " + origin + " are not allowed (it is not in cors_origins).",
-                      "The page served by the relay needs no CORS. To call the relay from another web app, add its "
-                      "exact origin (scheme://host[:port]) to \"cors_origins\" in the relay's config and restart "
-                      "the relay.");
 }
 
 }  // namespace keyrelay::relay

@@ -34,14 +34,11 @@ public:
     int admit_expect_continue(const httplib::Request& req, httplib::Response& res) const;
 
 private:
-    bool fields_ok(const httplib::Request& req, httplib::Response& res) const;
     bool host_allowed(const httplib::Request& req) const;
     bool ranges_ok(const httplib::Request& req, httplib::Response& res) const;
     bool framing_ok(const httplib::Request& req, httplib::Response& res) const;
     bool cors_ok(const httplib::Request& req, httplib::Response& res) const;
     bool origin_allowed(const std::string& origin) const;
-    static void add_cors_headers(httplib::Response& res, const std::string& origin);
-    static Error origin_error(const std::string& origin);
 
     const Config& config_;
     std::function<bool(std::string_view)> is_file_path_;

@@ -20,7 +20,6 @@ void ElasticQueue::start_worker() {
     auto self = std::prev(workers_.end());
     // The new thread locks mutex_ before it reads `self`, and the caller holds mutex_: the iterator is set by then.
     *self = std::thread([this, self] { work(self); });
-    peak_ = std::max(peak_, workers_.size());
 }
 
 void ElasticQueue::enqueue(std::function<void()> fn) {
@@ -93,11 +92,6 @@ void ElasticQueue::shutdown() {
     for (auto& t : all) {
         if (t.joinable()) t.join();
     }
-}
-
-ElasticQueue::Stats ElasticQueue::stats() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return Stats{workers_.size(), idle_, jobs_.size(), peak_};
 }
 
 }  // namespace keyrelay::relay

@@ -36,14 +36,6 @@ public:
     void enqueue(std::function<void()> fn) override;
     void shutdown() override;
 
-    struct Stats {
-        size_t workers = 0;
-        size_t idle = 0;
-        size_t queued = 0;
-        size_t peak_workers = 0;
-    };
-    Stats stats() const;
-
 private:
     using Workers = std::list<std::thread>;
     void start_worker();                     // with mutex_ held
@@ -51,14 +43,13 @@ private:
     void reap();                             // joins workers that exited (without mutex_ held)
 
     ElasticQueueOptions options_;
-    mutable std::mutex mutex_;
+    std::mutex mutex_;
     std::condition_variable work_cv_;        // a job arrived, or shutdown
     std::condition_variable space_cv_;       // a queued job was taken
     std::deque<std::function<void()>> jobs_;
     Workers workers_;
     Workers exited_;                         // finished threads, joined by reap()
     size_t idle_ = 0;
-    size_t peak_ = 0;
     bool shutdown_ = false;
 };
 

@@ -22,8 +22,6 @@ std::string error_json(const Error& e);
 // happened, what to do, the error code, and a link back to the page. Everything is HTML-escaped.
 std::string html_error_page(const Error& e);
 
-using keyrelay::html_escape;
-
 // First value of a query parameter of a request target; nullopt when absent or badly encoded.
 std::optional<std::string> query_param(std::string_view target, std::string_view name);
 

@@ -23,6 +23,7 @@ namespace {
 
 std::mutex g_log_mutex;
 std::atomic<int> g_min_level{static_cast<int>(LogLevel::info)};
+std::atomic<bool> g_keep_query_values{false};   // the config's log_queries
 
 const char* level_name(LogLevel level) {
     switch (level) {
@@ -45,12 +46,6 @@ void append_iso_now(std::string& out) {
     std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
                   tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
     out += text;
-}
-
-std::string iso_now() {
-    std::string out;
-    append_iso_now(out);
-    return out;
 }
 
 void append_number(std::string& out, long long n) {
@@ -91,17 +86,14 @@ bool sensitive_name(std::string_view name) {
 }  // namespace
 
 void set_log_level(LogLevel level) { g_min_level = static_cast<int>(level); }
-
-namespace {
-std::atomic<bool> g_keep_query_values{false};
-}
-
 void set_log_query_values(bool keep) { g_keep_query_values = keep; }
 
 void log_line(LogLevel level, std::string_view msg, const nlohmann::json& fields) {
     if (static_cast<int>(level) < g_min_level.load()) return;
     nlohmann::ordered_json line = nlohmann::ordered_json::object();
-    line["ts"] = iso_now();
+    std::string ts;
+    append_iso_now(ts);
+    line["ts"] = ts;
     line["level"] = level_name(level);
     line["msg"] = std::string(msg);
     if (fields.is_object()) {

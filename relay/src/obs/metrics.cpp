@@ -11,6 +11,11 @@ std::string number(double v) {
     return buf;
 }
 
+const std::vector<double>& buckets() {
+    static const std::vector<double> kBuckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+    return kBuckets;
+}
+
 }  // namespace
 
 std::string prometheus_label(const std::string& value) {
@@ -29,18 +34,21 @@ std::string prometheus_label(const std::string& value) {
     return out;
 }
 
-Metrics::Metrics() = default;
-
-const std::vector<double>& Metrics::buckets() {
-    static const std::vector<double> kBuckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
-    return kBuckets;
-}
-
 void Metrics::add_provider(const std::string& provider) {
     std::lock_guard<std::mutex> lock(mutex_);
     refreshes_.emplace(provider, 0);
     refresh_failures_.emplace(provider, 0);
     retries_.emplace(provider, 0);
+}
+
+void Metrics::bump(std::map<std::string, uint64_t>& counters, const std::string& provider) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++counters[provider];
+}
+
+void Metrics::bump(uint64_t& counter) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++counter;
 }
 
 void Metrics::count_request(const std::string& provider, int status) {
@@ -59,30 +67,11 @@ void Metrics::observe_upstream_latency(const std::string& provider, double secon
     h.sum += seconds;
 }
 
-void Metrics::count_refresh(const std::string& provider) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    ++refreshes_[provider];
-}
-
-void Metrics::count_refresh_failure(const std::string& provider) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    ++refresh_failures_[provider];
-}
-
-void Metrics::count_retry(const std::string& provider) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    ++retries_[provider];
-}
-
-void Metrics::count_store_error() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    ++store_errors_;
-}
-
-void Metrics::count_lock_wait() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    ++lock_waits_;
-}
+void Metrics::count_refresh(const std::string& provider) { bump(refreshes_, provider); }
+void Metrics::count_refresh_failure(const std::string& provider) { bump(refresh_failures_, provider); }
+void Metrics::count_retry(const std::string& provider) { bump(retries_, provider); }
+void Metrics::count_store_error() { bump(store_errors_); }
+void Metrics::count_lock_wait() { bump(lock_waits_); }
 
 uint64_t Metrics::store_errors() const {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -164,17 +153,18 @@ std::string Metrics::render() const {
     counter("keyrelay_refreshes_total", "Successful token refreshes.", refreshes_);
     counter("keyrelay_refresh_failures_total", "Failed token refreshes.", refresh_failures_);
     counter("keyrelay_upstream_retries_total", "Upstream requests retried (idempotent methods only).", retries_);
-    out += "# HELP keyrelay_store_errors_total Store operations that failed (Redis unreachable, file unreadable, "
-           "write conflicts).\n";
-    out += "# TYPE keyrelay_store_errors_total counter\n";
-    out += "keyrelay_store_errors_total " + std::to_string(store_errors_) + "\n";
-    out += "# HELP keyrelay_store_lock_waits_total Refreshes that waited for the refresh lock another relay held.\n";
-    out += "# TYPE keyrelay_store_lock_waits_total counter\n";
-    out += "keyrelay_store_lock_waits_total " + std::to_string(lock_waits_) + "\n";
-    out += "# HELP keyrelay_connections_needing_reauth Connections whose grant is dead: the user must connect "
-           "again.\n";
-    out += "# TYPE keyrelay_connections_needing_reauth gauge\n";
-    out += "keyrelay_connections_needing_reauth " + std::to_string(needing_reauth) + "\n";
+    auto single = [&out](const char* name, const char* type, const char* help, int64_t value) {
+        out += std::string("# HELP ") + name + " " + help + "\n";
+        out += std::string("# TYPE ") + name + " " + type + "\n";
+        out += std::string(name) + " " + std::to_string(value) + "\n";
+    };
+    single("keyrelay_store_errors_total", "counter",
+           "Store operations that failed (Redis unreachable, file unreadable, write conflicts).",
+           static_cast<int64_t>(store_errors_));
+    single("keyrelay_store_lock_waits_total", "counter",
+           "Refreshes that waited for the refresh lock another relay held.", static_cast<int64_t>(lock_waits_));
+    single("keyrelay_connections_needing_reauth", "gauge",
+           "Connections whose grant is dead: the user must connect again.", needing_reauth);
     out += "# HELP keyrelay_connection_reauthorize_by_seconds When the provider ends the grant whatever the relay "
            "does (unix seconds): someone must press Connect before then.\n";
     out += "# TYPE keyrelay_connection_reauthorize_by_seconds gauge\n";

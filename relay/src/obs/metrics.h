@@ -13,8 +13,6 @@ namespace keyrelay::relay {
 
 class Metrics {
 public:
-    Metrics();
-
     // Makes the per-provider counters appear (at 0) before anything happened.
     void add_provider(const std::string& provider);
     // provider: "keap", "jira", ... or "relay" for requests that are not about a provider.
@@ -43,14 +41,14 @@ public:
     uint64_t store_errors() const;
     uint64_t lock_waits() const;
 
-    static const std::vector<double>& buckets();
-
 private:
     struct Histogram {
         std::vector<uint64_t> counts;   // one per bucket (non-cumulative), + the +Inf overflow
         uint64_t count = 0;
         double sum = 0;
     };
+    void bump(std::map<std::string, uint64_t>& counters, const std::string& provider);
+    void bump(uint64_t& counter);
     mutable std::mutex mutex_;
     std::map<std::pair<std::string, int>, uint64_t> requests_;
     std::map<std::string, Histogram> latency_;

@@ -62,13 +62,9 @@ void AuthRoutes::login(RequestContext& ctx, const httplib::Request& req, httplib
     std::string username = body["username"].get<std::string>();
     std::string password = body["password"].get<std::string>();
     auto it = password_hashes_.find(username);
-    bool ok;
-    if (it == password_hashes_.end()) {
-        (void)verify_password(password, dummy_hash_);   // the same work as for a known user
-        ok = false;
-    } else {
-        ok = verify_password(password, it->second);
-    }
+    // An unknown user costs the same work as a known one (the dummy hash), and never gets in.
+    const bool known = it != password_hashes_.end();
+    const bool ok = verify_password(password, known ? it->second : dummy_hash_) && known;
     if (!ok) {
         if (auto recorded = throttle_.record_failure(addr, username, now); !recorded) return refused(recorded.error());
         log_line(LogLevel::warn, "login failed", {{"request_id", ctx.id}, {"remote", addr}});
@@ -108,16 +104,7 @@ void AuthRoutes::logout(RequestContext&, const httplib::Request& req, httplib::R
 }
 
 void AuthRoutes::session(RequestContext&, const httplib::Request& req, httplib::Response& res) {
-    auto s = callers_.session_of(req);
-    if (!s) {
-        send_error(res, store_error_status(s.error()), s.error());
-        return;
-    }
-    if (!s->has_value()) {
-        send_error(res, 401, Callers::no_session_error());
-        return;
-    }
-    send_json(res, 200, {{"user", (*s)->user}});
+    if (auto s = callers_.page_session(req, res)) send_json(res, 200, {{"user", s->user}});
 }
 
 }  // namespace keyrelay::relay

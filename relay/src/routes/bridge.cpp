@@ -21,12 +21,7 @@ void write(RequestContext& ctx, httplib::Response& res, const std::string& xml) 
 // key" (their only change is that setting).
 bool authorized(const httplib::Request& req, const xmlrpc::Call& call, const std::string& api_key) {
     if (api_key.empty()) return false;
-    const std::string auth = req.get_header_value("Authorization");
-    constexpr std::string_view prefix = "Bearer ";
-    if (auth.size() > prefix.size() && iequals(std::string_view(auth).substr(0, prefix.size()), prefix) &&
-        secure_equals(std::string_view(auth).substr(prefix.size()), api_key)) {
-        return true;
-    }
+    if (Callers::is_bearer(req.get_header_value("Authorization"), api_key)) return true;
     auto key = bridge::private_key(call);
     return key && secure_equals(*key, api_key);
 }

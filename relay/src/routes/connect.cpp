@@ -26,16 +26,8 @@ const char* post_connect_name(PostConnect step) {
 void ConnectRoutes::connect(RequestContext& ctx, const httplib::Request& req, httplib::Response& res) {
     const ProviderConfig* p = provider_or_404(config_, ctx, req, res, true);
     if (p == nullptr) return;
+    if (!callers_.page_session(req, res, true)) return;
     auto id = callers_.session_id(req);
-    auto s = id ? sessions_.find(*id, unix_now()) : Result<std::optional<Session>>(std::optional<Session>());
-    if (!s) {
-        send_error_for(req, res, store_error_status(s.error()), s.error());
-        return;
-    }
-    if (!s->has_value()) {
-        send_error_for(req, res, 401, Callers::no_session_error());
-        return;
-    }
     if (p->mode != Mode::oauth) {
         send_error_for(req, res, 409,
                        make_error("connection.static", p->name + " uses a static credential (" +
@@ -82,6 +74,17 @@ void ConnectRoutes::callback(RequestContext& ctx, const httplib::Request& req, h
     const ProviderConfig* p = provider_or_404(config_, ctx, req, res, true);
     if (p == nullptr) return;
     const std::string state_cookie_name = "keyrelay_oauth_" + p->name;
+    // A refused callback: a log line saying why (never a token or a code), and a page saying what to do.
+    auto refuse = [&](LogLevel level, const char* why, int status, const Error& e, nlohmann::json fields) {
+        fields["request_id"] = ctx.id;
+        fields["provider"] = p->name;
+        log_line(level, why, fields);
+        send_page(res, status, e);
+    };
+    auto unavailable = [&](const Error& e) {
+        refuse(LogLevel::warn, "callback refused: shared state unavailable", store_error_status(e), e,
+               {{"error", e.code}});
+    };
     // Whatever happens next, the state cookie has done its job.
     res.set_header("Set-Cookie", callers_.cookie(state_cookie_name, "", "Lax", "/callback/" + p->name, 0));
     const std::string cookies = req.get_header_value("Cookie");
@@ -107,50 +110,35 @@ void ConnectRoutes::callback(RequestContext& ctx, const httplib::Request& req, h
         return;
     }
     if (!browser_state || !secure_equals(*browser_state, cb->state)) {
-        log_line(LogLevel::warn, "callback refused: state does not match this browser",
-                 {{"request_id", ctx.id}, {"provider", p->name}, {"state_cookie", browser_state.has_value()}});
-        send_page(res, 400,
-                  make_error("oauth.state_mismatch",
-                             "This authorization was not started by this browser (the state does not match).",
-                             "The link may have been sent by someone else, or the connection was started in "
-                             "another tab or browser. Go back to the relay's page and press Connect again."));
-        return;
+        return refuse(LogLevel::warn, "callback refused: state does not match this browser", 400,
+                      make_error("oauth.state_mismatch",
+                                 "This authorization was not started by this browser (the state does not match).",
+                                 "The link may have been sent by someone else, or the connection was started in "
+                                 "another tab or browser. Go back to the relay's page and press Connect again."),
+                      {{"state_cookie", browser_state.has_value()}});
     }
     auto taken = states_.take(cb->state, unix_now());
-    if (!taken) {
-        log_line(LogLevel::warn, "callback refused: shared state unavailable",
-                 {{"request_id", ctx.id}, {"provider", p->name}, {"error", taken.error().code}});
-        send_page(res, store_error_status(taken.error()), taken.error());
-        return;
-    }
+    if (!taken) return unavailable(taken.error());
     const std::optional<PendingAuthorization>& pending = *taken;
     auto session_id = callers_.session_id(req);
     if (!pending || pending->provider != p->name ||
         (session_id && !secure_equals(pending->session_hash, sha256_hex(*session_id)))) {
-        log_line(LogLevel::warn, "callback refused: unknown, used or expired state",
-                 {{"request_id", ctx.id}, {"provider", p->name}});
-        send_page(res, 400,
-                  make_error("oauth.state_unknown",
-                             "This authorization was already completed, has expired, or was started by another "
-                             "session.",
-                             "Each authorization can be completed once, within 10 minutes. Go back to the "
-                             "relay's page and press Connect again."));
-        return;
+        return refuse(LogLevel::warn, "callback refused: unknown, used or expired state", 400,
+                      make_error("oauth.state_unknown",
+                                 "This authorization was already completed, has expired, or was started by another "
+                                 "session.",
+                                 "Each authorization can be completed once, within 10 minutes. Go back to the "
+                                 "relay's page and press Connect again."),
+                      nlohmann::json::object());
     }
     auto starter = sessions_.find_by_hash(pending->session_hash, unix_now());
-    if (!starter) {
-        log_line(LogLevel::warn, "callback refused: shared state unavailable",
-                 {{"request_id", ctx.id}, {"provider", p->name}, {"error", starter.error().code}});
-        send_page(res, store_error_status(starter.error()), starter.error());
-        return;
-    }
+    if (!starter) return unavailable(starter.error());
     if (!starter->has_value()) {
-        log_line(LogLevel::warn, "callback refused: the session that pressed Connect has ended",
-                 {{"request_id", ctx.id}, {"provider", p->name}});
-        send_page(res, 401, make_error("auth.no_session",
-                                       "The relay session that pressed Connect has ended (logged out or expired).",
-                                       "Log in on the relay's page, then press Connect again."));
-        return;
+        return refuse(LogLevel::warn, "callback refused: the session that pressed Connect has ended", 401,
+                      make_error("auth.no_session",
+                                 "The relay session that pressed Connect has ended (logged out or expired).",
+                                 "Log in on the relay's page, then press Connect again."),
+                      nlohmann::json::object());
     }
 
     oauth2::Client client{p->client_id, p->client_secret, redirect_uri(*p)};
@@ -161,24 +149,20 @@ void ConnectRoutes::callback(RequestContext& ctx, const httplib::Request& req, h
     sent.add_request(exchange);
     auto answer = send_(p->name, exchange);
     if (!answer) {
-        log_line(LogLevel::warn, "code exchange failed: provider unreachable",
-                 {{"request_id", ctx.id}, {"provider", p->name}, {"error", answer.error().code}});
-        send_page(res, 502, answer.error());
-        return;
+        return refuse(LogLevel::warn, "code exchange failed: provider unreachable", 502, answer.error(),
+                      {{"error", answer.error().code}});
     }
     int64_t now = unix_now();
     auto tokens = oauth2::parse_token_response(*answer, now, nullptr, p->oauth.account_from_scope);
     if (!tokens) {
         Error e = tokens.error();
         sent.redact_error(e);
-        log_line(LogLevel::warn, "code exchange refused",
-                 {{"request_id", ctx.id}, {"provider", p->name}, {"error", e.code}});
-        if (e.code == "oauth.invalid_grant") {
+        bool used_code = e.code == "oauth.invalid_grant";
+        if (used_code) {
             e.hint = "The code was already used or has expired (codes are single-use and short-lived). Go back "
                      "to the relay's page and press Connect again. " + e.hint;
         }
-        send_page(res, e.code == "oauth.invalid_grant" ? 400 : 502, e);
-        return;
+        return refuse(LogLevel::warn, "code exchange refused", used_code ? 400 : 502, e, {{"error", e.code}});
     }
     Connection c;
     c.provider = p->name;
@@ -190,20 +174,14 @@ void ConnectRoutes::callback(RequestContext& ctx, const httplib::Request& req, h
     for (PostConnect step : p->post_connect) {
         auto ok = run_step(step, *p, c);
         if (!ok) {
-            log_line(LogLevel::warn, "post-connect step failed",
-                     {{"request_id", ctx.id}, {"provider", p->name}, {"step", post_connect_name(step)},
-                      {"error", ok.error().code}});
-            send_page(res, 502, ok.error());
-            return;
+            return refuse(LogLevel::warn, "post-connect step failed", 502, ok.error(),
+                          {{"step", post_connect_name(step)}, {"error", ok.error().code}});
         }
     }
     auto saved = tokens_.save(c);
     if (!saved) {
-        log_line(LogLevel::error, "could not store the new connection",
-                 {{"request_id", ctx.id}, {"provider", p->name}, {"error", saved.error().code},
-                  {"detail", saved.error().message}});
-        send_page(res, store_error_status(saved.error()), saved.error());
-        return;
+        return refuse(LogLevel::error, "could not store the new connection", store_error_status(saved.error()),
+                      saved.error(), {{"error", saved.error().code}, {"detail", saved.error().message}});
     }
     log_line(LogLevel::info, "connected",
              {{"request_id", ctx.id}, {"provider", p->name}, {"account", saved->account},

@@ -9,32 +9,22 @@ namespace keyrelay::relay {
 using nlohmann::json;
 
 json ConnectionsRoutes::connection_json(const ProviderConfig& p) {
-    json out = {{"provider", p.name}, {"mode", mode_name(p.mode)}, {"reauthorize_by", nullptr},
-                {"warnings", json::array()}};
+    json out = {{"provider", p.name}, {"mode", mode_name(p.mode)}, {"connected", true}, {"account", nullptr},
+                {"expires_at", nullptr}, {"last_refresh_at", nullptr}, {"last_refresh_result", nullptr},
+                {"needs_reauth", false}, {"reauthorize_by", nullptr}, {"warnings", json::array()}};
     if (p.mode != Mode::oauth) {
-        out["connected"] = true;
         out["configured"] = true;
-        out["account"] = p.static_account.empty() ? json(nullptr) : json(p.static_account);
-        out["expires_at"] = nullptr;
-        out["last_refresh_at"] = nullptr;
-        out["last_refresh_result"] = nullptr;
-        out["needs_reauth"] = false;
+        if (!p.static_account.empty()) out["account"] = p.static_account;
         return out;
     }
     out["configured"] = p.oauth_configured();
     auto c = tokens_.get(p.name);
     if (!c || !c->has_value()) {
         out["connected"] = false;
-        out["account"] = nullptr;
-        out["expires_at"] = nullptr;
-        out["last_refresh_at"] = nullptr;
-        out["last_refresh_result"] = nullptr;
-        out["needs_reauth"] = false;
         if (!c) out["store_error"] = c.error().code;
         return out;
     }
     const Connection& k = **c;
-    out["connected"] = true;
     out["account"] = k.account.empty() ? json(nullptr) : json(k.account);
     out["expires_at"] = k.tokens.expires_at > 0 ? json(k.tokens.expires_at) : json(nullptr);
     out["last_refresh_at"] = k.last_refresh_at > 0 ? json(k.last_refresh_at) : json(nullptr);

@@ -27,10 +27,12 @@ void scrub_credentials(const HttpRequest& up, HttpResponse& answer) {
     sent.redact_response(answer);
 }
 
-void send_connection_error(httplib::Response& res, const Error& e) {
+// A failed call: the connection (not connected, dead grant, failed refresh), the store, or the provider's API.
+void send_call_error(httplib::Response& res, const Error& e) {
     int status = 500;
     if (e.code == "connection.not_connected" || e.code == "connection.needs_reauth") status = 409;
-    if (e.code == "connection.refresh_failed") status = 502;
+    if (e.code == "connection.refresh_failed" || e.code.rfind("upstream.", 0) == 0) status = 502;
+    if (e.code == "upstream.timeout") status = 504;
     if (e.code.rfind("store.", 0) == 0) status = store_error_status(e);
     send_error(res, status, e);
 }
@@ -45,29 +47,12 @@ const std::string& user_agent() {
 void ProxyRoute::handle(RequestContext& ctx, const httplib::Request& req, httplib::Response& res) {
     auto call = prepare(ctx, req, res);
     if (!call) return;
-    const ProviderConfig* p = call->p;
-    std::optional<Connection>& conn = call->conn;
-    HttpRequest& up = call->up;
-
-    auto answer = forward(ctx, *p, up);
-    // RFC 6750 §3.1: a 401 means the access token was refused: refresh once (single flight), then retry once.
-    if (answer && answer->status == 401 && p->mode == Mode::oauth) {
-        auto c = tokens_.fresh(*p, RefreshReason::reactive, conn->version);
-        if (!c) {
-            send_connection_error(res, c.error());
-            return;
-        }
-        conn = *c;
-        proxy::attach_credential(up, p->credential(conn->tokens.access_token));
-        answer = forward(ctx, *p, up);
-    }
+    auto answer = exchange(ctx, *call->p, call->up, call->conn);
     if (!answer) {
-        const Error& e = answer.error();
-        send_error(res, e.code == "upstream.timeout" ? 504 : 502, e);
+        send_call_error(res, answer.error());
         return;
     }
-    scrub_credentials(up, *answer);
-    relay_answer(ctx, *p, req.method, call->bare, *answer, res);
+    relay_answer(ctx, *call->p, req.method, call->bare, *answer, res);
 }
 
 std::optional<ProxyCall> ProxyRoute::prepare(RequestContext& ctx, const httplib::Request& req,
@@ -117,7 +102,7 @@ std::optional<ProxyCall> ProxyRoute::prepare(RequestContext& ctx, const httplib:
     if (p->mode == Mode::oauth) {
         auto c = tokens_.fresh(*p);
         if (!c) {
-            send_connection_error(res, c.error());
+            send_call_error(res, c.error());
             return std::nullopt;
         }
         conn = *c;
@@ -146,8 +131,13 @@ Result<HttpResponse> ProxyRoute::send(RequestContext& ctx, const ProviderConfig&
     up.url = join_url(resolve_api_base(p, conn ? conn->cloud_id : std::string()), up.url);
     up.headers.set("User-Agent", user_agent());
     proxy::attach_credential(up, p.credential(conn ? conn->tokens.access_token : std::string()));
+    return exchange(ctx, p, up, conn);
+}
+
+Result<HttpResponse> ProxyRoute::exchange(RequestContext& ctx, const ProviderConfig& p, HttpRequest& up,
+                                          const std::optional<Connection>& conn) {
     auto answer = forward(ctx, p, up);
-    // RFC 6750 §3.1, as in handle(): refresh once, retry once.
+    // RFC 6750 §3.1: a 401 means the access token was refused: refresh once (single flight), then retry once.
     if (answer && answer->status == 401 && p.mode == Mode::oauth) {
         auto c = tokens_.fresh(p, RefreshReason::reactive, conn->version);
         if (!c) return c.error();

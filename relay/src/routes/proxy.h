@@ -43,6 +43,9 @@ private:
     // Checks the call (caller, path, allowlist, connection) and builds the provider request; on a refusal the
     // answer is in res and the result is empty.
     std::optional<ProxyCall> prepare(RequestContext& ctx, const httplib::Request& req, httplib::Response& res);
+    // Sends `up`; on a 401 refreshes the connection's token once and sends again; scrubs the credential from the answer.
+    Result<HttpResponse> exchange(RequestContext& ctx, const ProviderConfig& p, HttpRequest& up,
+                                  const std::optional<Connection>& conn);
     Result<HttpResponse> forward(RequestContext& ctx, const ProviderConfig& p, const HttpRequest& up);
     void relay_answer(RequestContext& ctx, const ProviderConfig& p, const std::string& method,
                       const std::string& path, HttpResponse& answer, httplib::Response& res);

@@ -4,13 +4,13 @@
 
 #include <climits>
 #include <cstdlib>
-#include <fstream>
 #include <sstream>
 
 #include "http/respond.h"
 #include "http/util.h"
 #include "keyrelay/http.h"
 #include "obs/log.h"
+#include "state/files.h"
 
 namespace keyrelay::relay {
 
@@ -104,15 +104,13 @@ void StaticFiles::handle(RequestContext&, const httplib::Request& req, httplib::
         send_error(res, 404, not_found);
         return;
     }
-    std::ifstream in(real, std::ios::binary);
-    if (!in) {
+    std::string body;
+    if (files::read_file(real, body) != 0) {
         send_error(res, 404, not_found);
         return;
     }
-    std::stringstream body;
-    body << in.rdbuf();
     res.set_header("Cache-Control", "no-cache");
-    res.set_content(body.str(), content_type_for(real));
+    res.set_content(body, content_type_for(real));
 }
 
 }  // namespace keyrelay::relay

@@ -9,26 +9,21 @@ namespace keyrelay::relay {
 using json = nlohmann::json;
 
 std::string to_json(const Connection& c) {
-    json t = json::object();
-    t["access_token"] = c.tokens.access_token;
-    t["refresh_token"] = c.tokens.refresh_token;
-    t["token_type"] = c.tokens.token_type;
-    t["scope"] = c.tokens.scope;
-    t["account"] = c.tokens.account;
-    t["expires_in"] = c.tokens.expires_in;
-    t["obtained_at"] = c.tokens.obtained_at;
-    t["expires_at"] = c.tokens.expires_at;
-    json j = json::object();
-    j["provider"] = c.provider;
-    j["tokens"] = std::move(t);
-    j["account"] = c.account;
-    j["cloud_id"] = c.cloud_id;
-    j["connected_at"] = c.connected_at;
-    j["refresh_token_issued_at"] = c.refresh_token_issued_at;
-    j["last_refresh_at"] = c.last_refresh_at;
-    j["last_refresh_result"] = c.last_refresh_result;
-    j["needs_reauth"] = c.needs_reauth;
-    j["version"] = c.version;
+    const oauth2::TokenSet& t = c.tokens;
+    json tokens = {{"access_token", t.access_token}, {"refresh_token", t.refresh_token},
+                   {"token_type", t.token_type},     {"scope", t.scope},
+                   {"account", t.account},           {"expires_in", t.expires_in},
+                   {"obtained_at", t.obtained_at},   {"expires_at", t.expires_at}};
+    json j = {{"provider", c.provider},
+              {"tokens", std::move(tokens)},
+              {"account", c.account},
+              {"cloud_id", c.cloud_id},
+              {"connected_at", c.connected_at},
+              {"refresh_token_issued_at", c.refresh_token_issued_at},
+              {"last_refresh_at", c.last_refresh_at},
+              {"last_refresh_result", c.last_refresh_result},
+              {"needs_reauth", c.needs_reauth},
+              {"version", c.version}};
     return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 

@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 
+#include "keyrelay/ascii.h"
 #include "keyrelay/http.h"
 #include "keyrelay/sha256.h"
 
@@ -43,13 +44,6 @@ using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CtxFree>;
 
 const unsigned char* bytes(std::string_view s) { return reinterpret_cast<const unsigned char*>(s.data()); }
 unsigned char* bytes(std::string& s) { return reinterpret_cast<unsigned char*>(s.data()); }
-
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
 
 int b64_value(char c, bool& saw_std, bool& saw_url) {
     if (c >= 'A' && c <= 'Z') return c - 'A';
@@ -97,13 +91,6 @@ std::optional<std::string> strict_base64(std::string_view text, bool allow_url) 
     if ((saw_url && !allow_url) || (saw_std && saw_url)) return std::nullopt;
     if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) return std::nullopt;
     return out;
-}
-
-std::string_view trim(std::string_view s) {
-    auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
-    while (!s.empty() && space(s.front())) s.remove_prefix(1);
-    while (!s.empty() && space(s.back())) s.remove_suffix(1);
-    return s;
 }
 
 std::string pbkdf2(std::string_view password, std::string_view salt, int iterations, size_t length) {

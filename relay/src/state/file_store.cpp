@@ -81,9 +81,7 @@ Result<Unit> write_records(const std::string& data_dir, const std::string& path,
     std::sort(records.begin(), records.end(), [](const Record& a, const Record& b) { return a.sealed.id < b.sealed.id; });
     json list = json::array();
     for (const Record& r : records) list.push_back(record_to_json(r.sealed));
-    json doc = json::object();
-    doc["format"] = kFormat;
-    doc["records"] = std::move(list);
+    json doc = {{"format", kFormat}, {"records", std::move(list)}};
     std::string text = doc.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 
     if (int err = make_dirs(data_dir); err != 0) return write_failed("create the data directory", data_dir, err);
@@ -102,13 +100,6 @@ Result<Unit> write_records(const std::string& data_dir, const std::string& path,
                           "file system of the data directory (some network or FUSE mounts do not support fsync).");
     }
     return Unit{};
-}
-
-Error conflict(const std::string& provider, uint64_t expected, uint64_t stored) {
-    return make_error("store.conflict",
-                      "The " + provider + " connection changed while it was being updated (read at version " +
-                          std::to_string(expected) + ", stored version " + std::to_string(stored) + ").",
-                      "Another relay or request updated it first; read it again and retry if still needed.");
 }
 
 class FileRefreshLock : public RefreshLock {
@@ -208,7 +199,7 @@ Result<Connection> FileConnectionStore::write(Connection c, Write how) {
     if (!records) return records.error();   // never overwrite a store we cannot read
     auto it = std::find_if(records->begin(), records->end(), [&](const Record& r) { return r.sealed.id == c.provider; });
     uint64_t stored = it == records->end() ? 0 : it->conn.version;
-    if (how == Write::compare_and_set && stored != c.version) return conflict(c.provider, c.version, stored);
+    if (how == Write::compare_and_set && stored != c.version) return store_conflict(c.provider, c.version, stored);
     if (how != Write::exact) c.version = stored + 1;
     auto sealed = seal_record(keyring_, c);
     if (!sealed) return sealed.error();

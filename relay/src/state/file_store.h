@@ -58,7 +58,6 @@ public:
     Result<std::unique_ptr<RefreshLock>> lock_refresh(const std::string& provider) override;
 
     const std::string& path() const { return path_; }
-    const std::string& data_dir() const { return data_dir_; }
 
 private:
     enum class Write { compare_and_set, replace, exact };

@@ -39,11 +39,8 @@ RedisReply convert(const redisReply* r) {
     RedisReply out;
     switch (r->type) {
         case REDIS_REPLY_STRING:
-            out.type = RedisReply::Type::string;
-            out.str.assign(r->str, r->len);
-            break;
         case REDIS_REPLY_STATUS:
-            out.type = RedisReply::Type::status;
+            out.type = r->type == REDIS_REPLY_STRING ? RedisReply::Type::string : RedisReply::Type::status;
             out.str.assign(r->str, r->len);
             break;
         case REDIS_REPLY_INTEGER:
@@ -174,11 +171,6 @@ bool Redis::healthy() const {
     return healthy_;
 }
 
-std::string Redis::last_error() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return last_error_;
-}
-
 void Redis::mark(bool reached, const std::string& error) {
     {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -240,16 +232,14 @@ Result<redisContext*> Redis::borrow(bool& reused) {
         if (!reply) return reply.error();
         return Unit{};
     };
+    std::vector<std::vector<std::string>> hello;
     if (!url_.password.empty()) {
-        auto ok = url_.user.empty() ? setup({"AUTH", url_.password}) : setup({"AUTH", url_.user, url_.password});
-        if (!ok) {
-            redisFree(c);
-            mark(ok.error().code != "store.unavailable", ok.error().message);
-            return ok.error();
-        }
+        hello.push_back(url_.user.empty() ? std::vector<std::string>{"AUTH", url_.password}
+                                          : std::vector<std::string>{"AUTH", url_.user, url_.password});
     }
-    if (url_.db != 0) {
-        if (auto ok = setup({"SELECT", std::to_string(url_.db)}); !ok) {
+    if (url_.db != 0) hello.push_back({"SELECT", std::to_string(url_.db)});
+    for (const auto& argv : hello) {
+        if (auto ok = setup(argv); !ok) {
             redisFree(c);
             mark(ok.error().code != "store.unavailable", ok.error().message);
             return ok.error();

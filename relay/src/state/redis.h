@@ -69,10 +69,8 @@ public:
     Result<RedisReply> eval(const std::string& script, const std::vector<std::string>& keys,
                             const std::vector<std::string>& args);
 
-    const RedisUrl& url() const { return url_; }
-    // False from a transport failure until the next command that reaches Redis; the reason is last_error().
+    // False from a transport failure until the next command that reaches Redis.
     bool healthy() const;
-    std::string last_error() const;
 
 private:
     // A pooled connection (reused = true) or a new one.

@@ -33,13 +33,6 @@ std::optional<uint64_t> parse_version(const std::string& text) {
     return v;
 }
 
-Error conflict(const std::string& provider, uint64_t expected, uint64_t stored) {
-    return make_error("store.conflict",
-                      "The " + provider + " connection changed while it was being updated (read at version " +
-                          std::to_string(expected) + ", stored version " + std::to_string(stored) + ").",
-                      "Another relay or request updated it first; read it again and retry if still needed.");
-}
-
 }  // namespace
 
 std::string connection_key(const std::string& provider) { return std::string(kRedisKeyPrefix) + "conn:" + provider; }
@@ -142,7 +135,7 @@ Result<Connection> RedisConnectionStore::save(Connection c) {
     if (!sealed) return sealed.error();
     auto cas = compare_and_set(*sealed, read_at);
     if (!cas) return cas.error();
-    if (!cas->written) return conflict(c.provider, read_at, cas->stored);
+    if (!cas->written) return store_conflict(c.provider, read_at, cas->stored);
     return c;
 }
 
@@ -160,7 +153,7 @@ Result<Connection> RedisConnectionStore::replace(Connection c) {
         if (!again) return again.error();
         stored = again->empty() ? 0 : parse_version(*again).value_or(0);
     }
-    return conflict(c.provider, stored, stored);
+    return store_conflict(c.provider, stored, stored);
 }
 
 Result<Unit> RedisConnectionStore::put(const Connection& c) {
@@ -190,7 +183,7 @@ Result<size_t> RedisConnectionStore::rotate() {
             auto cas = compare_and_set(*sealed, c.version);
             if (!cas) return cas.error();
             if (cas->written) break;
-            if (attempt == 20) return conflict(c.provider, c.version, cas->stored);
+            if (attempt == 20) return store_conflict(c.provider, c.version, cas->stored);
             auto again = load(c.provider);
             if (!again) return again.error();
             if (!again->has_value()) break;   // removed meanwhile

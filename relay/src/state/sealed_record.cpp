@@ -38,6 +38,13 @@ Error store_corrupt(const RecordPlace& place, const std::string& detail) {
                           " (the tokens in it are lost).");
 }
 
+Error store_conflict(const std::string& provider, uint64_t expected, uint64_t stored) {
+    return make_error("store.conflict",
+                      "The " + provider + " connection changed while it was being updated (read at version " +
+                          std::to_string(expected) + ", stored version " + std::to_string(stored) + ").",
+                      "Another relay or request updated it first; read it again and retry if still needed.");
+}
+
 Result<Unit> check_current_key(const StoreKeyring& keyring) {
     auto key = keyring.keys.find(keyring.current_key_id);
     if (key == keyring.keys.end()) {
@@ -89,12 +96,7 @@ Result<Connection> open_record(const StoreKeyring& keyring, const SealedRecord& 
 }
 
 json record_to_json(const SealedRecord& r) {
-    json o = json::object();
-    o["id"] = r.id;
-    o["key_id"] = r.key_id;
-    o["version"] = r.version;
-    o["sealed"] = base64_encode(r.sealed);
-    return o;
+    return {{"id", r.id}, {"key_id", r.key_id}, {"version", r.version}, {"sealed", base64_encode(r.sealed)}};
 }
 
 Result<SealedRecord> record_from_json(const json& j, const RecordPlace& place, const std::string& label) {

@@ -53,5 +53,7 @@ Result<SealedRecord> record_from_json(const nlohmann::json& j, const RecordPlace
 
 // "store.corrupt": `place` is damaged (detail says how); never overwritten.
 Error store_corrupt(const RecordPlace& place, const std::string& detail);
+// "store.conflict": a compare-and-set found `stored` where the writer had read `expected`.
+Error store_conflict(const std::string& provider, uint64_t expected, uint64_t stored);
 
 }  // namespace keyrelay::relay

@@ -2,7 +2,6 @@
 
 #include <dirent.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,12 +12,15 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "keyrelay/ascii.h"
 #include "state/crypto.h"
 #include "state/files.h"
 
 namespace keyrelay::relay {
 
 using namespace files;
+
+std::string store_key_id(std::string_view key) { return sha256_hex(key).substr(0, 8); }
 
 namespace {
 
@@ -28,18 +30,6 @@ Error write_failed(const std::string& what, const std::string& path, int err) {
                       "disk is not full or read-only.");
 }
 
-}  // namespace
-
-// ---------------------------------------------------------------- keys
-
-std::string store_key_id(std::string_view key) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (EVP_Digest(key.data(), key.size(), md, &len, EVP_sha256(), nullptr) != 1 || len < 4) std::abort();
-    return to_hex(std::string_view(reinterpret_cast<const char*>(md), 4));
-}
-
-namespace {
 
 Result<std::string> read_key_file(const std::string& path) {
     std::string text;
@@ -97,6 +87,12 @@ Result<std::string> generate_key_file(const std::string& data_dir, const std::st
 }
 
 }  // namespace
+
+std::optional<std::string> generated_key_text(const std::string& data_dir) {
+    std::string text;
+    if (read_file(join_path(data_dir, "store.key"), text) != 0) return std::nullopt;
+    return std::string(trim(text));
+}
 
 size_t remove_stale_temp_files(const std::string& data_dir) {
     DIR* dir = ::opendir(data_dir.empty() ? "." : data_dir.c_str());

@@ -26,6 +26,10 @@ struct StoreKeys {
 Result<StoreKeys> load_store_keys(const std::string& data_dir, const std::optional<std::string>& key_text,
                                   const std::optional<std::string>& previous_key_text);
 
+// The text of <data_dir>/store.key, the key a relay generated when it ran without KEYRELAY_STORE_KEY (rotate-key
+// and migrate-store open the old records with it); nullopt when there is no readable file.
+std::optional<std::string> generated_key_text(const std::string& data_dir);
+
 // A writer killed between creating its temp file and the rename leaves <file>.tmp.<pid>[.<random>] behind
 // (tokens.json, sessions.json, store.key); nothing ever reads those. Removes the ones whose process no longer runs
 // (another relay sharing the data dir may be writing its own right now), and this process's own pid's, since it
