@@ -1,5 +1,7 @@
 #include "routes/bridge.h"
 
+#include <utility>
+
 #include "keyrelay/diagnose.h"
 #include "keyrelay/keap_bridge.h"
 #include "keyrelay/text.h"
@@ -10,11 +12,13 @@ namespace {
 
 namespace bridge = keap::bridge;
 
-void write(RequestContext& ctx, httplib::Response& res, const std::string& xml) {
+// The answer is moved into the response (a list answer can be hundreds of KB); set_content would copy it.
+void write(RequestContext& ctx, httplib::Response& res, std::string xml) {
     ctx.final_answer = true;
     res.status = 200;
     res.set_header("Cache-Control", "no-store");
-    res.set_content(xml, "text/xml; charset=UTF-8");
+    res.set_header("Content-Type", "text/xml; charset=UTF-8");
+    res.body = std::move(xml);
 }
 
 // The relay API key, from Authorization: Bearer or from the privateKey parameter, where old clients keep "the API
@@ -80,7 +84,7 @@ void KeapBridgeRoute::handle(RequestContext& ctx, const httplib::Request& req, h
         }
         step = bridge::resume(conversation, *answer);
     }
-    write(ctx, res, bridge::encode(step));
+    write(ctx, res, bridge::encode(std::move(step)));
 }
 
 }  // namespace keyrelay::relay
