@@ -1100,7 +1100,7 @@ function report() {
     out.push(table(rows, ['leg', 'req/s', 'p50 ms', 'p99 ms', 'server CPU us/req', 'errors', 'what']));
     out.push('(c) is `keyrelay serve --config` with providers.keap.api_base = the static upstream, KEAP_API_KEY set (api_key mode: X-Keap-API-Key upstream) and KEYRELAY_API_KEY (Authorization: Bearer from the caller)');
     out.push(`    it logs every request (its default) to a file${p.relay_log_lines ? ` (${p.relay_log_lines} lines in this run)` : ''}; the nginx legs log nothing (access_log off)`);
-    out.push(`ratios: (c)/(d) = ${p.ratios.c_over_d ?? '-'}   (c)/(b) = ${p.ratios.c_over_b ?? '-'}   (c)/(a) = ${p.ratios.c_over_a ?? '-'}   CPU per request (c)/(b) = ${p.ratios.cpu_per_request_c_over_b ?? '-'}`);
+    out.push(`ratios: (c)/(d) = ${p.ratios.c_over_d ?? '-'}   (c)/(b) = ${p.ratios.c_over_b ?? '-'}   (c)/(a) = ${p.ratios.c_over_a ?? '-'}   CPU per request (c)/(b) = ${p.ratios.cpu_per_request_c_over_b ?? '-'}, (e)/(b) = ${p.ratios.cpu_per_request_e_over_b ?? '-'}, (c)/(e) = ${p.ratios.cpu_per_request_c_over_e ?? '-'}`);
     if (p.relay_256) out.push(`keyrelay with 256 connections: ${p.relay_256.rps} req/s, p99 ${p.relay_256.latency_us.p99} us, max ${p.relay_256.latency_us.max} us, errors ${JSON.stringify(p.relay_256.errors)}`);
     out.push('', `   Fixed rate: keyrelay_loadgen ${PLAN.rate} req/s, ${PLAN.rateConnections} keep-alive connections, latency from the scheduled send time; ${PLAN.rateRounds} interleaved round(s) of ${PLAN.rateSeconds} s per leg (first ${PLAN.rateWarmup} s of each dropped), latencies merged`);
     const rrows = Object.entries(p.rate).map(([key, r]) => [key, r.achieved_rate, round(r.latency_us.p50 / 1000, 3),
