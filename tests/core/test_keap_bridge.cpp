@@ -485,7 +485,9 @@ TEST_CASE("a contact in a list page maps as the same contact loaded alone, odd m
 
 TEST_CASE("a list page that is not the expected JSON is [InvalidResponse]", "[bridge]") {
     const std::string body = GENERATE(as<std::string>{}, "", "[]", "{\"contacts\":{}}", "{\"contacts\":[{]}",
-                                      "{\"contacts\":[],\"contacts\":7}", "<html>502</html>", "{\"items\":[]}");
+                                      "{\"contacts\":[],\"contacts\":7}", "<html>502</html>", "{\"items\":[]}",
+                                      // two lists: the first one's rows would already be written
+                                      "{\"contacts\":[{\"id\":\"1\"}],\"contacts\":[]}");
     bridge::Conversation c;
     Step s = bridge::begin(call("ContactService.findByEmail", kKey + str("ada@example.com") + names({"Id"})), c);
     REQUIRE(s.kind == Step::Kind::send);
