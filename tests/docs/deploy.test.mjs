@@ -13,7 +13,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import {
-  BIN_DIR, ROOT, checkLeaksAfterAll, newApiKey, newStoreKey, sleep, startRelay, startSandbox, tempDir, writeConfig,
+  BIN_DIR, ROOT, checkLeaksAfterAll, devCert, newApiKey, newStoreKey, sleep, startRelay, startSandbox, tempDir,
+  writeConfig,
 } from '../lib/harness.mjs';
 import { extractFile } from './blocks.mjs';
 
@@ -94,9 +95,7 @@ test('docs/deploy.md: its nginx configuration fronts the relay as the page says'
   const dir = await tempDir(t);
 
   // A certificate for localhost from scripts/dev-cert stands in for the public one.
-  const cert = spawnSync(path.join(ROOT, 'scripts/dev-cert'), [path.join(dir, 'cert')], { encoding: 'utf8' });
-  assert.equal(cert.status, 0, cert.stderr);
-  const ca = await readFile(path.join(dir, 'cert/ca.pem'));
+  const { ca } = await devCert(dir);
 
   const sandbox = await startSandbox({ t });
   const config = await writeConfig(dir, { public_url: 'https://localhost' });
@@ -158,9 +157,7 @@ test('docs/deploy.md: its load-balancer nginx block spreads one browser session 
   const block = deployBlocks.find((b) => b.lang === 'nginx' && b.code.includes('upstream keyrelay'));
   assert.ok(block, 'docs/deploy.md ("Two or more relays") has an nginx block with an upstream of relays');
   const dir = await tempDir(t);
-  const cert = spawnSync(path.join(ROOT, 'scripts/dev-cert'), [path.join(dir, 'cert')], { encoding: 'utf8' });
-  assert.equal(cert.status, 0, cert.stderr);
-  const ca = await readFile(path.join(dir, 'cert/ca.pem'));
+  const { ca } = await devCert(dir);
 
   // Two relays that share their state: here one data dir (the page's Redis setup shares it the same way), one key.
   const sandbox = await startSandbox({ t });
@@ -212,8 +209,7 @@ test('docs/deploy.md: the http2 form it gives for each nginx version is the one 
   const hasHttp2Directive = major > 1 || (major === 1 && (minor > 25 || (minor === 25 && patch >= 1)));
 
   const dir = await tempDir(t);
-  const cert = spawnSync(path.join(ROOT, 'scripts/dev-cert'), [path.join(dir, 'cert')], { encoding: 'utf8' });
-  assert.equal(cert.status, 0, cert.stderr);
+  await devCert(dir);
   const check = async (serverLines) => {
     const conf = path.join(dir, 'nginx.conf');
     await writeFile(conf, [

@@ -10,10 +10,10 @@
 // Every spawned process is killed by its stop(), by the test's after() hook when a test context is passed, and in
 // any case when the test process exits (even on failure or on a signal).
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -498,6 +498,17 @@ export async function tempDir(t) {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'keyrelay-test-'));
   registerCleanup(t, () => rm(dir, { recursive: true, force: true }));
   return dir;
+}
+
+/**
+ * A certificate for localhost from scripts/dev-cert (a local CA), written to DIR/cert: {dir, ca} with the CA's PEM
+ * for a client to trust.
+ */
+export async function devCert(dir) {
+  const certDir = path.join(dir, 'cert');
+  const made = spawnSync(path.join(ROOT, 'scripts/dev-cert'), [certDir], { encoding: 'utf8' });
+  if (made.status !== 0) throw new Error(`scripts/dev-cert failed (exit ${made.status}): ${made.stderr}`);
+  return { dir: certDir, ca: await readFile(path.join(certDir, 'ca.pem')) };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { test } from 'node:test';
 
-import { ROOT, checkLeaksAfterAll, newApiKey, sleep, startRelay, startSandbox, tempDir, writeConfig } from '../lib/harness.mjs';
+import {
+  ROOT, checkLeaksAfterAll, devCert, newApiKey, sleep, startRelay, startSandbox, tempDir, writeConfig,
+} from '../lib/harness.mjs';
 import { extractFile } from '../docs/blocks.mjs';
 
 checkLeaksAfterAll();
@@ -31,9 +33,7 @@ async function behindNginx(t) {
   const block = extractFile(path.join(ROOT, 'docs/deploy.md')).blocks.find((b) => b.lang === 'nginx');
   assert.ok(block, 'docs/deploy.md has an nginx block');
   const dir = await tempDir(t);
-  const cert = spawnSync(path.join(ROOT, 'scripts/dev-cert'), [path.join(dir, 'cert')], { encoding: 'utf8' });
-  assert.equal(cert.status, 0, cert.stderr);
-  const ca = await readFile(path.join(dir, 'cert/ca.pem'));
+  const { ca } = await devCert(dir);
   const sandbox = await startSandbox({ t });
   const config = await writeConfig(dir, { public_url: 'https://localhost' });
   const apiKey = newApiKey();
