@@ -1690,32 +1690,23 @@ void ArrayResponseWriter::begin_struct() {
 void ArrayResponseWriter::begin_member(std::string_view name) {
     out_ += "<member><name>"sv;
     put_escaped(out_, name);
-    out_ += "</name>"sv;
-}
-
-void ArrayResponseWriter::member(std::string_view name, const Value& value) {
-    begin_member(name);
-    put_value(out_, value);
-    out_ += "</member>"sv;
+    out_ += "</name><value>"sv;
 }
 
 void ArrayResponseWriter::int_member(std::string_view name, int64_t value) {
     begin_member(name);
-    out_ += "<value>"sv;
     put_int(out_, value);
     out_ += "</value></member>"sv;
 }
 
 void ArrayResponseWriter::string_member(std::string_view name, std::string_view text) {
     begin_member(name);
-    out_ += "<value>"sv;
     put_string(out_, text);
     out_ += "</value></member>"sv;
 }
 
 void ArrayResponseWriter::datetime_member(std::string_view name, std::string_view iso8601) {
     begin_member(name);
-    out_ += "<value>"sv;
     put_datetime(out_, iso8601);
     out_ += "</value></member>"sv;
 }

@@ -59,8 +59,7 @@ class ArrayResponseWriter {
 public:
     ArrayResponseWriter();
     void begin_struct();
-    void member(std::string_view name, const Value& value);
-    // The same as member() with a Value of that type, without building one.
+    // A member of the struct begun last, as encode_response writes a Value of that type.
     void int_member(std::string_view name, int64_t value);
     void string_member(std::string_view name, std::string_view text);
     void datetime_member(std::string_view name, std::string_view iso8601);
