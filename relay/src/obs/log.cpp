@@ -25,16 +25,6 @@ std::mutex g_log_mutex;
 std::atomic<int> g_min_level{static_cast<int>(LogLevel::info)};
 std::atomic<bool> g_keep_query_values{false};   // the config's log_queries
 
-const char* level_name(LogLevel level) {
-    switch (level) {
-        case LogLevel::debug: return "debug";
-        case LogLevel::info: return "info";
-        case LogLevel::warn: return "warn";
-        case LogLevel::error: return "error";
-    }
-    return "info";
-}
-
 // "2026-11-28T13:47:45.123Z".
 void append_iso_now(std::string& out) {
     auto now = std::chrono::system_clock::now();
@@ -94,7 +84,8 @@ void log_line(LogLevel level, std::string_view msg, const nlohmann::json& fields
     std::string ts;
     append_iso_now(ts);
     line["ts"] = ts;
-    line["level"] = level_name(level);
+    static const char* const kLevelNames[] = {"debug", "info", "warn", "error"};   // LogLevel's order
+    line["level"] = kLevelNames[static_cast<int>(level)];
     line["msg"] = std::string(msg);
     if (fields.is_object()) {
         for (auto it = fields.begin(); it != fields.end(); ++it) line[it.key()] = it.value();
@@ -185,12 +176,10 @@ std::string redact_target(std::string_view target) {
     std::string out(target.substr(0, q + 1));
     std::string_view query = target.substr(q + 1);
     size_t pos = 0;
-    bool first = true;
     while (pos <= query.size()) {
         size_t amp = query.find('&', pos);
         std::string_view pair = query.substr(pos, amp == std::string_view::npos ? std::string_view::npos : amp - pos);
-        if (!first) out += '&';
-        first = false;
+        if (pos > 0) out += '&';
         size_t eq = pair.find('=');
         std::string_view name = pair.substr(0, eq);
         // The name is checked decoded, so "acc%65ss_token" is caught too; an undecodable name is redacted.
