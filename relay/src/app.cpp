@@ -27,13 +27,6 @@
 #include "state/tokens.h"
 #include "upstream.h"
 
-#ifndef KEYRELAY_VERSION
-#define KEYRELAY_VERSION "0.0.0"
-#endif
-#ifndef KEYRELAY_SOURCE_DIR
-#define KEYRELAY_SOURCE_DIR "."
-#endif
-
 namespace keyrelay::relay {
 
 // What the relay owns: the store, tokens, sessions and the upstream client, the routes that use them, and the
@@ -254,11 +247,7 @@ bool Relay::run() {
         }
     });
     bool ok = m.server->listen();
-    {
-        std::lock_guard<std::mutex> lock(m.stop_mutex);
-        m.stopping = true;
-    }
-    m.stop_cv.notify_all();
+    stop();   // the server has stopped already: this ends the keep-alive thread
     if (m.keepalive.joinable()) m.keepalive.join();
     return ok;
 }
