@@ -1,13 +1,12 @@
 // Secrets come only from the environment or from files named in the config or the environment; a secret written
 // in the config file itself is refused.
 #include <cstdlib>
-#include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 
 #include "config_values.h"
 #include "keyrelay/ascii.h"
+#include "state/files.h"
 
 namespace keyrelay::relay {
 namespace {
@@ -30,15 +29,13 @@ bool looks_like_secret_value(const std::string& v) {
 }
 
 Result<std::string> read_secret_file(const std::string& path, const std::string& name) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
+    std::string text;
+    if (files::read_file(path, text) != 0) {
         return make_error("config.secret_file", name + "_FILE names " + path + ", which cannot be read.",
                           "Check the path and that the relay's user can read it (chmod 0400, owned by the relay's "
                           "user).");
     }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return std::string(trim_end(ss.str()));
+    return std::string(trim_end(text));
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -39,17 +40,15 @@ sigset_t stop_signals() {
 
 int serve(const CliArgs& args) {
     if (auto level = args.flag("--log-level")) {
-        if (*level == "debug") {
-            set_log_level(LogLevel::debug);
-        } else if (*level == "warn") {
-            set_log_level(LogLevel::warn);
-        } else if (*level == "error") {
-            set_log_level(LogLevel::error);
-        } else if (*level != "info") {
+        static const std::map<std::string, LogLevel> kLevels{
+            {"debug", LogLevel::debug}, {"info", LogLevel::info}, {"warn", LogLevel::warn}, {"error", LogLevel::error}};
+        auto it = kLevels.find(*level);
+        if (it == kLevels.end()) {
             return print_error(make_error("cli.bad_value", "--log-level " + *level + " is not a level.",
                                           "Use debug, info, warn or error."),
                                2);
         }
+        set_log_level(it->second);
     }
     auto config = build_config(args, process_env());
     if (!config) return print_error(config.error(), 1);
@@ -103,9 +102,8 @@ int serve(const CliArgs& args) {
     std::fflush(stdout);
     nlohmann::json providers = nlohmann::json::array();
     for (const auto& p : config->providers) {
-        providers.push_back({{"name", p.name}, {"mode", mode_name(p.mode)}, {"configured",
-                                                                              p.mode != Mode::oauth ||
-                                                                                  p.oauth_configured()}});
+        bool configured = p.mode != Mode::oauth || p.oauth_configured();
+        providers.push_back({{"name", p.name}, {"mode", mode_name(p.mode)}, {"configured", configured}});
     }
     log_line(LogLevel::info, "listening",
              {{"url", relay.url()}, {"data_dir", config->data_dir}, {"sandbox", config->sandbox},
@@ -175,10 +173,11 @@ int hash_password_cmd(const CliArgs& args) {
 }
 
 int rotate_key_cmd(const CliArgs& args) {
+    const EnvLookup env = process_env();
     std::string data_dir = args.flag("--data-dir").value_or("");
-    std::string redis_url = process_env()("KEYRELAY_REDIS_URL").value_or("");
+    std::string redis_url = env("KEYRELAY_REDIS_URL").value_or("");
     if (auto path = args.flag("--config")) {
-        auto c = read_config_file(*path, process_env());
+        auto c = read_config_file(*path, env);
         if (!c) return print_error(c.error(), 1);
         if (data_dir.empty()) data_dir = c->data_dir;
         redis_url = c->redis_url;   // the environment already won inside config_from_json
@@ -188,7 +187,6 @@ int rotate_key_cmd(const CliArgs& args) {
                                       "Pass the relay's data directory: keyrelay rotate-key --data-dir DIR."),
                            2);
     }
-    auto env = process_env();
     auto fresh = env("KEYRELAY_STORE_KEY");
     if (!fresh || fresh->empty()) {
         return print_error(make_error("store.no_new_key", "KEYRELAY_STORE_KEY (the NEW key) is not set.",
