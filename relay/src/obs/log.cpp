@@ -4,7 +4,6 @@
 
 #include <atomic>
 #include <cerrno>
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -36,12 +35,6 @@ void append_iso_now(std::string& out) {
     std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
                   tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
     out += text;
-}
-
-void append_number(std::string& out, long long n) {
-    char digits[24];
-    auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
-    out.append(digits, static_cast<size_t>(end - digits));
 }
 
 void write_all(const char* p, size_t left) {
@@ -151,15 +144,10 @@ void log_request(const RequestLogLine& r) {
     append_json_string(line, r.path);
     // duration_ms with three decimals, from whole microseconds.
     const long long us = r.duration_ms > 0 ? std::llround(r.duration_ms * 1000.0) : 0;
-    const long long frac = us % 1000;
-    line += ",\"status\":";
-    append_number(line, r.status);
-    line += ",\"duration_ms\":";
-    append_number(line, us / 1000);
-    line += '.';
-    line += static_cast<char>('0' + frac / 100);
-    line += static_cast<char>('0' + frac / 10 % 10);
-    line += static_cast<char>('0' + frac % 10);
+    char numbers[80];
+    std::snprintf(numbers, sizeof numbers, ",\"status\":%d,\"duration_ms\":%lld.%03lld", r.status, us / 1000,
+                  us % 1000);
+    line += numbers;
     line += ",\"remote\":";
     append_json_string(line, r.remote);
     if (!r.provider.empty()) {
