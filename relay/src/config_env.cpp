@@ -78,7 +78,6 @@ std::optional<Error> find_literal_secret(const json& j, const std::string& where
     return std::nullopt;
 }
 
-// NAME from the environment, else NAME_FILE from the environment, else NAME_FILE from the config's top level.
 Result<std::optional<std::string>> lookup_secret(const std::string& name, const EnvLookup& env, const json& refs) {
     if (auto v = env(name); v && !v->empty()) return std::optional<std::string>(std::string(trim_end(*v)));
     std::string file;
