@@ -1,5 +1,7 @@
 #include "obs/metrics.h"
 
+#include <algorithm>
+#include <array>
 #include <cstdio>
 
 namespace keyrelay::relay {
@@ -11,10 +13,7 @@ std::string number(double v) {
     return buf;
 }
 
-const std::vector<double>& buckets() {
-    static const std::vector<double> kBuckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
-    return kBuckets;
-}
+constexpr std::array kBuckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0};
 
 }  // namespace
 
@@ -56,10 +55,8 @@ void Metrics::count_request(const std::string& provider, int status) {
 void Metrics::observe_upstream_latency(const std::string& provider, double seconds) {
     std::lock_guard<std::mutex> lock(mutex_);
     auto& h = latency_[provider];
-    if (h.counts.empty()) h.counts.assign(buckets().size() + 1, 0);
-    size_t i = 0;
-    while (i < buckets().size() && seconds > buckets()[i]) ++i;
-    ++h.counts[i];
+    if (h.counts.empty()) h.counts.assign(kBuckets.size() + 1, 0);
+    ++h.counts[std::lower_bound(kBuckets.begin(), kBuckets.end(), seconds) - kBuckets.begin()];
     ++h.count;
     h.sum += seconds;
 }
@@ -132,9 +129,9 @@ std::string Metrics::render() const {
     family(latency, "histogram", "Latency of upstream API and token requests.");
     for (const auto& [name, h] : latency_) {
         uint64_t cumulative = 0;
-        for (size_t i = 0; i <= buckets().size(); ++i) {
+        for (size_t i = 0; i <= kBuckets.size(); ++i) {
             cumulative += h.counts[i];
-            const std::string le = i < buckets().size() ? number(buckets()[i]) : "+Inf";
+            const std::string le = i < kBuckets.size() ? number(kBuckets[i]) : "+Inf";
             sample(latency + "_bucket", provider(name) + ",le=\"" + le + "\"", std::to_string(cumulative));
         }
         sample(latency + "_sum", provider(name), number(h.sum));
