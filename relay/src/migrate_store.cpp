@@ -87,12 +87,8 @@ int run_migrate_store(const CliArgs& args, const EnvLookup& env, std::ostream& o
     const std::string dir = from_dir.empty() ? to_dir : from_dir;
 
     // The Redis URL and the keys: from --config (the environment still wins), else the environment alone.
-    Result<Config> config = make_error("config.bad_value", "unset");
-    if (auto path = args.flag("--config")) {
-        config = read_config_file(*path, env);
-    } else {
-        config = config_from_json(nlohmann::json::object(), env, ".");
-    }
+    auto path = args.flag("--config");
+    auto config = path ? read_config_file(*path, env) : config_from_json(nlohmann::json::object(), env, ".");
     if (!config) return print_error(config.error(), 1, err);
     if (config->redis_url.empty()) {
         return print_error(make_error("config.missing_redis_url",
