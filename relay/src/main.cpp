@@ -16,7 +16,6 @@
 #include "cli.h"
 #include "migrate_store.h"
 #include "state/crypto.h"
-#include "http/util.h"
 #include "obs/log.h"
 #include "app.h"
 #include "state/redis.h"
@@ -236,16 +235,12 @@ int main(int argc, char** argv) {
     auto parsed = parse_cli(args);
     if (!parsed) return print_error(parsed.error(), 2);
     const CliArgs& a = *parsed;
-    if (a.command == "help") {
-        std::cout << usage("");
+    if (a.command == "help" || a.help) {
+        std::cout << usage(a.command);   // usage("help") is the overview
         return 0;
     }
     if (a.command == "version") {
         std::cout << "keyrelay " << KEYRELAY_VERSION << "\n";
-        return 0;
-    }
-    if (a.help) {
-        std::cout << usage(a.command);
         return 0;
     }
     if (a.command == "serve") return serve(a);
