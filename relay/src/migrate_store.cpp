@@ -6,7 +6,6 @@
 #include <map>
 #include <vector>
 
-#include "http/util.h"
 #include "state/file_store.h"
 #include "state/redis.h"
 #include "state/redis_store.h"
