@@ -104,25 +104,18 @@ void append_json_string(std::string& out, std::string_view text) {
         if (i >= text.size()) break;
         unsigned char c = static_cast<unsigned char>(text[i]);
         if (c >= 0x80) {
-            size_t n = utf8_sequence_length(text, i);
-            if (n == 0) {
-                out += "\ufffd";
-                ++i;
-            } else {
-                out.append(text.substr(i, n));
-                i += n;
-            }
+            size_t n = utf8_sequence_length(text, i);   // 0: not a valid sequence, one byte replaced
+            out.append(n == 0 ? std::string_view("\ufffd") : text.substr(i, n));
+            i += n == 0 ? 1 : n;
             continue;
         }
         if (c == '"' || c == '\\') {
             out += '\\';
             out += static_cast<char>(c);
-        } else if (c < 0x20 || c == 0x7f) {
+        } else {   // a control character (below 0x20, or 0x7f): the run above stops at nothing else
             out += "\\u00";
             out += kHex[c >> 4];
             out += kHex[c & 15];
-        } else {
-            out += static_cast<char>(c);
         }
         ++i;
     }
