@@ -94,9 +94,8 @@ Result<std::optional<std::string>> lookup_secret(const std::string& name, const 
 
 EnvLookup process_env() {
     return [](const std::string& name) -> std::optional<std::string> {
-        const char* v = std::getenv(name.c_str());
-        if (v == nullptr) return std::nullopt;
-        return std::string(v);
+        if (const char* v = std::getenv(name.c_str())) return std::string(v);
+        return std::nullopt;
     };
 }
 
