@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -26,13 +29,6 @@
 #include "state/store.h"
 #include "state/tokens.h"
 #include "upstream.h"
-
-#ifndef KEYRELAY_VERSION
-#define KEYRELAY_VERSION "0.0.0"
-#endif
-#ifndef KEYRELAY_SOURCE_DIR
-#define KEYRELAY_SOURCE_DIR "."
-#endif
 
 namespace keyrelay::relay {
 
@@ -254,11 +250,7 @@ bool Relay::run() {
         }
     });
     bool ok = m.server->listen();
-    {
-        std::lock_guard<std::mutex> lock(m.stop_mutex);
-        m.stopping = true;
-    }
-    m.stop_cv.notify_all();
+    stop();   // the server has stopped already: this ends the keep-alive thread
     if (m.keepalive.joinable()) m.keepalive.join();
     return ok;
 }

@@ -3,12 +3,8 @@
 // providers are built and parsed by the core (oauth2, proxy, keap, jira, diagnose); policy is data (config.h).
 #pragma once
 
-#include <atomic>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 
 #include "config.h"
 #include "keyrelay/result.h"

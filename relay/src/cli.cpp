@@ -3,18 +3,13 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include "config_values.h"
 #include "keyrelay/http.h"
+#include "state/files.h"
 #include "upstream.h"
-
-#ifndef KEYRELAY_SOURCE_DIR
-#define KEYRELAY_SOURCE_DIR "."
-#endif
 
 namespace keyrelay::relay {
 namespace {
@@ -34,8 +29,6 @@ const std::map<std::string, std::set<std::string>>& command_flags() {
     };
     return kFlags;
 }
-
-bool is_boolean_flag(const std::string& flag) { return flag == "--help" || flag == "-h" || flag == "--offline"; }
 
 Error cli_error(const std::string& code, const std::string& message, const std::string& command) {
     return make_error(code, message,
@@ -58,7 +51,6 @@ Result<CliArgs> parse_cli(const std::vector<std::string>& args) {
         out.command = "help";
         return out;
     }
-    size_t i = 0;
     const std::string& first = args[0];
     if (first == "--help" || first == "-h" || first == "help") {
         out.command = "help";
@@ -77,7 +69,7 @@ Result<CliArgs> parse_cli(const std::vector<std::string>& args) {
     }
     out.command = first;
     const auto& allowed = command_flags().at(first);
-    for (i = 1; i < args.size(); ++i) {
+    for (size_t i = 1; i < args.size(); ++i) {
         std::string flag = args[i];
         std::optional<std::string> value;
         size_t eq = flag.find('=');
@@ -93,11 +85,9 @@ Result<CliArgs> parse_cli(const std::vector<std::string>& args) {
             return cli_error("cli.unknown_flag", "Unknown option \"" + flag + "\" for `keyrelay " + first + "`.",
                              first);
         }
-        if (is_boolean_flag(flag)) {
-            out.flags[flag] = "";
-            continue;
-        }
-        if (!value) {
+        if (flag == "--offline") {   // the one option without a value
+            value = "";
+        } else if (!value) {
             if (i + 1 >= args.size()) {
                 return cli_error("cli.missing_value", "The option " + flag + " needs a value.", first);
             }
@@ -193,7 +183,8 @@ std::string usage(const std::string& command) {
            "`keyrelay <command> --help` shows a command's options. `keyrelay --version` prints the version.\n";
 }
 
-Result<json> fetch_sandbox_config(const std::string& sandbox_url, int wait_ms) {
+// GET <sandbox>/sandbox/config, retrying for up to `wait_ms` while the sandbox is still starting.
+static Result<json> fetch_sandbox_config(const std::string& sandbox_url, int wait_ms = 5000) {
     std::string base = trim_slash(sandbox_url);
     auto u = parse_url(base);
     if (!u || (u->scheme != "http" && u->scheme != "https")) {
@@ -234,14 +225,12 @@ Result<json> fetch_sandbox_config(const std::string& sandbox_url, int wait_ms) {
 }
 
 Result<Config> read_config_file(const std::string& path, const EnvLookup& env) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
+    std::string text;
+    if (files::read_file(path, text) != 0) {
         return make_error("config.unreadable", "Cannot read the config file " + path + ".",
                           "Check the path; relay/keyrelay.example.json is a starting point.");
     }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    json doc = json::parse(ss.str(), nullptr, false);
+    json doc = json::parse(text, nullptr, false);
     if (doc.is_discarded()) {
         return make_error("config.not_json", "The config file " + path + " is not valid JSON.",
                           "Check for a trailing comma or a missing quote (JSON has no comments; use \"_comment\" "
@@ -270,24 +259,18 @@ Result<Config> build_config(const CliArgs& args, const EnvLookup& env) {
         if (from_file) {
             // The sandbox provides Keap and Jira; the config file everything else.
             Config& f = *from_file;
-            std::vector<ProviderConfig> extra;
             for (auto& p : f.providers) {
-                if (!config.provider(p.name)) extra.push_back(p);
+                if (!config.provider(p.name)) config.providers.push_back(p);
             }
-            auto providers = config.providers;
-            providers.insert(providers.end(), extra.begin(), extra.end());
-            auto users = config.users;
             for (const auto& u : f.users) {
-                if (u.username != "demo") users.push_back(u);
+                if (u.username != "demo") config.users.push_back(u);
             }
-            std::string sandbox_url = config.sandbox_url;
-            config = f;
-            config.sandbox = true;
-            config.sandbox_url = sandbox_url;
-            config.providers = providers;
-            config.users = users;
-            config.bind = "127.0.0.1";
-            if (!args.flags.count("--data-dir")) config.data_dir.clear();   // a fresh temp dir, as without a config
+            f.sandbox = true;
+            f.sandbox_url = config.sandbox_url;
+            f.providers = std::move(config.providers);
+            f.users = std::move(config.users);
+            if (!args.flags.count("--data-dir")) f.data_dir.clear();   // a fresh temp dir, as without a config
+            config = std::move(f);
         }
     } else if (from_file) {
         config = std::move(*from_file);

@@ -8,8 +8,6 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "config.h"
 #include "keyrelay/result.h"
 
@@ -35,9 +33,6 @@ Result<CliArgs> parse_cli(const std::vector<std::string>& args);
 
 // Usage text of a command ("" = the overview).
 std::string usage(const std::string& command);
-
-// GET <sandbox>/sandbox/config, retrying for up to `wait_ms` while the sandbox is still starting.
-Result<nlohmann::json> fetch_sandbox_config(const std::string& sandbox_url, int wait_ms = 5000);
 
 // Reads and checks a keyrelay.json (config_from_json, paths relative to its directory). Errors: "config.*".
 Result<Config> read_config_file(const std::string& path, const EnvLookup& env);

@@ -139,27 +139,23 @@ Result<Config> config_from_json(const json& doc, const EnvLookup& env, const std
         for (auto it = ps.begin(); it != ps.end(); ++it) {
             const std::string& name = it.key();
             if (!name.empty() && name[0] == '_') continue;   // "_comment"
-            bool valid_name = !name.empty() && name.size() <= 32;
-            for (char ch : name) {
-                valid_name = valid_name && ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' ||
-                                            ch == '-');
-            }
-            if (!valid_name) {
+            auto name_char = [](char ch) {
+                return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
+            };
+            if (name.empty() || name.size() > 32 || !std::all_of(name.begin(), name.end(), name_char)) {
                 return bad_value("providers." + name, "has a name that is not [a-z0-9_-]{1,32} (it appears in URLs "
                                                       "and cookie names)");
             }
-            ProviderConfig* target = nullptr;
-            for (auto& p : c.providers) {
-                if (p.name == name) target = &p;
-            }
-            if (target == nullptr) {
+            auto target = std::find_if(c.providers.begin(), c.providers.end(),
+                                       [&name](const ProviderConfig& p) { return p.name == name; });
+            if (target == c.providers.end()) {
                 if (it.value().is_null()) continue;
                 ProviderConfig fresh;
                 fresh.name = name;
                 fresh.oauth.name = name;
                 fresh.env_prefix = upper_env_name(name);
                 c.providers.push_back(fresh);
-                target = &c.providers.back();
+                target = c.providers.end() - 1;
             }
             if (auto ok = apply_provider_json(*target, it.value()); !ok) return ok.error();
             if (target->oauth.authorize_url.empty() || target->oauth.token_url.empty() || target->api_base.empty()) {

@@ -1,13 +1,12 @@
 // Secrets come only from the environment or from files named in the config or the environment; a secret written
 // in the config file itself is refused.
 #include <cstdlib>
-#include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 
 #include "config_values.h"
 #include "keyrelay/ascii.h"
+#include "state/files.h"
 
 namespace keyrelay::relay {
 namespace {
@@ -30,15 +29,13 @@ bool looks_like_secret_value(const std::string& v) {
 }
 
 Result<std::string> read_secret_file(const std::string& path, const std::string& name) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
+    std::string text;
+    if (files::read_file(path, text) != 0) {
         return make_error("config.secret_file", name + "_FILE names " + path + ", which cannot be read.",
                           "Check the path and that the relay's user can read it (chmod 0400, owned by the relay's "
                           "user).");
     }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return std::string(trim_end(ss.str()));
+    return std::string(trim_end(text));
 }
 
 }  // namespace
@@ -81,7 +78,6 @@ std::optional<Error> find_literal_secret(const json& j, const std::string& where
     return std::nullopt;
 }
 
-// NAME from the environment, else NAME_FILE from the environment, else NAME_FILE from the config's top level.
 Result<std::optional<std::string>> lookup_secret(const std::string& name, const EnvLookup& env, const json& refs) {
     if (auto v = env(name); v && !v->empty()) return std::optional<std::string>(std::string(trim_end(*v)));
     std::string file;
@@ -98,9 +94,8 @@ Result<std::optional<std::string>> lookup_secret(const std::string& name, const 
 
 EnvLookup process_env() {
     return [](const std::string& name) -> std::optional<std::string> {
-        const char* v = std::getenv(name.c_str());
-        if (v == nullptr) return std::nullopt;
-        return std::string(v);
+        if (const char* v = std::getenv(name.c_str())) return std::string(v);
+        return std::nullopt;
     };
 }
 

@@ -35,7 +35,6 @@ bool is_loopback_host(const std::string& host) {
 
 }  // namespace
 
-// Upstream URLs must be HTTPS, except on loopback (the sandbox, local tests).
 Result<Unit> check_upstream_url(const std::string& where, const std::string& url) {
     if (url.empty()) return Unit{};
     auto u = parse_url(url);

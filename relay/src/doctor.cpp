@@ -25,11 +25,7 @@
 namespace keyrelay::relay {
 namespace {
 
-using Report = DoctorReport;
-
-bool readable(const std::string& path) { return ::access(path.c_str(), R_OK) == 0; }
-
-void check_tls(const Config& c, Report& r) {
+void check_tls(const Config& c, DoctorReport& r) {
     if (!c.tls()) {
         if (!c.public_url.empty() && c.public_url.rfind("https://", 0) == 0) {
             r.info("No TLS files: the relay serves plain HTTP and expects a reverse proxy to terminate HTTPS for " +
@@ -90,7 +86,7 @@ void check_tls(const Config& c, Report& r) {
     X509_free(cert);
 }
 
-void check_store_key(const Config& c, Report& r) {
+void check_store_key(const Config& c, DoctorReport& r) {
     if (c.store_key) {
         auto key = parse_store_key(*c.store_key);
         if (!key) {
@@ -129,7 +125,7 @@ void check_store_key(const Config& c, Report& r) {
            "`openssl rand -hex 32`) from a secret store, or back up the file.");
 }
 
-void check_redirects(const Config& c, int port, Report& r) {
+void check_redirects(const Config& c, int port, DoctorReport& r) {
     for (const auto& p : c.providers) {
         if (p.mode != Mode::oauth || !p.oauth_configured()) continue;
         std::string uri = c.redirect_uri(p.name, port);
@@ -154,7 +150,7 @@ void check_redirects(const Config& c, int port, Report& r) {
     }
 }
 
-void check_secrets(const Config& c, Report& r) {
+void check_secrets(const Config& c, DoctorReport& r) {
     int usable = 0;
     for (const auto& p : c.providers) {
         const std::string& e = p.env_prefix;
@@ -192,14 +188,14 @@ void check_secrets(const Config& c, Report& r) {
         r.warn("KEYRELAY_API_KEY is short (" + std::to_string(c.api_key.size()) + " characters).",
                "Anyone with it can call the proxy: use at least 32 random characters (`openssl rand -hex 32`).");
     }
-    if (!c.ca_file.empty() && !readable(c.ca_file)) {
+    if (!c.ca_file.empty() && ::access(c.ca_file.c_str(), R_OK) != 0) {
         r.fail("ca_file " + c.ca_file + " cannot be read.", "Check the path and permissions.");
     }
 }
 
 // The values a template ships with (relay/keyrelay.example.json, the package's /etc/keyrelay/keyrelay.json): the
 // relay loads them, but nobody can log in and the providers would redirect to somebody else's host.
-void check_template_values(const Config& c, Report& r) {
+void check_template_values(const Config& c, DoctorReport& r) {
     for (const auto& u : c.users) {
         if (u.password_hash.find("REPLACE_WITH") != std::string::npos) {
             r.fail("The page user \"" + u.username + "\" still has the example password_hash (REPLACE_WITH_...): "
@@ -212,13 +208,9 @@ void check_template_values(const Config& c, Report& r) {
     auto u = parse_url(c.public_url);
     if (!u) return;
     // RFC 2606 §2-3: example.com, example.net, example.org and the .example TLD are reserved for documentation.
-    const std::string& h = u->host;
-    auto ends_with = [&h](const std::string& tail) {
-        return h.size() >= tail.size() && h.compare(h.size() - tail.size(), tail.size(), tail) == 0;
-    };
-    bool example = h == "example" || ends_with(".example");
-    for (const char* domain : {"example.com", "example.net", "example.org"}) {
-        example = example || h == domain || ends_with(std::string(".") + domain);
+    bool example = false;
+    for (const std::string domain : {"example", "example.com", "example.net", "example.org"}) {
+        example = example || u->host == domain || iends_with(u->host, "." + domain);
     }
     if (example) {
         r.fail("public_url " + c.public_url + " is the example address from the template.",
@@ -229,7 +221,7 @@ void check_template_values(const Config& c, Report& r) {
 
 // The secrets file that systemd reads for the unit (EnvironmentFile=), beside the config: the package installs it
 // as a commented template. Values are never printed, only names.
-void check_env_file(const Config& c, Report& r) {
+void check_env_file(const Config& c, DoctorReport& r) {
     if (c.config_path.empty()) return;
     size_t slash = c.config_path.rfind('/');
     std::string file = (slash == std::string::npos ? std::string(".") : c.config_path.substr(0, slash)) + "/keyrelay.env";
@@ -283,7 +275,7 @@ void check_env_file(const Config& c, Report& r) {
 
 // RFC 6749 §5.2: a made-up code is answered invalid_grant when the client authenticated, invalid_client (or 401)
 // when it did not. Nothing is created or changed at the provider.
-void probe_token_endpoint(const ProviderConfig& p, const Config& c, int port, Upstream& up, Report& r) {
+void probe_token_endpoint(const ProviderConfig& p, const Config& c, int port, Upstream& up, DoctorReport& r) {
     oauth2::Client client{p.client_id, p.client_secret, c.redirect_uri(p.name, port)};
     HttpRequest request = oauth2::build_code_exchange(p.oauth, client, "keyrelay-doctor-not-a-real-code",
                                                       p.oauth.pkce ? "keyrelay-doctor-verifier-0123456789-abcdefghijkl"
@@ -314,7 +306,7 @@ void probe_token_endpoint(const ProviderConfig& p, const Config& c, int port, Up
     }
 }
 
-void probe_static(const ProviderConfig& p, Upstream& up, Report& r) {
+void probe_static(const ProviderConfig& p, Upstream& up, DoctorReport& r) {
     std::string base = resolve_api_base(p, "");
     HttpRequest request;
     if (p.mode == Mode::api_key) {
@@ -348,7 +340,7 @@ void probe_static(const ProviderConfig& p, Upstream& up, Report& r) {
 }  // namespace
 
 int run_doctor(const Config& config, int port) {
-    Report r;
+    DoctorReport r;
     std::cout << "keyrelay doctor: " << (config.sandbox ? "sandbox " + config.sandbox_url : config.config_path)
               << "\n";
     check_secrets(config, r);

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -15,7 +16,6 @@
 #include "cli.h"
 #include "migrate_store.h"
 #include "state/crypto.h"
-#include "http/util.h"
 #include "obs/log.h"
 #include "app.h"
 #include "state/redis.h"
@@ -39,17 +39,15 @@ sigset_t stop_signals() {
 
 int serve(const CliArgs& args) {
     if (auto level = args.flag("--log-level")) {
-        if (*level == "debug") {
-            set_log_level(LogLevel::debug);
-        } else if (*level == "warn") {
-            set_log_level(LogLevel::warn);
-        } else if (*level == "error") {
-            set_log_level(LogLevel::error);
-        } else if (*level != "info") {
+        static const std::map<std::string, LogLevel> kLevels{
+            {"debug", LogLevel::debug}, {"info", LogLevel::info}, {"warn", LogLevel::warn}, {"error", LogLevel::error}};
+        auto it = kLevels.find(*level);
+        if (it == kLevels.end()) {
             return print_error(make_error("cli.bad_value", "--log-level " + *level + " is not a level.",
                                           "Use debug, info, warn or error."),
                                2);
         }
+        set_log_level(it->second);
     }
     auto config = build_config(args, process_env());
     if (!config) return print_error(config.error(), 1);
@@ -103,9 +101,8 @@ int serve(const CliArgs& args) {
     std::fflush(stdout);
     nlohmann::json providers = nlohmann::json::array();
     for (const auto& p : config->providers) {
-        providers.push_back({{"name", p.name}, {"mode", mode_name(p.mode)}, {"configured",
-                                                                              p.mode != Mode::oauth ||
-                                                                                  p.oauth_configured()}});
+        bool configured = p.mode != Mode::oauth || p.oauth_configured();
+        providers.push_back({{"name", p.name}, {"mode", mode_name(p.mode)}, {"configured", configured}});
     }
     log_line(LogLevel::info, "listening",
              {{"url", relay.url()}, {"data_dir", config->data_dir}, {"sandbox", config->sandbox},
@@ -175,10 +172,11 @@ int hash_password_cmd(const CliArgs& args) {
 }
 
 int rotate_key_cmd(const CliArgs& args) {
+    const EnvLookup env = process_env();
     std::string data_dir = args.flag("--data-dir").value_or("");
-    std::string redis_url = process_env()("KEYRELAY_REDIS_URL").value_or("");
+    std::string redis_url = env("KEYRELAY_REDIS_URL").value_or("");
     if (auto path = args.flag("--config")) {
-        auto c = read_config_file(*path, process_env());
+        auto c = read_config_file(*path, env);
         if (!c) return print_error(c.error(), 1);
         if (data_dir.empty()) data_dir = c->data_dir;
         redis_url = c->redis_url;   // the environment already won inside config_from_json
@@ -188,7 +186,6 @@ int rotate_key_cmd(const CliArgs& args) {
                                       "Pass the relay's data directory: keyrelay rotate-key --data-dir DIR."),
                            2);
     }
-    auto env = process_env();
     auto fresh = env("KEYRELAY_STORE_KEY");
     if (!fresh || fresh->empty()) {
         return print_error(make_error("store.no_new_key", "KEYRELAY_STORE_KEY (the NEW key) is not set.",
@@ -238,16 +235,12 @@ int main(int argc, char** argv) {
     auto parsed = parse_cli(args);
     if (!parsed) return print_error(parsed.error(), 2);
     const CliArgs& a = *parsed;
-    if (a.command == "help") {
-        std::cout << usage("");
+    if (a.command == "help" || a.help) {
+        std::cout << usage(a.command);   // usage("help") is the overview
         return 0;
     }
     if (a.command == "version") {
         std::cout << "keyrelay " << KEYRELAY_VERSION << "\n";
-        return 0;
-    }
-    if (a.help) {
-        std::cout << usage(a.command);
         return 0;
     }
     if (a.command == "serve") return serve(a);

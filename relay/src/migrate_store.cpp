@@ -2,10 +2,10 @@
 
 #include <sys/stat.h>
 
+#include <cstdint>
 #include <map>
-#include <memory>
+#include <vector>
 
-#include "http/util.h"
 #include "state/file_store.h"
 #include "state/redis.h"
 #include "state/redis_store.h"
@@ -29,38 +29,49 @@ Error unopened(const std::string& which, Error e) {
     return e;
 }
 
-}  // namespace
+struct MigratedConnection {
+    enum class Outcome {
+        copied,    // the destination had none, or an older version
+        already,   // the destination holds the same record
+        kept,      // the destination holds a different record with the same or a newer version: left alone
+    };
+    std::string provider;
+    Outcome outcome = Outcome::copied;
+    uint64_t version = 0;       // the source's
+    uint64_t kept_version = 0;  // the destination's, when kept
+};
 
-Result<std::vector<MigratedConnection>> migrate_connections(const ConnectionStore& from, ConnectionStore& to) {
-    auto source = from.load_all();
-    if (!source) return source.error();
-    auto destination = to.load_all();
-    if (!destination) return destination.error();
-    std::map<std::string, Connection> there;
-    for (auto& c : *destination) there.emplace(c.provider, std::move(c));
-
+// Copies every connection of `source` (read from its store) into `to` (which holds `destination`), each with its
+// version. Both stores were read and opened before, so a store that does not open with the configured keys changes
+// nothing. Idempotent: what the destination already holds is not written again. A destination record with the same
+// or a newer version than the source's is kept (the relays on it may have refreshed since: their token is the live
+// one).
+Result<std::vector<MigratedConnection>> migrate_connections(const std::vector<Connection>& source,
+                                                            const std::vector<Connection>& destination,
+                                                            ConnectionStore& to) {
+    std::map<std::string, const Connection*> there;
+    for (const Connection& c : destination) there.emplace(c.provider, &c);
     std::vector<MigratedConnection> out;
-    for (const Connection& c : *source) {
+    for (const Connection& c : source) {
         MigratedConnection m{c.provider, MigratedConnection::Outcome::copied, c.version, 0};
         auto it = there.find(c.provider);
-        if (it != there.end() && to_json(it->second) == to_json(c)) {
+        if (it != there.end() && to_json(*it->second) == to_json(c)) {
             m.outcome = MigratedConnection::Outcome::already;
-        } else if (it != there.end() && it->second.version >= c.version) {
+        } else if (it != there.end() && it->second->version >= c.version) {
             m.outcome = MigratedConnection::Outcome::kept;
-            m.kept_version = it->second.version;
+            m.kept_version = it->second->version;
         }
         out.push_back(m);
     }
-    // Everything was read and opened: now write.
-    for (const MigratedConnection& m : out) {
-        if (m.outcome != MigratedConnection::Outcome::copied) continue;
-        for (const Connection& c : *source) {
-            if (c.provider != m.provider) continue;
-            if (auto ok = to.put(c); !ok) return ok.error();
-        }
+    // Everything was compared: now write.
+    for (size_t i = 0; i < source.size(); ++i) {
+        if (out[i].outcome != MigratedConnection::Outcome::copied) continue;
+        if (auto ok = to.put(source[i]); !ok) return ok.error();
     }
     return out;
 }
+
+}  // namespace
 
 int run_migrate_store(const CliArgs& args, const EnvLookup& env, std::ostream& out, std::ostream& err) {
     const std::string from_dir = args.flag("--from-data-dir").value_or("");
@@ -75,12 +86,8 @@ int run_migrate_store(const CliArgs& args, const EnvLookup& env, std::ostream& o
     const std::string dir = from_dir.empty() ? to_dir : from_dir;
 
     // The Redis URL and the keys: from --config (the environment still wins), else the environment alone.
-    Result<Config> config = make_error("config.bad_value", "unset");
-    if (auto path = args.flag("--config")) {
-        config = read_config_file(*path, env);
-    } else {
-        config = config_from_json(nlohmann::json::object(), env, ".");
-    }
+    auto path = args.flag("--config");
+    auto config = path ? read_config_file(*path, env) : config_from_json(nlohmann::json::object(), env, ".");
     if (!config) return print_error(config.error(), 1, err);
     if (config->redis_url.empty()) {
         return print_error(make_error("config.missing_redis_url",
@@ -130,40 +137,37 @@ int run_migrate_store(const CliArgs& args, const EnvLookup& env, std::ostream& o
     ConnectionStore& to = into_redis ? static_cast<ConnectionStore&>(redis_store) : file_store;
     const std::string from_name = into_redis ? file_name : redis_name;
     const std::string to_name = into_redis ? redis_name : file_name;
-    if (auto ok = from.load_all(); !ok) return print_error(unopened(from_name, ok.error()), 1, err);
-    if (auto ok = to.load_all(); !ok) return print_error(unopened(to_name, ok.error()), 1, err);
+    auto source = from.load_all();
+    if (!source) return print_error(unopened(from_name, source.error()), 1, err);
+    auto destination = to.load_all();
+    if (!destination) return print_error(unopened(to_name, destination.error()), 1, err);
 
-    auto moved = migrate_connections(from, to);
+    auto moved = migrate_connections(*source, *destination, to);
     if (!moved) return print_error(moved.error(), 1, err);
     out << "migrate-store: " << from_name << " -> " << to_name << "\n";
-    size_t copied = 0, already = 0, kept = 0;
+    size_t copied = 0;
     const std::string there = into_redis ? "Redis" : dir;
     for (const MigratedConnection& m : *moved) {
-        std::string v = " (version " + std::to_string(m.version) + ")";
-        switch (m.outcome) {
-            case MigratedConnection::Outcome::copied:
-                ++copied;
-                out << "  " << m.provider << ": copied" << v << "\n";
-                break;
-            case MigratedConnection::Outcome::already:
-                ++already;
-                out << "  " << m.provider << ": already in " << there << v << "\n";
-                break;
-            case MigratedConnection::Outcome::kept:
-                ++kept;
-                out << "  " << m.provider << ": kept the one in " << there << " (version "
-                    << std::to_string(m.kept_version) << ", not older than version " << std::to_string(m.version)
-                    << " here): remove it there first to replace it\n";
-                break;
+        const std::string v = "version " + std::to_string(m.version);
+        out << "  " << m.provider << ": ";
+        if (m.outcome == MigratedConnection::Outcome::copied) {
+            ++copied;
+            out << "copied (" << v << ")\n";
+        } else if (m.outcome == MigratedConnection::Outcome::already) {
+            out << "already in " << there << " (" << v << ")\n";
+        } else {
+            out << "kept the one in " << there << " (version " << m.kept_version << ", not older than " << v
+                << " here): remove it there first to replace it\n";
         }
     }
+    const size_t present = moved->size() - copied;   // already there, or kept
     if (moved->empty()) {
         out << "nothing to copy: " << from_name << " holds no connections.\n";
     } else if (copied == 0) {
-        out << "nothing new to copy: " << already + kept << " connection(s) already in " << there << ".\n";
+        out << "nothing new to copy: " << present << " connection(s) already in " << there << ".\n";
     } else {
         out << "copied " << copied << " connection(s)";
-        if (already + kept > 0) out << "; " << already + kept << " already in " << there;
+        if (present > 0) out << "; " << present << " already in " << there;
         out << ".\n";
     }
     if (into_redis && copied > 0) {

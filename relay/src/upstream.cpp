@@ -174,13 +174,11 @@ void Upstream::release(const std::string& origin, std::unique_ptr<httplib::Clien
 
 Result<HttpResponse> Upstream::send(const HttpRequest& request) {
     auto url = parse_url(request.url);
-    std::optional<Endpoint> endpoint;
-    if (url) endpoint = endpoint_of(*url);
+    std::optional<Endpoint> endpoint = url ? endpoint_of(*url) : std::nullopt;
     if (!endpoint) {
         return make_error("upstream.bad_url", "The upstream URL is not a valid http(s) URL.",
                           "Check the provider's URLs (api_base, token_url) in the config.");
     }
-    const std::string& origin = endpoint->origin;
 
     httplib::Request req;
     req.method = request.method;
@@ -229,7 +227,7 @@ Result<HttpResponse> Upstream::send(const HttpRequest& request) {
         out.headers.add(name, value);
     }
     out.body = std::move(body);
-    if (reusable) release(origin, std::move(client));
+    if (reusable) release(endpoint->origin, std::move(client));
     return out;
 }
 

@@ -4,11 +4,9 @@
 
 #include <atomic>
 #include <cerrno>
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <ctime>
 #include <mutex>
 
@@ -25,16 +23,6 @@ std::mutex g_log_mutex;
 std::atomic<int> g_min_level{static_cast<int>(LogLevel::info)};
 std::atomic<bool> g_keep_query_values{false};   // the config's log_queries
 
-const char* level_name(LogLevel level) {
-    switch (level) {
-        case LogLevel::debug: return "debug";
-        case LogLevel::info: return "info";
-        case LogLevel::warn: return "warn";
-        case LogLevel::error: return "error";
-    }
-    return "info";
-}
-
 // "2026-11-28T13:47:45.123Z".
 void append_iso_now(std::string& out) {
     auto now = std::chrono::system_clock::now();
@@ -46,12 +34,6 @@ void append_iso_now(std::string& out) {
     std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
                   tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
     out += text;
-}
-
-void append_number(std::string& out, long long n) {
-    char digits[24];
-    auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
-    out.append(digits, static_cast<size_t>(end - digits));
 }
 
 void write_all(const char* p, size_t left) {
@@ -94,7 +76,8 @@ void log_line(LogLevel level, std::string_view msg, const nlohmann::json& fields
     std::string ts;
     append_iso_now(ts);
     line["ts"] = ts;
-    line["level"] = level_name(level);
+    static const char* const kLevelNames[] = {"debug", "info", "warn", "error"};   // LogLevel's order
+    line["level"] = kLevelNames[static_cast<int>(level)];
     line["msg"] = std::string(msg);
     if (fields.is_object()) {
         for (auto it = fields.begin(); it != fields.end(); ++it) line[it.key()] = it.value();
@@ -121,25 +104,18 @@ void append_json_string(std::string& out, std::string_view text) {
         if (i >= text.size()) break;
         unsigned char c = static_cast<unsigned char>(text[i]);
         if (c >= 0x80) {
-            size_t n = utf8_sequence_length(text, i);
-            if (n == 0) {
-                out += "\ufffd";
-                ++i;
-            } else {
-                out.append(text.substr(i, n));
-                i += n;
-            }
+            size_t n = utf8_sequence_length(text, i);   // 0: not a valid sequence, one byte replaced
+            out.append(n == 0 ? std::string_view("\ufffd") : text.substr(i, n));
+            i += n == 0 ? 1 : n;
             continue;
         }
         if (c == '"' || c == '\\') {
             out += '\\';
             out += static_cast<char>(c);
-        } else if (c < 0x20 || c == 0x7f) {
+        } else {   // a control character (below 0x20, or 0x7f): the run above stops at nothing else
             out += "\\u00";
             out += kHex[c >> 4];
             out += kHex[c & 15];
-        } else {
-            out += static_cast<char>(c);
         }
         ++i;
     }
@@ -160,15 +136,10 @@ void log_request(const RequestLogLine& r) {
     append_json_string(line, r.path);
     // duration_ms with three decimals, from whole microseconds.
     const long long us = r.duration_ms > 0 ? std::llround(r.duration_ms * 1000.0) : 0;
-    const long long frac = us % 1000;
-    line += ",\"status\":";
-    append_number(line, r.status);
-    line += ",\"duration_ms\":";
-    append_number(line, us / 1000);
-    line += '.';
-    line += static_cast<char>('0' + frac / 100);
-    line += static_cast<char>('0' + frac / 10 % 10);
-    line += static_cast<char>('0' + frac % 10);
+    char numbers[80];
+    std::snprintf(numbers, sizeof numbers, ",\"status\":%d,\"duration_ms\":%lld.%03lld", r.status, us / 1000,
+                  us % 1000);
+    line += numbers;
     line += ",\"remote\":";
     append_json_string(line, r.remote);
     if (!r.provider.empty()) {
@@ -185,12 +156,10 @@ std::string redact_target(std::string_view target) {
     std::string out(target.substr(0, q + 1));
     std::string_view query = target.substr(q + 1);
     size_t pos = 0;
-    bool first = true;
     while (pos <= query.size()) {
         size_t amp = query.find('&', pos);
         std::string_view pair = query.substr(pos, amp == std::string_view::npos ? std::string_view::npos : amp - pos);
-        if (!first) out += '&';
-        first = false;
+        if (pos > 0) out += '&';
         size_t eq = pair.find('=');
         std::string_view name = pair.substr(0, eq);
         // The name is checked decoded, so "acc%65ss_token" is caught too; an undecodable name is redacted.

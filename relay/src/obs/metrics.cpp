@@ -1,5 +1,7 @@
 #include "obs/metrics.h"
 
+#include <algorithm>
+#include <array>
 #include <cstdio>
 
 namespace keyrelay::relay {
@@ -11,25 +13,19 @@ std::string number(double v) {
     return buf;
 }
 
-const std::vector<double>& buckets() {
-    static const std::vector<double> kBuckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
-    return kBuckets;
-}
+constexpr std::array kBuckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0};
 
 }  // namespace
 
 std::string prometheus_label(const std::string& value) {
     std::string out;
     for (char c : value) {
-        if (c == '\\') {
-            out += "\\\\";
-        } else if (c == '"') {
-            out += "\\\"";
-        } else if (c == '\n') {
+        if (c == '\n') {
             out += "\\n";
-        } else {
-            out += c;
+            continue;
         }
+        if (c == '\\' || c == '"') out += '\\';
+        out += c;
     }
     return out;
 }
@@ -59,10 +55,8 @@ void Metrics::count_request(const std::string& provider, int status) {
 void Metrics::observe_upstream_latency(const std::string& provider, double seconds) {
     std::lock_guard<std::mutex> lock(mutex_);
     auto& h = latency_[provider];
-    if (h.counts.empty()) h.counts.assign(buckets().size() + 1, 0);
-    size_t i = 0;
-    while (i < buckets().size() && seconds > buckets()[i]) ++i;
-    ++h.counts[i];
+    if (h.counts.empty()) h.counts.assign(kBuckets.size() + 1, 0);
+    ++h.counts[std::lower_bound(kBuckets.begin(), kBuckets.end(), seconds) - kBuckets.begin()];
     ++h.count;
     h.sum += seconds;
 }
@@ -119,44 +113,40 @@ std::string Metrics::render() const {
 
     std::lock_guard<std::mutex> lock(mutex_);
     std::string out;
-    out += "# HELP keyrelay_requests_total HTTP requests served, by provider and status.\n";
-    out += "# TYPE keyrelay_requests_total counter\n";
+    auto family = [&out](const std::string& name, const char* type, const char* help) {
+        out += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+    };
+    auto sample = [&out](const std::string& name, const std::string& labels, const std::string& value) {
+        out += name + (labels.empty() ? "" : "{" + labels + "}") + " " + value + "\n";
+    };
+    auto provider = [](const std::string& p) { return "provider=\"" + prometheus_label(p) + "\""; };
+    family("keyrelay_requests_total", "counter", "HTTP requests served, by provider and status.");
     for (const auto& [key, n] : requests_) {
-        out += "keyrelay_requests_total{provider=\"" + prometheus_label(key.first) + "\",status=\"" +
-               std::to_string(key.second) + "\"} " + std::to_string(n) + "\n";
+        sample("keyrelay_requests_total", provider(key.first) + ",status=\"" + std::to_string(key.second) + "\"",
+               std::to_string(n));
     }
-    out += "# HELP keyrelay_upstream_latency_seconds Latency of upstream API and token requests.\n";
-    out += "# TYPE keyrelay_upstream_latency_seconds histogram\n";
-    for (const auto& [provider, h] : latency_) {
-        std::string label = prometheus_label(provider);
+    const std::string latency = "keyrelay_upstream_latency_seconds";
+    family(latency, "histogram", "Latency of upstream API and token requests.");
+    for (const auto& [name, h] : latency_) {
         uint64_t cumulative = 0;
-        for (size_t i = 0; i < buckets().size(); ++i) {
+        for (size_t i = 0; i <= kBuckets.size(); ++i) {
             cumulative += h.counts[i];
-            out += "keyrelay_upstream_latency_seconds_bucket{provider=\"" + label + "\",le=\"" +
-                   number(buckets()[i]) + "\"} " + std::to_string(cumulative) + "\n";
+            const std::string le = i < kBuckets.size() ? number(kBuckets[i]) : "+Inf";
+            sample(latency + "_bucket", provider(name) + ",le=\"" + le + "\"", std::to_string(cumulative));
         }
-        cumulative += h.counts.back();
-        out += "keyrelay_upstream_latency_seconds_bucket{provider=\"" + label + "\",le=\"+Inf\"} " +
-               std::to_string(cumulative) + "\n";
-        out += "keyrelay_upstream_latency_seconds_sum{provider=\"" + label + "\"} " + number(h.sum) + "\n";
-        out += "keyrelay_upstream_latency_seconds_count{provider=\"" + label + "\"} " + std::to_string(h.count) +
-               "\n";
+        sample(latency + "_sum", provider(name), number(h.sum));
+        sample(latency + "_count", provider(name), std::to_string(h.count));
     }
-    auto counter = [&out](const char* name, const char* help, const std::map<std::string, uint64_t>& values) {
-        out += std::string("# HELP ") + name + " " + help + "\n";
-        out += std::string("# TYPE ") + name + " counter\n";
-        for (const auto& [provider, n] : values) {
-            out += std::string(name) + "{provider=\"" + prometheus_label(provider) + "\"} " + std::to_string(n) +
-                   "\n";
-        }
+    auto counter = [&](const char* name, const char* help, const std::map<std::string, uint64_t>& values) {
+        family(name, "counter", help);
+        for (const auto& [p, n] : values) sample(name, provider(p), std::to_string(n));
     };
     counter("keyrelay_refreshes_total", "Successful token refreshes.", refreshes_);
     counter("keyrelay_refresh_failures_total", "Failed token refreshes.", refresh_failures_);
     counter("keyrelay_upstream_retries_total", "Upstream requests retried (idempotent methods only).", retries_);
-    auto single = [&out](const char* name, const char* type, const char* help, int64_t value) {
-        out += std::string("# HELP ") + name + " " + help + "\n";
-        out += std::string("# TYPE ") + name + " " + type + "\n";
-        out += std::string(name) + " " + std::to_string(value) + "\n";
+    auto single = [&](const char* name, const char* type, const char* help, int64_t value) {
+        family(name, type, help);
+        sample(name, "", std::to_string(value));
     };
     single("keyrelay_store_errors_total", "counter",
            "Store operations that failed (Redis unreachable, file unreadable, write conflicts).",
@@ -165,12 +155,11 @@ std::string Metrics::render() const {
            "Refreshes that waited for the refresh lock another relay held.", static_cast<int64_t>(lock_waits_));
     single("keyrelay_connections_needing_reauth", "gauge",
            "Connections whose grant is dead: the user must connect again.", needing_reauth);
-    out += "# HELP keyrelay_connection_reauthorize_by_seconds When the provider ends the grant whatever the relay "
-           "does (unix seconds): someone must press Connect before then.\n";
-    out += "# TYPE keyrelay_connection_reauthorize_by_seconds gauge\n";
-    for (const auto& [provider, at] : deadlines) {
-        out += "keyrelay_connection_reauthorize_by_seconds{provider=\"" + prometheus_label(provider) + "\"} " +
-               std::to_string(at) + "\n";
+    family("keyrelay_connection_reauthorize_by_seconds", "gauge",
+           "When the provider ends the grant whatever the relay does (unix seconds): someone must press Connect "
+           "before then.");
+    for (const auto& [p, at] : deadlines) {
+        sample("keyrelay_connection_reauthorize_by_seconds", provider(p), std::to_string(at));
     }
     return out;
 }
