@@ -49,8 +49,13 @@ Result<oauth2::ClientAuth> client_auth_value(const std::string& s, const std::st
 }  // namespace
 
 const char* mode_name(Mode mode) {
-    static const char* const kNames[] = {"oauth", "api_key", "api_token", "pat"};   // Mode's order
-    return kNames[static_cast<int>(mode)];
+    switch (mode) {
+        case Mode::oauth: return "oauth";
+        case Mode::api_key: return "api_key";
+        case Mode::api_token: return "api_token";
+        case Mode::pat: return "pat";
+    }
+    return "oauth";
 }
 
 ProviderConfig builtin_keap() {
