@@ -23,6 +23,16 @@ std::mutex g_log_mutex;
 std::atomic<int> g_min_level{static_cast<int>(LogLevel::info)};
 std::atomic<bool> g_keep_query_values{false};   // the config's log_queries
 
+const char* level_name(LogLevel level) {
+    switch (level) {
+        case LogLevel::debug: return "debug";
+        case LogLevel::info: return "info";
+        case LogLevel::warn: return "warn";
+        case LogLevel::error: return "error";
+    }
+    return "info";
+}
+
 // "2026-11-28T13:47:45.123Z".
 void append_iso_now(std::string& out) {
     auto now = std::chrono::system_clock::now();
@@ -76,8 +86,7 @@ void log_line(LogLevel level, std::string_view msg, const nlohmann::json& fields
     std::string ts;
     append_iso_now(ts);
     line["ts"] = ts;
-    static const char* const kLevelNames[] = {"debug", "info", "warn", "error"};   // LogLevel's order
-    line["level"] = kLevelNames[static_cast<int>(level)];
+    line["level"] = level_name(level);
     line["msg"] = std::string(msg);
     if (fields.is_object()) {
         for (auto it = fields.begin(); it != fields.end(); ++it) line[it.key()] = it.value();
