@@ -20,6 +20,20 @@ const std::vector<std::string>& jira_rate_limit_headers() {
     return kHeaders;
 }
 
+const std::vector<std::string>& cors_exposed_headers() {
+    // Keap: https://developer.infusionsoft.com/api-token-quota-and-usage-measurements; Jira: docs/reference/jira.md.
+    static const std::vector<std::string> kNames = {
+        "X-Request-Id", "Retry-After",
+        "x-keap-product-quota-limit", "x-keap-product-quota-time-unit", "x-keap-product-quota-interval",
+        "x-keap-product-quota-available", "x-keap-product-quota-used", "x-keap-product-quota-expiry-time",
+        "x-keap-product-throttle-limit", "x-keap-product-throttle-time-unit", "x-keap-product-throttle-interval",
+        "x-keap-product-throttle-available", "x-keap-product-throttle-used", "x-keap-tenant-id",
+        "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "X-RateLimit-NearLimit",
+        "RateLimit-Reason", "Beta-RateLimit", "Beta-RateLimit-Policy", "X-Beta-RateLimit-Reason",
+        "X-Beta-RateLimit-NearLimit", "X-Beta-RateLimit-Reset"};
+    return kNames;
+}
+
 bool matches_header_pattern(const std::vector<std::string>& patterns, std::string_view name) {
     for (const std::string& p : patterns) {
         if (!p.empty() && p.back() == '*') {

@@ -1,4 +1,5 @@
 #include <catch2/catch.hpp>
+#include <algorithm>
 
 #include <string>
 #include <tuple>
@@ -131,4 +132,21 @@ TEST_CASE("rate-limit header patterns match names case-insensitively, '*' as a p
     CHECK_FALSE(matches_header_pattern(jira_rate_limit_headers(), "retry-after-x"));
     CHECK_FALSE(matches_header_pattern(keap_rate_limit_headers(), "x-keap-api-key-echo"));
     CHECK(matches_header_pattern(keap_rate_limit_headers(), "X-Keap-Tenant-Id"));
+}
+
+TEST_CASE("a page on another origin may read every documented rate-limit header and the request id",
+          "[proxy][answer]") {
+    const auto& exposed = cors_exposed_headers();
+    for (const char* name : {"Retry-After", "RateLimit-Reason", "X-RateLimit-NearLimit", "Beta-RateLimit",
+                             "Beta-RateLimit-Policy", "x-keap-product-quota-available", "x-keap-tenant-id",
+                             "X-Request-Id"}) {
+        CHECK(std::find(exposed.begin(), exposed.end(), name) != exposed.end());
+    }
+    for (const std::string& name : exposed) {
+        INFO(name);
+        CHECK_FALSE(name.find('*') != std::string::npos);   // "*" is not a wildcard for a credentialed request
+        if (name == "X-Request-Id") continue;
+        CHECK((matches_header_pattern(keap_rate_limit_headers(), name) ||
+               matches_header_pattern(jira_rate_limit_headers(), name)));
+    }
 }

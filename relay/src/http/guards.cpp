@@ -6,6 +6,7 @@
 #include "http/respond.h"
 #include "http/util.h"
 #include "keyrelay/http.h"
+#include "keyrelay/proxy.h"
 
 namespace keyrelay::relay {
 
@@ -85,9 +86,12 @@ bool fields_ok(const httplib::Request& req, httplib::Response& res) {
 void add_cors_headers(httplib::Response& res, const std::string& origin) {
     res.set_header("Access-Control-Allow-Origin", origin);
     res.set_header("Access-Control-Allow-Credentials", "true");
-    res.set_header("Access-Control-Expose-Headers",
-                   "Retry-After, X-Request-Id, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, "
-                   "x-keap-product-quota-available, x-keap-product-throttle-available, x-keap-tenant-id");
+    static const std::string kExposed = [] {
+        std::string list;
+        for (const std::string& name : proxy::cors_exposed_headers()) list += (list.empty() ? "" : ", ") + name;
+        return list;
+    }();
+    res.set_header("Access-Control-Expose-Headers", kExposed);
 }
 
 Error origin_error(const std::string& origin) {

@@ -82,6 +82,11 @@ const std::vector<std::string>& jira_rate_limit_headers();
 // Does `name` match one of the patterns above (case-insensitive, trailing '*' = prefix)?
 bool matches_header_pattern(const std::vector<std::string>& patterns, std::string_view name);
 
+// The answer headers a page on another origin may read (Access-Control-Expose-Headers, WHATWG Fetch §3.2.4): the
+// relay's X-Request-Id and every rate-limit header Keap and Jira document. A credentialed request cannot use "*"
+// there, so these are names, each matched by keap_rate_limit_headers() or jira_rate_limit_headers().
+const std::vector<std::string>& cors_exposed_headers();
+
 // A 2xx (not 204) with a JSON media type (application/json, RFC 8259 §11, or a +json suffix, RFC 6839 §3.1) and a
 // body that is one valid JSON object or array with no "fault" member anywhere: an answer from the API itself, which
 // diagnose() would call "ok". A validating scan; nothing is built.
