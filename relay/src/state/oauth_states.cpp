@@ -110,7 +110,7 @@ Result<std::optional<PendingAuthorization>> RedisStateStore::take(const std::str
     // GETDEL (Redis 6.2+): one atomic read-and-remove, so two relays cannot both consume the state.
     auto r = redis_.command({"GETDEL", key});
     if (!r) return r.error();
-    if (r->type != RedisReply::Type::string) return std::optional<PendingAuthorization>();
+    if (r->nil) return std::optional<PendingAuthorization>();
     auto colon = r->str.find(':');
     if (colon == std::string::npos) return wrong_key("the record is not <key id>:<sealed>");
     auto k = keys_.find(r->str.substr(0, colon));

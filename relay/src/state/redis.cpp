@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <charconv>
 #include <memory>
+#include <optional>
 
 #include "keyrelay/http.h"
 #include "state/crypto.h"
@@ -40,20 +41,17 @@ RedisReply convert(const redisReply* r) {
     switch (r->type) {
         case REDIS_REPLY_STRING:
         case REDIS_REPLY_STATUS:
-            out.type = r->type == REDIS_REPLY_STRING ? RedisReply::Type::string : RedisReply::Type::status;
             out.str.assign(r->str, r->len);
             break;
         case REDIS_REPLY_INTEGER:
-            out.type = RedisReply::Type::integer;
             out.integer = r->integer;
             break;
         case REDIS_REPLY_ARRAY:
-            out.type = RedisReply::Type::array;
             out.elements.reserve(r->elements);
             for (size_t i = 0; i < r->elements; ++i) out.elements.push_back(convert(r->element[i]));
             break;
         default:
-            out.type = RedisReply::Type::nil;
+            out.nil = true;
     }
     return out;
 }
@@ -262,12 +260,12 @@ void Redis::give_back(redisContext* c, bool broken) {
 }
 
 Result<RedisReply> Redis::command(const std::vector<std::string>& argv) {
-    auto results = pipeline({argv});
-    if (!results) return results.error();
-    return std::move(results->front());
+    auto replies = pipeline({argv});
+    if (!replies) return replies.error();
+    return std::move(replies->front());
 }
 
-Result<std::vector<Result<RedisReply>>> Redis::pipeline(const std::vector<std::vector<std::string>>& commands) {
+Result<std::vector<RedisReply>> Redis::pipeline(const std::vector<std::vector<std::string>>& commands) {
     // A pooled connection may have died while idle (Redis restarted): when it fails at once, without timing out,
     // the commands go once more on a fresh connection before Redis counts as down.
     for (int attempt = 0;; ++attempt) {
@@ -277,19 +275,19 @@ Result<std::vector<Result<RedisReply>>> Redis::pipeline(const std::vector<std::v
         bool timed_out = false;
         std::string failure;
         auto result = run(*c, commands, failure, timed_out);
-        if (!result && reused && !timed_out && attempt == 0) {
+        bool lost = !result && result.error().code == "store.unavailable";   // not an error reply
+        if (lost && reused && !timed_out && attempt == 0) {
             // The other idle connections most likely died the same way: the retry connects afresh.
             drop_idle();
             continue;
         }
-        mark(result.ok(), failure);
+        mark(!lost, failure);
         return result;
     }
 }
 
-Result<std::vector<Result<RedisReply>>> Redis::run(redisContext* ctx,
-                                                    const std::vector<std::vector<std::string>>& commands,
-                                                    std::string& failure, bool& timed_out) {
+Result<std::vector<RedisReply>> Redis::run(redisContext* ctx, const std::vector<std::vector<std::string>>& commands,
+                                           std::string& failure, bool& timed_out) {
     std::vector<size_t> lengths;
     for (const auto& argv : commands) {
         auto p = pointers(argv, lengths);
@@ -299,8 +297,9 @@ Result<std::vector<Result<RedisReply>>> Redis::run(redisContext* ctx,
             return unavailable(url_, failure);
         }
     }
-    std::vector<Result<RedisReply>> out;
+    std::vector<RedisReply> out;
     out.reserve(commands.size());
+    std::optional<Error> first_error;   // the replies after it are read all the same: the connection stays usable
     for (size_t i = 0; i < commands.size(); ++i) {
         void* raw = nullptr;
         if (redisGetReply(ctx, &raw) != REDIS_OK || raw == nullptr) {
@@ -315,9 +314,12 @@ Result<std::vector<Result<RedisReply>>> Redis::run(redisContext* ctx,
             return unavailable(url_, why);
         }
         ReplyPtr r(static_cast<redisReply*>(raw));
-        out.push_back(from_reply(r.get()));
+        auto reply = from_reply(r.get());
+        if (reply) out.push_back(std::move(*reply));
+        else if (!first_error) first_error = reply.error();
     }
     give_back(ctx, false);
+    if (first_error) return *first_error;
     return out;
 }
 

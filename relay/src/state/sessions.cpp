@@ -143,7 +143,7 @@ Result<Unit> RedisSessionStore::put(const std::string& hash, const Session& sess
 Result<std::optional<Session>> RedisSessionStore::find_by_hash(const std::string& hash, int64_t now) {
     auto r = redis_.command({"GET", redis_session_key(hash)});
     if (!r) return r.error();
-    if (r->type != RedisReply::Type::string) return std::optional<Session>();
+    if (r->nil) return std::optional<Session>();
     auto s = session_from_json(json::parse(r->str, nullptr, false));
     // The TTL ends it in Redis; the check also holds when this relay's clock runs ahead of Redis's.
     if (!s || s->expires_at <= now) return std::optional<Session>();
