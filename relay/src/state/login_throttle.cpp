@@ -8,7 +8,6 @@
 #include "keyrelay/http.h"
 #include "state/crypto.h"
 #include "state/redis.h"
-#include "state/store.h"
 
 namespace keyrelay::relay {
 namespace {
@@ -42,10 +41,8 @@ std::unique_ptr<LoginThrottle> make_login_throttle(int max_failures, int64_t win
 // ---------------------------------------------------------------------------------------------------------------
 // FileLoginThrottle
 
-FileLoginThrottle::FileLoginThrottle(int max_failures, int64_t window_seconds, std::string data_dir)
-    : LoginThrottle(max_failures, window_seconds), data_dir_(std::move(data_dir)) {
-    if (!data_dir_.empty()) file_ = SharedJsonFile(data_dir_ + "/login_failures.json", "login failures");
-}
+FileLoginThrottle::FileLoginThrottle(int max_failures, int64_t window_seconds, const std::string& data_dir)
+    : LoginThrottle(max_failures, window_seconds), file_(data_dir, "login_failures", "login failures") {}
 
 void FileLoginThrottle::prune_locked(std::deque<Failure>& failures, int64_t now) const {
     while (!failures.empty() && failures.front().at + window_ <= now) failures.pop_front();
@@ -84,8 +81,7 @@ template <class Change>
 void FileLoginThrottle::update_locked(int64_t now, Change change) {
     Result<FileLock> file_lock = FileLock{};
     if (file_.enabled()) {
-        file_lock = FileLock::acquire(data_dir_, "login_failures");
-        file_.forget();
+        file_lock = file_.lock();
         load_locked();
     }
     // Bound the memory (and the file) an attacker with many addresses can fill: drop addresses whose failures left

@@ -40,7 +40,7 @@ protected:
 
 class FileLoginThrottle : public LoginThrottle {
 public:
-    explicit FileLoginThrottle(int max_failures = 5, int64_t window_seconds = 300, std::string data_dir = {});
+    explicit FileLoginThrottle(int max_failures = 5, int64_t window_seconds = 300, const std::string& data_dir = {});
     Result<int64_t> retry_after(const std::string& address, int64_t now) override;
     Result<Unit> record_failure(const std::string& address, const std::string& username, int64_t now) override;
     Result<Unit> record_success(const std::string& address, const std::string& username, int64_t now) override;
@@ -56,7 +56,6 @@ private:
     // Runs change() on the failures, under the data dir's lock when there is one (read, change, write).
     template <class Change>
     void update_locked(int64_t now, Change change);
-    std::string data_dir_;
     std::mutex mutex_;
     std::map<std::string, std::deque<Failure>> failures_;   // client address -> failures in the window, oldest first
     SharedJsonFile file_;
