@@ -84,17 +84,6 @@ std::string sha1_hex(const std::string& text) {
     return to_hex(std::string_view(reinterpret_cast<const char*>(digest), n));
 }
 
-std::vector<const char*> pointers(const std::vector<std::string>& argv, std::vector<size_t>& lengths) {
-    std::vector<const char*> p;
-    p.reserve(argv.size());
-    lengths.clear();
-    for (const auto& a : argv) {
-        p.push_back(a.data());
-        lengths.push_back(a.size());
-    }
-    return p;
-}
-
 }  // namespace
 
 Result<RedisUrl> RedisUrl::parse(std::string_view text) {
@@ -221,27 +210,18 @@ Result<redisContext*> Redis::borrow(bool& reused) {
     if (c->err != 0) return fail(c->errstr);
     redisSetTimeout(c, to_timeval(options_.command_timeout_ms));
     redisEnableKeepAlive(c);
-    auto setup = [&](std::vector<std::string> argv) -> Result<Unit> {
-        std::vector<size_t> lengths;
-        auto p = pointers(argv, lengths);
-        ReplyPtr r(static_cast<redisReply*>(redisCommandArgv(c, static_cast<int>(p.size()), p.data(), lengths.data())));
-        if (!r) return unavailable(url_, c->errstr[0] ? c->errstr : "the connection was lost");
-        auto reply = from_reply(r.get());
-        if (!reply) return reply.error();
-        return Unit{};
-    };
     std::vector<std::vector<std::string>> hello;
     if (!url_.password.empty()) {
         hello.push_back(url_.user.empty() ? std::vector<std::string>{"AUTH", url_.password}
                                           : std::vector<std::string>{"AUTH", url_.user, url_.password});
     }
     if (url_.db != 0) hello.push_back({"SELECT", std::to_string(url_.db)});
-    for (const auto& argv : hello) {
-        if (auto ok = setup(argv); !ok) {
-            redisFree(c);
-            mark(ok.error().code != "store.unavailable", ok.error().message);
-            return ok.error();
-        }
+    std::string failure;
+    bool timed_out = false;
+    if (auto ok = run(c, hello, failure, timed_out); !ok) {
+        redisFree(c);
+        mark(ok.error().code != "store.unavailable", ok.error().message);
+        return ok.error();
     }
     return c;
 }
@@ -276,6 +256,7 @@ Result<std::vector<RedisReply>> Redis::pipeline(const std::vector<std::vector<st
         std::string failure;
         auto result = run(*c, commands, failure, timed_out);
         bool lost = !result && result.error().code == "store.unavailable";   // not an error reply
+        give_back(*c, lost);
         if (lost && reused && !timed_out && attempt == 0) {
             // The other idle connections most likely died the same way: the retry connects afresh.
             drop_idle();
@@ -288,12 +269,15 @@ Result<std::vector<RedisReply>> Redis::pipeline(const std::vector<std::vector<st
 
 Result<std::vector<RedisReply>> Redis::run(redisContext* ctx, const std::vector<std::vector<std::string>>& commands,
                                            std::string& failure, bool& timed_out) {
-    std::vector<size_t> lengths;
     for (const auto& argv : commands) {
-        auto p = pointers(argv, lengths);
-        if (redisAppendCommandArgv(ctx, static_cast<int>(p.size()), p.data(), lengths.data()) != REDIS_OK) {
+        std::vector<const char*> args;
+        std::vector<size_t> lengths;
+        for (const auto& a : argv) {
+            args.push_back(a.data());
+            lengths.push_back(a.size());
+        }
+        if (redisAppendCommandArgv(ctx, static_cast<int>(args.size()), args.data(), lengths.data()) != REDIS_OK) {
             failure = ctx->errstr;
-            give_back(ctx, true);
             return unavailable(url_, failure);
         }
     }
@@ -310,7 +294,6 @@ Result<std::vector<RedisReply>> Redis::run(redisContext* ctx, const std::vector<
             }
             if (raw != nullptr) freeReplyObject(raw);
             failure = why;
-            give_back(ctx, true);
             return unavailable(url_, why);
         }
         ReplyPtr r(static_cast<redisReply*>(raw));
@@ -318,7 +301,6 @@ Result<std::vector<RedisReply>> Redis::run(redisContext* ctx, const std::vector<
         if (reply) out.push_back(std::move(*reply));
         else if (!first_error) first_error = reply.error();
     }
-    give_back(ctx, false);
     if (first_error) return *first_error;
     return out;
 }

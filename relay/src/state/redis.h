@@ -72,7 +72,8 @@ public:
 private:
     // A pooled connection (reused = true) or a new one.
     Result<redisContext*> borrow(bool& reused);
-    // `failure` is set when Redis was not reached (a transport failure), not for an error reply.
+    // Sends the commands on c and reads every answer. `failure` is set when Redis was not reached (a transport
+    // failure), not for an error reply. Does not give c back.
     Result<std::vector<RedisReply>> run(redisContext* c, const std::vector<std::vector<std::string>>& commands,
                                         std::string& failure, bool& timed_out);
     void give_back(redisContext* c, bool broken);
