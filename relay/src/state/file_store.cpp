@@ -65,10 +65,8 @@ Result<std::vector<Record>> read_records(const std::string& path, const StoreKey
     for (const json& r : *list) {
         auto sealed = record_from_json(r, place, "record #" + std::to_string(records.size() + 1));
         if (!sealed) return sealed.error();
-        for (const Record& other : records) {
-            if (other.sealed.id == sealed->id) {
-                return store_corrupt(place, "the record id \"" + sealed->id + "\" appears twice.");
-            }
+        if (std::any_of(records.begin(), records.end(), [&](const Record& o) { return o.sealed.id == sealed->id; })) {
+            return store_corrupt(place, "the record id \"" + sealed->id + "\" appears twice.");
         }
         auto conn = open_record(keyring, *sealed, place);
         if (!conn) return conn.error();
