@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "state/files.h"
 
@@ -104,7 +105,6 @@ class FileRefreshLock : public RefreshLock {
 public:
     FileRefreshLock(FileLock lock, bool waited) : lock_(std::move(lock)), waited_(waited) {}
     bool waited() const override { return waited_; }
-    bool lost() const override { return false; }   // a flock is held until it is released or the process dies
 
 private:
     FileLock lock_;
@@ -115,13 +115,12 @@ private:
 
 // ---------------------------------------------------------------- FileLock
 
-FileLock::FileLock(FileLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+FileLock::FileLock(FileLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
 
 FileLock& FileLock::operator=(FileLock&& other) noexcept {
     if (this != &other) {
         if (fd_ >= 0) ::close(fd_);
-        fd_ = other.fd_;
-        other.fd_ = -1;
+        fd_ = std::exchange(other.fd_, -1);
     }
     return *this;
 }
