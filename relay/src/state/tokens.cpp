@@ -316,10 +316,7 @@ Result<Connection> TokenManager::refresh_with(const ProviderConfig& p, Connectio
                          {{"provider", p.name}});
                 Connection other = **again;
                 remember(other);
-                if (!oauth2::needs_refresh(other.tokens, now,
-                                           refresh_margin(config_.refresh_margin_seconds, other.tokens.expires_in))) {
-                    return other;
-                }
+                if (!due(other, RefreshReason::proactive, 0, now)) return other;
                 return refresh_with(p, std::move(other), reason, false);
             }
         }
