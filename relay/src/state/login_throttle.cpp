@@ -101,9 +101,7 @@ Result<int64_t> FileLoginThrottle::retry_after(const std::string& address, int64
     if (it == failures_.end()) return int64_t{0};
     prune_locked(it->second, now);
     if (static_cast<int>(it->second.size()) < max_failures_) return int64_t{0};
-    // Allowed again when the oldest failure in the window leaves it.
-    int64_t wait = it->second.front().at + window_ - now;
-    return wait > 0 ? wait : int64_t{1};
+    return wait_for(it->second.front().at, now);
 }
 
 Result<Unit> FileLoginThrottle::record_failure(const std::string& address, const std::string& username,
@@ -148,10 +146,7 @@ Result<int64_t> RedisLoginThrottle::retry_after(const std::string& address, int6
     const RedisReply& count = (*replies)[0];
     const RedisReply& oldest = (*replies)[1];
     if (count.integer < max_failures_ || oldest.elements.size() != 2) return int64_t{0};
-    // Allowed again when the oldest failure in the window leaves it.
-    int64_t at = std::strtoll(oldest.elements[1].str.c_str(), nullptr, 10);
-    int64_t wait = at + window_ - now;
-    return wait > 0 ? wait : int64_t{1};
+    return wait_for(std::strtoll(oldest.elements[1].str.c_str(), nullptr, 10), now);
 }
 
 Result<Unit> RedisLoginThrottle::record_failure(const std::string& address, const std::string& username,

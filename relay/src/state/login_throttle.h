@@ -6,6 +6,7 @@
 // relay processes on that dir) and Redis, shared by every relay on it.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -34,6 +35,9 @@ public:
     virtual Result<Unit> record_success(const std::string& address, const std::string& username, int64_t now) = 0;
 
 protected:
+    // The seconds until a failure at `oldest`, the oldest in the window, leaves it: when a login is allowed again.
+    int64_t wait_for(int64_t oldest, int64_t now) const { return std::max<int64_t>(oldest + window_ - now, 1); }
+
     int max_failures_;
     int64_t window_;
 };
