@@ -65,12 +65,9 @@ Result<Unit> MemoryStateStore::put(const std::string& state, const PendingAuthor
 
 Result<std::optional<PendingAuthorization>> MemoryStateStore::take(const std::string& state, int64_t now) {
     std::lock_guard<std::mutex> lock(mutex_);
-    auto it = pending_.find(state);
-    if (it == pending_.end()) return std::optional<PendingAuthorization>();
-    PendingAuthorization p = std::move(it->second);
-    pending_.erase(it);
-    if (p.expires_at <= now) return std::optional<PendingAuthorization>();
-    return std::optional<PendingAuthorization>(std::move(p));
+    auto taken = pending_.extract(state);
+    if (taken.empty() || taken.mapped().expires_at <= now) return std::optional<PendingAuthorization>();
+    return std::optional<PendingAuthorization>(std::move(taken.mapped()));
 }
 
 size_t MemoryStateStore::size() const {
