@@ -23,9 +23,6 @@ public:
     virtual ~RefreshLock() = default;
     // True when the lock was busy and this caller had to wait for it (keyrelay_store_lock_waits_total).
     virtual bool waited() const = 0;
-    // True when the lock is known to have run out while held (a lease that could not be renewed in time). The
-    // holder's writes stay safe (they are compare-and-set), but it should not start anything new.
-    virtual bool lost() const = 0;
 };
 
 class ConnectionStore {

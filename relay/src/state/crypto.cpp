@@ -7,6 +7,7 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <charconv>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -27,10 +28,6 @@ constexpr size_t kTagBytes = 16;    // full 128-bit tag (SP 800-38D §5.2.1.2)
 constexpr size_t kSaltBytes = 16;   // SP 800-132 §5.1: at least 128 bits of random salt
 constexpr size_t kHashBytes = 32;   // one SHA-256 block of PBKDF2 output
 constexpr long kMaxIterations = 100'000'000;
-
-constexpr const char* kKeyHint =
-    "KEYRELAY_STORE_KEY must be 32 bytes: 64 hex characters (make one with `openssl rand -hex 32`) or base64 of "
-    "32 bytes";
 
 struct CtxFree {
     void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
@@ -72,7 +69,6 @@ std::optional<std::string> strict_base64(std::string_view text, bool allow_url) 
     if (padding > 2) return std::nullopt;
     if (padding > 0 && text.size() % 4 != 0) return std::nullopt;
     if (end % 4 == 1 || end == 0) return std::nullopt;
-    if (padding > 0 && (end + padding) % 4 != 0) return std::nullopt;
     bool saw_std = false;
     bool saw_url = false;
     std::string out;
@@ -145,7 +141,7 @@ Result<std::string> aes256gcm_decrypt(std::string_view key, std::string_view sea
     if (key.size() != kKeyBytes) {
         return make_error("store.bad_key_length",
                           "The store key is " + std::to_string(key.size()) + " bytes long; AES-256 needs 32.",
-                          kKeyHint);
+                          kStoreKeyHint);
     }
     auto failed = [] {
         return make_error("store.decrypt_failed",
@@ -199,18 +195,16 @@ bool verify_password(std::string_view password, std::string_view encoded) {
     if (d1 == std::string_view::npos) return false;
     size_t d2 = rest.find('$', d1 + 1);
     if (d2 == std::string_view::npos || rest.find('$', d2 + 1) != std::string_view::npos) return false;
-    std::string_view iter_text = rest.substr(0, d1);
-    if (iter_text.empty() || iter_text.size() > 9 || iter_text[0] == '0') return false;
-    long iterations = 0;
-    for (char c : iter_text) {
-        if (c < '0' || c > '9') return false;
-        iterations = iterations * 10 + (c - '0');
+    int iterations = 0;
+    auto [end, ec] = std::from_chars(rest.data(), rest.data() + d1, iterations);
+    if (ec != std::errc() || end != rest.data() + d1 || rest[0] == '0' || iterations < 1 ||
+        iterations > kMaxIterations) {
+        return false;
     }
-    if (iterations > kMaxIterations) return false;
     auto salt = strict_base64(rest.substr(d1 + 1, d2 - d1 - 1), false);
     auto expected = strict_base64(rest.substr(d2 + 1), false);
     if (!salt || !expected || salt->empty() || expected->size() < 16 || expected->size() > 64) return false;
-    std::string actual = pbkdf2(password, *salt, int(iterations), expected->size());
+    std::string actual = pbkdf2(password, *salt, iterations, expected->size());
     bool equal = CRYPTO_memcmp(actual.data(), expected->data(), actual.size()) == 0;
     OPENSSL_cleanse(actual.data(), actual.size());
     return equal;
@@ -258,13 +252,13 @@ Result<std::string> parse_store_key(std::string_view text) {
         if (decoded->size() == kKeyBytes) return std::move(*decoded);
         std::string message = "The store key is base64 of " + std::to_string(decoded->size()) + " bytes, not 32.";
         OPENSSL_cleanse(decoded->data(), decoded->size());
-        return make_error("store.bad_key_length", std::move(message), kKeyHint);
+        return make_error("store.bad_key_length", std::move(message), kStoreKeyHint);
     }
     std::string message =
         t.empty() ? std::string("The store key is empty.")
                   : "The store key (" + std::to_string(t.size()) +
                         " characters) is neither 64 hex characters nor base64 of 32 bytes.";
-    return make_error("store.bad_key_length", std::move(message), kKeyHint);
+    return make_error("store.bad_key_length", std::move(message), kStoreKeyHint);
 }
 
 }  // namespace keyrelay::relay

@@ -37,8 +37,11 @@ std::string to_hex(std::string_view bytes);
 // Constant-time equality (CRYPTO_memcmp) for secrets of any length.
 bool secure_equals(std::string_view a, std::string_view b);
 
-// Parses a store key given as 64 hex characters or base64 of 32 bytes. Errors: "store.bad_key_length" with a hint
-// saying how to make one (`openssl rand -hex 32`).
+// The hint when a store key is not a usable AES-256 key.
+constexpr const char* kStoreKeyHint =
+    "KEYRELAY_STORE_KEY must be 32 bytes: 64 hex characters (make one with `openssl rand -hex 32`) or base64 of "
+    "32 bytes";
+// Parses a store key given as 64 hex characters or base64 of 32 bytes. Errors: "store.bad_key_length".
 Result<std::string> parse_store_key(std::string_view text);
 
 }  // namespace keyrelay::relay

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "state/files.h"
 
@@ -65,10 +66,8 @@ Result<std::vector<Record>> read_records(const std::string& path, const StoreKey
     for (const json& r : *list) {
         auto sealed = record_from_json(r, place, "record #" + std::to_string(records.size() + 1));
         if (!sealed) return sealed.error();
-        for (const Record& other : records) {
-            if (other.sealed.id == sealed->id) {
-                return store_corrupt(place, "the record id \"" + sealed->id + "\" appears twice.");
-            }
+        if (std::any_of(records.begin(), records.end(), [&](const Record& o) { return o.sealed.id == sealed->id; })) {
+            return store_corrupt(place, "the record id \"" + sealed->id + "\" appears twice.");
         }
         auto conn = open_record(keyring, *sealed, place);
         if (!conn) return conn.error();
@@ -106,7 +105,6 @@ class FileRefreshLock : public RefreshLock {
 public:
     FileRefreshLock(FileLock lock, bool waited) : lock_(std::move(lock)), waited_(waited) {}
     bool waited() const override { return waited_; }
-    bool lost() const override { return false; }   // a flock is held until it is released or the process dies
 
 private:
     FileLock lock_;
@@ -117,13 +115,12 @@ private:
 
 // ---------------------------------------------------------------- FileLock
 
-FileLock::FileLock(FileLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+FileLock::FileLock(FileLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
 
 FileLock& FileLock::operator=(FileLock&& other) noexcept {
     if (this != &other) {
         if (fd_ >= 0) ::close(fd_);
-        fd_ = other.fd_;
-        other.fd_ = -1;
+        fd_ = std::exchange(other.fd_, -1);
     }
     return *this;
 }

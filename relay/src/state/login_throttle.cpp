@@ -8,7 +8,6 @@
 #include "keyrelay/http.h"
 #include "state/crypto.h"
 #include "state/redis.h"
-#include "state/store.h"
 
 namespace keyrelay::relay {
 namespace {
@@ -42,10 +41,8 @@ std::unique_ptr<LoginThrottle> make_login_throttle(int max_failures, int64_t win
 // ---------------------------------------------------------------------------------------------------------------
 // FileLoginThrottle
 
-FileLoginThrottle::FileLoginThrottle(int max_failures, int64_t window_seconds, std::string data_dir)
-    : LoginThrottle(max_failures, window_seconds), data_dir_(std::move(data_dir)) {
-    if (!data_dir_.empty()) file_ = SharedJsonFile(data_dir_ + "/login_failures.json", "login failures");
-}
+FileLoginThrottle::FileLoginThrottle(int max_failures, int64_t window_seconds, const std::string& data_dir)
+    : LoginThrottle(max_failures, window_seconds), file_(data_dir, "login_failures", "login failures") {}
 
 void FileLoginThrottle::prune_locked(std::deque<Failure>& failures, int64_t now) const {
     while (!failures.empty() && failures.front().at + window_ <= now) failures.pop_front();
@@ -84,8 +81,7 @@ template <class Change>
 void FileLoginThrottle::update_locked(int64_t now, Change change) {
     Result<FileLock> file_lock = FileLock{};
     if (file_.enabled()) {
-        file_lock = FileLock::acquire(data_dir_, "login_failures");
-        file_.forget();
+        file_lock = file_.lock();
         load_locked();
     }
     // Bound the memory (and the file) an attacker with many addresses can fill: drop addresses whose failures left
@@ -105,9 +101,7 @@ Result<int64_t> FileLoginThrottle::retry_after(const std::string& address, int64
     if (it == failures_.end()) return int64_t{0};
     prune_locked(it->second, now);
     if (static_cast<int>(it->second.size()) < max_failures_) return int64_t{0};
-    // Allowed again when the oldest failure in the window leaves it.
-    int64_t wait = it->second.front().at + window_ - now;
-    return wait > 0 ? wait : int64_t{1};
+    return wait_for(it->second.front().at, now);
 }
 
 Result<Unit> FileLoginThrottle::record_failure(const std::string& address, const std::string& username,
@@ -149,16 +143,10 @@ Result<int64_t> RedisLoginThrottle::retry_after(const std::string& address, int6
     auto replies = redis_.pipeline({{"ZCOUNT", key, after, "+inf"},
                                     {"ZRANGEBYSCORE", key, after, "+inf", "WITHSCORES", "LIMIT", "0", "1"}});
     if (!replies) return replies.error();
-    for (const auto& r : *replies) {
-        if (!r) return r.error();
-    }
-    const RedisReply& count = *(*replies)[0];
-    const RedisReply& oldest = *(*replies)[1];
+    const RedisReply& count = (*replies)[0];
+    const RedisReply& oldest = (*replies)[1];
     if (count.integer < max_failures_ || oldest.elements.size() != 2) return int64_t{0};
-    // Allowed again when the oldest failure in the window leaves it.
-    int64_t at = std::strtoll(oldest.elements[1].str.c_str(), nullptr, 10);
-    int64_t wait = at + window_ - now;
-    return wait > 0 ? wait : int64_t{1};
+    return wait_for(std::strtoll(oldest.elements[1].str.c_str(), nullptr, 10), now);
 }
 
 Result<Unit> RedisLoginThrottle::record_failure(const std::string& address, const std::string& username,
@@ -174,9 +162,6 @@ Result<Unit> RedisLoginThrottle::record_failure(const std::string& address, cons
         {"EXPIRE", key, std::to_string(std::max<int64_t>(window_, 1))},
     });
     if (!replies) return replies.error();
-    for (const auto& r : *replies) {
-        if (!r) return r.error();
-    }
     return Unit{};
 }
 

@@ -6,6 +6,7 @@
 // relay processes on that dir) and Redis, shared by every relay on it.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -34,13 +35,16 @@ public:
     virtual Result<Unit> record_success(const std::string& address, const std::string& username, int64_t now) = 0;
 
 protected:
+    // The seconds until a failure at `oldest`, the oldest in the window, leaves it: when a login is allowed again.
+    int64_t wait_for(int64_t oldest, int64_t now) const { return std::max<int64_t>(oldest + window_ - now, 1); }
+
     int max_failures_;
     int64_t window_;
 };
 
 class FileLoginThrottle : public LoginThrottle {
 public:
-    explicit FileLoginThrottle(int max_failures = 5, int64_t window_seconds = 300, std::string data_dir = {});
+    explicit FileLoginThrottle(int max_failures = 5, int64_t window_seconds = 300, const std::string& data_dir = {});
     Result<int64_t> retry_after(const std::string& address, int64_t now) override;
     Result<Unit> record_failure(const std::string& address, const std::string& username, int64_t now) override;
     Result<Unit> record_success(const std::string& address, const std::string& username, int64_t now) override;
@@ -56,7 +60,6 @@ private:
     // Runs change() on the failures, under the data dir's lock when there is one (read, change, write).
     template <class Change>
     void update_locked(int64_t now, Change change);
-    std::string data_dir_;
     std::mutex mutex_;
     std::map<std::string, std::deque<Failure>> failures_;   // client address -> failures in the window, oldest first
     SharedJsonFile file_;

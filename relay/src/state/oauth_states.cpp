@@ -65,12 +65,9 @@ Result<Unit> MemoryStateStore::put(const std::string& state, const PendingAuthor
 
 Result<std::optional<PendingAuthorization>> MemoryStateStore::take(const std::string& state, int64_t now) {
     std::lock_guard<std::mutex> lock(mutex_);
-    auto it = pending_.find(state);
-    if (it == pending_.end()) return std::optional<PendingAuthorization>();
-    PendingAuthorization p = std::move(it->second);
-    pending_.erase(it);
-    if (p.expires_at <= now) return std::optional<PendingAuthorization>();
-    return std::optional<PendingAuthorization>(std::move(p));
+    auto taken = pending_.extract(state);
+    if (taken.empty() || taken.mapped().expires_at <= now) return std::optional<PendingAuthorization>();
+    return std::optional<PendingAuthorization>(std::move(taken.mapped()));
 }
 
 size_t MemoryStateStore::size() const {
@@ -110,7 +107,7 @@ Result<std::optional<PendingAuthorization>> RedisStateStore::take(const std::str
     // GETDEL (Redis 6.2+): one atomic read-and-remove, so two relays cannot both consume the state.
     auto r = redis_.command({"GETDEL", key});
     if (!r) return r.error();
-    if (r->type != RedisReply::Type::string) return std::optional<PendingAuthorization>();
+    if (r->nil) return std::optional<PendingAuthorization>();
     auto colon = r->str.find(':');
     if (colon == std::string::npos) return wrong_key("the record is not <key id>:<sealed>");
     auto k = keys_.find(r->str.substr(0, colon));

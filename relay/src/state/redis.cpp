@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <charconv>
 #include <memory>
+#include <optional>
 
 #include "keyrelay/http.h"
 #include "state/crypto.h"
@@ -40,20 +41,17 @@ RedisReply convert(const redisReply* r) {
     switch (r->type) {
         case REDIS_REPLY_STRING:
         case REDIS_REPLY_STATUS:
-            out.type = r->type == REDIS_REPLY_STRING ? RedisReply::Type::string : RedisReply::Type::status;
             out.str.assign(r->str, r->len);
             break;
         case REDIS_REPLY_INTEGER:
-            out.type = RedisReply::Type::integer;
             out.integer = r->integer;
             break;
         case REDIS_REPLY_ARRAY:
-            out.type = RedisReply::Type::array;
             out.elements.reserve(r->elements);
             for (size_t i = 0; i < r->elements; ++i) out.elements.push_back(convert(r->element[i]));
             break;
         default:
-            out.type = RedisReply::Type::nil;
+            out.nil = true;
     }
     return out;
 }
@@ -84,17 +82,6 @@ std::string sha1_hex(const std::string& text) {
     unsigned int n = 0;
     EVP_Digest(text.data(), text.size(), digest, &n, EVP_sha1(), nullptr);
     return to_hex(std::string_view(reinterpret_cast<const char*>(digest), n));
-}
-
-std::vector<const char*> pointers(const std::vector<std::string>& argv, std::vector<size_t>& lengths) {
-    std::vector<const char*> p;
-    p.reserve(argv.size());
-    lengths.clear();
-    for (const auto& a : argv) {
-        p.push_back(a.data());
-        lengths.push_back(a.size());
-    }
-    return p;
 }
 
 }  // namespace
@@ -223,27 +210,18 @@ Result<redisContext*> Redis::borrow(bool& reused) {
     if (c->err != 0) return fail(c->errstr);
     redisSetTimeout(c, to_timeval(options_.command_timeout_ms));
     redisEnableKeepAlive(c);
-    auto setup = [&](std::vector<std::string> argv) -> Result<Unit> {
-        std::vector<size_t> lengths;
-        auto p = pointers(argv, lengths);
-        ReplyPtr r(static_cast<redisReply*>(redisCommandArgv(c, static_cast<int>(p.size()), p.data(), lengths.data())));
-        if (!r) return unavailable(url_, c->errstr[0] ? c->errstr : "the connection was lost");
-        auto reply = from_reply(r.get());
-        if (!reply) return reply.error();
-        return Unit{};
-    };
     std::vector<std::vector<std::string>> hello;
     if (!url_.password.empty()) {
         hello.push_back(url_.user.empty() ? std::vector<std::string>{"AUTH", url_.password}
                                           : std::vector<std::string>{"AUTH", url_.user, url_.password});
     }
     if (url_.db != 0) hello.push_back({"SELECT", std::to_string(url_.db)});
-    for (const auto& argv : hello) {
-        if (auto ok = setup(argv); !ok) {
-            redisFree(c);
-            mark(ok.error().code != "store.unavailable", ok.error().message);
-            return ok.error();
-        }
+    std::string failure;
+    bool timed_out = false;
+    if (auto ok = run(c, hello, failure, timed_out); !ok) {
+        redisFree(c);
+        mark(ok.error().code != "store.unavailable", ok.error().message);
+        return ok.error();
     }
     return c;
 }
@@ -262,12 +240,12 @@ void Redis::give_back(redisContext* c, bool broken) {
 }
 
 Result<RedisReply> Redis::command(const std::vector<std::string>& argv) {
-    auto results = pipeline({argv});
-    if (!results) return results.error();
-    return std::move(results->front());
+    auto replies = pipeline({argv});
+    if (!replies) return replies.error();
+    return std::move(replies->front());
 }
 
-Result<std::vector<Result<RedisReply>>> Redis::pipeline(const std::vector<std::vector<std::string>>& commands) {
+Result<std::vector<RedisReply>> Redis::pipeline(const std::vector<std::vector<std::string>>& commands) {
     // A pooled connection may have died while idle (Redis restarted): when it fails at once, without timing out,
     // the commands go once more on a fresh connection before Redis counts as down.
     for (int attempt = 0;; ++attempt) {
@@ -277,30 +255,35 @@ Result<std::vector<Result<RedisReply>>> Redis::pipeline(const std::vector<std::v
         bool timed_out = false;
         std::string failure;
         auto result = run(*c, commands, failure, timed_out);
-        if (!result && reused && !timed_out && attempt == 0) {
+        bool lost = !result && result.error().code == "store.unavailable";   // not an error reply
+        give_back(*c, lost);
+        if (lost && reused && !timed_out && attempt == 0) {
             // The other idle connections most likely died the same way: the retry connects afresh.
             drop_idle();
             continue;
         }
-        mark(result.ok(), failure);
+        mark(!lost, failure);
         return result;
     }
 }
 
-Result<std::vector<Result<RedisReply>>> Redis::run(redisContext* ctx,
-                                                    const std::vector<std::vector<std::string>>& commands,
-                                                    std::string& failure, bool& timed_out) {
-    std::vector<size_t> lengths;
+Result<std::vector<RedisReply>> Redis::run(redisContext* ctx, const std::vector<std::vector<std::string>>& commands,
+                                           std::string& failure, bool& timed_out) {
     for (const auto& argv : commands) {
-        auto p = pointers(argv, lengths);
-        if (redisAppendCommandArgv(ctx, static_cast<int>(p.size()), p.data(), lengths.data()) != REDIS_OK) {
+        std::vector<const char*> args;
+        std::vector<size_t> lengths;
+        for (const auto& a : argv) {
+            args.push_back(a.data());
+            lengths.push_back(a.size());
+        }
+        if (redisAppendCommandArgv(ctx, static_cast<int>(args.size()), args.data(), lengths.data()) != REDIS_OK) {
             failure = ctx->errstr;
-            give_back(ctx, true);
             return unavailable(url_, failure);
         }
     }
-    std::vector<Result<RedisReply>> out;
+    std::vector<RedisReply> out;
     out.reserve(commands.size());
+    std::optional<Error> first_error;   // the replies after it are read all the same: the connection stays usable
     for (size_t i = 0; i < commands.size(); ++i) {
         void* raw = nullptr;
         if (redisGetReply(ctx, &raw) != REDIS_OK || raw == nullptr) {
@@ -311,13 +294,14 @@ Result<std::vector<Result<RedisReply>>> Redis::run(redisContext* ctx,
             }
             if (raw != nullptr) freeReplyObject(raw);
             failure = why;
-            give_back(ctx, true);
             return unavailable(url_, why);
         }
         ReplyPtr r(static_cast<redisReply*>(raw));
-        out.push_back(from_reply(r.get()));
+        auto reply = from_reply(r.get());
+        if (reply) out.push_back(std::move(*reply));
+        else if (!first_error) first_error = reply.error();
     }
-    give_back(ctx, false);
+    if (first_error) return *first_error;
     return out;
 }
 

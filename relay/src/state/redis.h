@@ -37,15 +37,13 @@ struct RedisOptions {
     size_t max_idle = 16;   // idle connections kept for reuse
 };
 
-// One reply. Error replies never become a RedisReply: they are the Error of the Result.
+// One reply: nil, a string or status (str), an integer or an array (elements). Error replies never become a
+// RedisReply: they are the Error of the Result.
 struct RedisReply {
-    enum class Type { nil, string, integer, array, status };
-    Type type = Type::nil;
-    std::string str;          // string and status replies
+    bool nil = false;
+    std::string str;
     long long integer = 0;
     std::vector<RedisReply> elements;
-
-    bool is_nil() const { return type == Type::nil; }
 };
 
 class Redis {
@@ -61,9 +59,8 @@ public:
     //  - "store.redis_error": Redis answered an error (its text is the message).
     Result<RedisReply> command(const std::vector<std::string>& argv);
 
-    // Several commands on one connection in one round trip. A transport failure fails the whole call; an error
-    // reply fails only its own entry.
-    Result<std::vector<Result<RedisReply>>> pipeline(const std::vector<std::vector<std::string>>& commands);
+    // Several commands on one connection in one round trip. Errors: as command; the first error reply, in order.
+    Result<std::vector<RedisReply>> pipeline(const std::vector<std::vector<std::string>>& commands);
 
     // EVALSHA of a Lua script, loading it (SCRIPT LOAD) when Redis does not know it yet (NOSCRIPT).
     Result<RedisReply> eval(const std::string& script, const std::vector<std::string>& keys,
@@ -75,8 +72,10 @@ public:
 private:
     // A pooled connection (reused = true) or a new one.
     Result<redisContext*> borrow(bool& reused);
-    Result<std::vector<Result<RedisReply>>> run(redisContext* c, const std::vector<std::vector<std::string>>& commands,
-                                                std::string& failure, bool& timed_out);
+    // Sends the commands on c and reads every answer. `failure` is set when Redis was not reached (a transport
+    // failure), not for an error reply. Does not give c back.
+    Result<std::vector<RedisReply>> run(redisContext* c, const std::vector<std::vector<std::string>>& commands,
+                                        std::string& failure, bool& timed_out);
     void give_back(redisContext* c, bool broken);
     void mark(bool reached, const std::string& error);
     void drop_idle();

@@ -29,7 +29,7 @@ RecordPlace place_of(const std::string& provider) {
 std::optional<uint64_t> parse_version(const std::string& text) {
     uint64_t v = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
+    if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
     return v;
 }
 
@@ -41,12 +41,18 @@ RedisConnectionStore::RedisConnectionStore(Redis& redis, std::map<std::string, s
                                            std::string current_key_id, LeaseOptions lease)
     : redis_(redis), keyring_{std::move(keys), std::move(current_key_id)}, lease_(lease) {}
 
-Result<std::optional<Connection>> RedisConnectionStore::decode(const std::string& provider, const RedisReply& version,
-                                                               const RedisReply& record) const {
+Result<std::optional<Connection>> RedisConnectionStore::decode(const std::string& provider,
+                                                               const RedisReply& hmget) const {
+    if (hmget.elements.size() != 2) {
+        return make_error("store.redis_error", "Redis answered HMGET with " + std::to_string(hmget.elements.size()) +
+                                                   " values instead of 2.");
+    }
+    const RedisReply& version = hmget.elements[0];
+    const RedisReply& record = hmget.elements[1];
     RecordPlace place = place_of(provider);
-    if (version.is_nil() && record.is_nil()) return std::optional<Connection>();
-    if (version.is_nil() || record.is_nil()) {
-        return store_corrupt(place, std::string("it has no \"") + (version.is_nil() ? "version" : "record") +
+    if (version.nil && record.nil) return std::optional<Connection>();
+    if (version.nil || record.nil) {
+        return store_corrupt(place, std::string("it has no \"") + (version.nil ? "version" : "record") +
                                         "\" field.");
     }
     auto v = parse_version(version.str);
@@ -68,11 +74,7 @@ Result<std::optional<Connection>> RedisConnectionStore::decode(const std::string
 Result<std::optional<Connection>> RedisConnectionStore::load(const std::string& provider) const {
     auto r = redis_.command({"HMGET", connection_key(provider), "version", "record"});
     if (!r) return r.error();
-    if (r->elements.size() != 2) {
-        return make_error("store.redis_error", "Redis answered HMGET with " + std::to_string(r->elements.size()) +
-                                                   " values instead of 2.");
-    }
-    return decode(provider, r->elements[0], r->elements[1]);
+    return decode(provider, *r);
 }
 
 Result<std::vector<Connection>> RedisConnectionStore::load_all() const {
@@ -99,10 +101,7 @@ Result<std::vector<Connection>> RedisConnectionStore::load_all() const {
     auto replies = redis_.pipeline(commands);
     if (!replies) return replies.error();
     for (size_t i = 0; i < providers.size(); ++i) {
-        auto& reply = (*replies)[i];
-        if (!reply) return reply.error();
-        if (reply->elements.size() != 2) return make_error("store.redis_error", "Redis answered HMGET oddly.");
-        auto c = decode(providers[i], reply->elements[0], reply->elements[1]);
+        auto c = decode(providers[i], (*replies)[i]);
         if (!c) return c.error();
         if (c->has_value()) out.push_back(std::move(**c));   // deleted between SCAN and HMGET: skipped
     }
@@ -112,7 +111,7 @@ Result<std::vector<Connection>> RedisConnectionStore::load_all() const {
 Result<std::string> RedisConnectionStore::stamp(const std::string& provider) const {
     auto r = redis_.command({"HGET", connection_key(provider), "version"});
     if (!r) return r.error();
-    return r->is_nil() ? std::string() : r->str;
+    return r->str;   // "" for nil
 }
 
 Result<RedisConnectionStore::Cas> RedisConnectionStore::compare_and_set(const SealedRecord& sealed,
@@ -142,18 +141,13 @@ Result<Connection> RedisConnectionStore::save(Connection c) {
 Result<Connection> RedisConnectionStore::replace(Connection c) {
     // The version is inside the sealed data, so the record is sealed for the version it will have: read the stored
     // version, seal for the next one, compare-and-set; another writer in between only means one more round.
-    auto current = stamp(c.provider);
-    if (!current) return current.error();
-    uint64_t stored = current->empty() ? 0 : parse_version(*current).value_or(0);
-    for (int attempt = 0; attempt < 20; ++attempt) {
-        c.version = stored;
+    for (int attempt = 1;; ++attempt) {
+        auto stored = stamp(c.provider);
+        if (!stored) return stored.error();
+        c.version = parse_version(*stored).value_or(0);   // "": nothing stored
         auto saved = save(c);
-        if (saved || saved.error().code != "store.conflict") return saved;
-        auto again = stamp(c.provider);
-        if (!again) return again.error();
-        stored = again->empty() ? 0 : parse_version(*again).value_or(0);
+        if (saved || saved.error().code != "store.conflict" || attempt == 20) return saved;
     }
-    return store_conflict(c.provider, stored, stored);
 }
 
 Result<Unit> RedisConnectionStore::put(const Connection& c) {

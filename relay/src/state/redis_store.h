@@ -53,8 +53,8 @@ private:
         uint64_t stored = 0;
     };
     Result<Cas> compare_and_set(const SealedRecord& sealed, std::optional<uint64_t> expected);
-    Result<std::optional<Connection>> decode(const std::string& provider, const RedisReply& version,
-                                             const RedisReply& record) const;
+    // The connection in a reply to HMGET keyrelay:conn:<provider> version record.
+    Result<std::optional<Connection>> decode(const std::string& provider, const RedisReply& hmget) const;
 
     Redis& redis_;
     StoreKeyring keyring_;

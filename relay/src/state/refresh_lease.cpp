@@ -39,7 +39,7 @@ std::string refresh_lease_key(const std::string& provider) {
 Result<bool> try_take_lease(Redis& redis, const std::string& key, const std::string& owner, int64_t lease_ms) {
     auto r = redis.command({"SET", key, owner, "NX", "PX", std::to_string(lease_ms)});
     if (!r) return r.error();
-    return !r->is_nil();   // "OK", or nil when someone else holds it
+    return !r->nil;   // "OK", or nil when someone else holds it
 }
 
 Result<bool> renew_lease(Redis& redis, const std::string& key, const std::string& owner, int64_t lease_ms) {

@@ -54,7 +54,9 @@ public:
     RedisRefreshLease& operator=(const RedisRefreshLease&) = delete;
 
     bool waited() const override { return waited_; }
-    bool lost() const override { return lost_.load(); }
+    // True when the lease is known to have run out while held (it could not be renewed in time). The holder's
+    // writes stay safe (they are compare-and-set), but it should not start anything new.
+    bool lost() const { return lost_.load(); }
     const std::string& owner() const { return owner_; }
 
 private:

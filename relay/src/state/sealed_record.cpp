@@ -25,9 +25,7 @@ std::string wrong_key_hint(const RecordPlace& place) {
 }
 
 Error bad_store_key(const std::string& what) {
-    return make_error("store.bad_key_length", "The store's current key " + what + ".",
-                      "KEYRELAY_STORE_KEY must be 32 bytes: 64 hex characters (make one with `openssl rand -hex "
-                      "32`) or base64 of 32 bytes");
+    return make_error("store.bad_key_length", "The store's current key " + what + ".", kStoreKeyHint);
 }
 
 }  // namespace

@@ -3,7 +3,6 @@
 #include <nlohmann/json.hpp>
 
 #include "state/redis.h"
-#include "state/store.h"
 
 namespace keyrelay::relay {
 namespace {
@@ -54,10 +53,8 @@ std::unique_ptr<SessionStore> make_session_store(int64_t lifetime_seconds, const
 // ---------------------------------------------------------------------------------------------------------------
 // FileSessionStore
 
-FileSessionStore::FileSessionStore(int64_t lifetime_seconds, std::string data_dir)
-    : SessionStore(lifetime_seconds), data_dir_(std::move(data_dir)) {
-    if (!data_dir_.empty()) file_ = SharedJsonFile(data_dir_ + "/sessions.json", "sessions");
-}
+FileSessionStore::FileSessionStore(int64_t lifetime_seconds, const std::string& data_dir)
+    : SessionStore(lifetime_seconds), file_(data_dir, "sessions", "sessions") {}
 
 void FileSessionStore::load_locked() {
     auto doc = file_.load_if_changed();
@@ -71,29 +68,26 @@ void FileSessionStore::load_locked() {
     sessions_ = std::move(loaded);
 }
 
-void FileSessionStore::save_locked(int64_t now) {
-    json doc = json::object();
-    doc["sessions"] = json::object();
-    for (const auto& [hash, s] : sessions_) {
-        if (s.expires_at <= now) continue;
-        doc["sessions"][hash] = to_json(s);
-    }
-    file_.save(doc);
-}
-
-Result<Unit> FileSessionStore::put(const std::string& hash, const Session& session, int64_t now) {
+Result<Unit> FileSessionStore::update(int64_t now, const std::function<void()>& change) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!file_.enabled()) {
-        sessions_[hash] = session;
+        change();
         return Unit{};
     }
     // Read-modify-write under the data dir's lock: another relay process may have added sessions.
-    auto file_lock = FileLock::acquire(data_dir_, "sessions");
-    file_.forget();
+    auto file_lock = file_.lock();
     load_locked();
-    sessions_[hash] = session;
-    save_locked(now);
+    change();
+    json doc = {{"sessions", json::object()}};
+    for (const auto& [hash, s] : sessions_) {
+        if (s.expires_at > now) doc["sessions"][hash] = to_json(s);
+    }
+    file_.save(doc);
     return Unit{};
+}
+
+Result<Unit> FileSessionStore::put(const std::string& hash, const Session& session, int64_t now) {
+    return update(now, [&] { sessions_[hash] = session; });
 }
 
 Result<std::optional<Session>> FileSessionStore::find_by_hash(const std::string& hash, int64_t now) {
@@ -106,17 +100,7 @@ Result<std::optional<Session>> FileSessionStore::find_by_hash(const std::string&
 }
 
 Result<Unit> FileSessionStore::erase(const std::string& hash) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (!file_.enabled()) {
-        sessions_.erase(hash);
-        return Unit{};
-    }
-    auto file_lock = FileLock::acquire(data_dir_, "sessions");
-    file_.forget();
-    load_locked();
-    sessions_.erase(hash);
-    save_locked(0);
-    return Unit{};
+    return update(0, [&] { sessions_.erase(hash); });
 }
 
 size_t FileSessionStore::size() const {
@@ -143,7 +127,7 @@ Result<Unit> RedisSessionStore::put(const std::string& hash, const Session& sess
 Result<std::optional<Session>> RedisSessionStore::find_by_hash(const std::string& hash, int64_t now) {
     auto r = redis_.command({"GET", redis_session_key(hash)});
     if (!r) return r.error();
-    if (r->type != RedisReply::Type::string) return std::optional<Session>();
+    if (r->nil) return std::optional<Session>();
     auto s = session_from_json(json::parse(r->str, nullptr, false));
     // The TTL ends it in Redis; the check also holds when this relay's clock runs ahead of Redis's.
     if (!s || s->expires_at <= now) return std::optional<Session>();

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -56,7 +57,7 @@ private:
 // In memory, or with a data dir in <data_dir>/sessions.json (mode 0600), re-read when another process changed it.
 class FileSessionStore : public SessionStore {
 public:
-    explicit FileSessionStore(int64_t lifetime_seconds = 12 * 3600, std::string data_dir = {});
+    explicit FileSessionStore(int64_t lifetime_seconds = 12 * 3600, const std::string& data_dir = {});
     Result<std::optional<Session>> find_by_hash(const std::string& hash, int64_t now) override;
     size_t size() const;
 
@@ -66,8 +67,8 @@ protected:
 
 private:
     void load_locked();
-    void save_locked(int64_t now);
-    std::string data_dir_;
+    // Runs change() on the sessions, under the data dir's lock when there is a file (read, change, write).
+    Result<Unit> update(int64_t now, const std::function<void()>& change);
     mutable std::mutex mutex_;
     std::map<std::string, Session> sessions_;   // sha256 hex of the id -> session
     SharedJsonFile file_;

@@ -11,6 +11,17 @@ namespace keyrelay::relay {
 
 using nlohmann::json;
 
+SharedJsonFile::SharedJsonFile(const std::string& data_dir, const std::string& name, std::string what)
+    : data_dir_(data_dir),
+      name_(name),
+      path_(data_dir.empty() ? "" : data_dir + "/" + name + ".json"),
+      what_(std::move(what)) {}
+
+Result<FileLock> SharedJsonFile::lock() {
+    stamp_.clear();
+    return FileLock::acquire(data_dir_, name_);
+}
+
 std::optional<json> SharedJsonFile::load_if_changed() {
     if (path_.empty()) return std::nullopt;
     std::string stamp = files::stamp_of(path_);

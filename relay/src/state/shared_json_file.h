@@ -8,22 +8,26 @@
 
 #include <nlohmann/json.hpp>
 
+#include "state/file_store.h"
+
 namespace keyrelay::relay {
 
 class SharedJsonFile {
 public:
-    SharedJsonFile() = default;
-    SharedJsonFile(std::string path, std::string what) : path_(std::move(path)), what_(std::move(what)) {}
+    // <data_dir>/<name>.json, locked with <data_dir>/<name>.lock; none (memory only) when data_dir is "".
+    SharedJsonFile(const std::string& data_dir, const std::string& name, std::string what);
     bool enabled() const { return !path_.empty(); }
     // The document when the file changed since the last load or save; nullopt when unchanged. A missing file gives
     // an empty object, an unreadable one too (with a warning in the log).
     std::optional<nlohmann::json> load_if_changed();
     // False (with a warning in the log) when it could not be written; the caller keeps its state in memory.
     bool save(const nlohmann::json& doc);
-    // The next load_if_changed() reads the file whatever its stamp (before a read-modify-write under a FileLock).
-    void forget() { stamp_.clear(); }
+    // The data dir's lock for a read-modify-write; the next load_if_changed() reads the file whatever its stamp.
+    Result<FileLock> lock();
 
 private:
+    std::string data_dir_;
+    std::string name_;
     std::string path_;
     std::string what_;   // "sessions", "login failures": for the log
     std::string stamp_;

@@ -30,7 +30,6 @@ Error write_failed(const std::string& what, const std::string& path, int err) {
                       "disk is not full or read-only.");
 }
 
-
 Result<std::string> read_key_file(const std::string& path) {
     std::string text;
     struct stat st {};

@@ -124,29 +124,26 @@ Result<Connection> TokenManager::fresh(const ProviderConfig& p, RefreshReason re
         return make_error("connection.not_oauth", p.name + " uses a static credential; there is nothing to refresh.",
                           "Static credentials (API keys, API tokens, PATs) are replaced in the environment.");
     }
-    // The steady state: the cached connection, after one look at the store, without any lock.
-    {
+    // The stored connection, or why there is none to use.
+    auto stored = [&]() -> Result<Connection> {
         auto current = get(p.name);
         if (!current) return current.error();
         if (!current->has_value()) return not_connected(p.name);
-        const Connection& c = **current;
-        if (c.needs_reauth) return needs_reauth_error(p.name, c.last_refresh_result);
-        if (!due(c, reason, stale_version, now_())) return c;
-    }
+        if ((*current)->needs_reauth) return needs_reauth_error(p.name, (*current)->last_refresh_result);
+        return **current;
+    };
+    // The steady state: the cached connection, after one look at the store, without any lock.
+    if (auto c = stored(); !c || !due(*c, reason, stale_version, now_())) return c;
     Flight& f = flight(p.name);
     std::unique_lock<std::mutex> lock(f.mutex);
     while (true) {
-        auto current = get(p.name);
-        if (!current) return current.error();
-        if (!current->has_value()) return not_connected(p.name);
-        const Connection c = **current;
-        if (c.needs_reauth) return needs_reauth_error(p.name, c.last_refresh_result);
-        if (!due(c, reason, stale_version, now_())) return c;
+        auto c = stored();
+        if (!c || !due(*c, reason, stale_version, now_())) return c;
         if (f.running) {
             // Single flight: wait for the refresh in progress and take its outcome.
             uint64_t generation = f.generation;
             f.done.wait(lock, [&] { return !f.running; });
-            if (f.generation != generation && f.result) return usable_despite(*f.result, c, reason);
+            if (f.generation != generation && f.result) return usable_despite(*f.result, *c, reason);
             continue;
         }
         f.running = true;
@@ -157,7 +154,7 @@ Result<Connection> TokenManager::fresh(const ProviderConfig& p, RefreshReason re
         ++f.generation;
         f.result = result;
         f.done.notify_all();
-        return usable_despite(std::move(result), c, reason);
+        return usable_despite(std::move(result), *c, reason);
     }
 }
 
@@ -292,8 +289,7 @@ Result<Connection> TokenManager::refresh_with(const ProviderConfig& p, Connectio
         c.last_refresh_result = "ok";
         // Persist the rotated refresh token BEFORE anyone uses the new access token: if the process died after
         // using it but before saving, the only valid refresh token would be lost.
-        std::string spent = request_refresh_token;
-        auto saved = saved_or_theirs(p, std::move(c), spent);
+        auto saved = saved_or_theirs(p, std::move(c), request_refresh_token);
         if (!saved) {
             metrics_.count_refresh_failure(p.name);
             log_line(LogLevel::error, "refreshed tokens could not be saved; the connection will need re-authorization",
@@ -320,10 +316,7 @@ Result<Connection> TokenManager::refresh_with(const ProviderConfig& p, Connectio
                          {{"provider", p.name}});
                 Connection other = **again;
                 remember(other);
-                if (!oauth2::needs_refresh(other.tokens, now,
-                                           refresh_margin(config_.refresh_margin_seconds, other.tokens.expires_in))) {
-                    return other;
-                }
+                if (!due(other, RefreshReason::proactive, 0, now)) return other;
                 return refresh_with(p, std::move(other), reason, false);
             }
         }
