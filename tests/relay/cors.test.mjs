@@ -93,3 +93,20 @@ test('a cross-site form posting a JSON-looking text/plain body to /login (login 
   assert.equal(dis.status, 403, dis.body);
   assert.equal(errorOf(dis).code, 'cors.origin_not_allowed');
 });
+
+test('a page on an allowed origin may read Jira\'s 2026 rate-limit headers of a 429: each is named in Access-Control-Expose-Headers', async (t) => {
+  const dir = await tempDir(t);
+  const config = await writeConfig(dir, { cors_origins: [ALLOWED] });
+  const { sandbox, browser } = await connectedSetup({ t, providers: ['jira'], relayOptions: { args: ['--config', config] } });
+  await sandbox.fail({ path: '/jira/ex/jira/', count: 1, mode: 'points_limit' });
+  const res = await browser.proxy('jira', 'rest/api/3/user/search?query=ada@example.com', { headers: { Origin: ALLOWED } });
+  assert.equal(res.status, 429, res.body);
+  assert.equal(res.headers.get('access-control-allow-origin'), ALLOWED);
+  const exposed = (res.headers.get('access-control-expose-headers') ?? '').split(',').map((h) => h.trim().toLowerCase());
+  for (const name of ['retry-after', 'ratelimit-reason', 'beta-ratelimit', 'beta-ratelimit-policy', 'x-ratelimit-nearlimit',
+    'x-request-id']) {
+    assert.ok(res.headers.get(name), `${name} is in the answer`);
+    assert.ok(exposed.includes(name), `${name} is exposed: ${exposed.join(', ')}`);
+  }
+  assert.ok(!exposed.includes('*'), 'a credentialed answer cannot expose "*"');
+});
