@@ -546,6 +546,18 @@ async function sectionProxy() {
       }
       s.memory.after_wrk = memoryOf(relay.child.pid);
     }
+    if (httplibUrl) {
+      // The same 256 connections on cpp-httplib alone: what the library's one worker per connection costs by itself.
+      log(`wrk cpp-httplib alone: ${PLAN.wrkSeconds} s, 256 connections`);
+      try {
+        const w = await wrkRun('cpp-httplib alone, 256 connections', httplibUrl, [], () => [httplibProxy.child.pid],
+          PLAN.wrkSeconds, 256);
+        s.httplib_256 = { rps: round(w.requests / (w.duration_us / 1e6), 0), latency_us: w.latency_us,
+          errors: w.errors, cpu_us_per_request: round(w.cpu_us / w.requests, 1) };
+      } catch (err) {
+        fail('proxy e_httplib 256 connections', err);
+      }
+    }
     s.rate = await rateLegs(legs);
     if (relayUrl) {
       const end = memoryOf(relay.child.pid);
@@ -1105,6 +1117,7 @@ function report() {
     out.push(`    it logs every request (its default) to a file${p.relay_log_lines ? ` (${p.relay_log_lines} lines in this run)` : ''}; the nginx legs log nothing (access_log off)`);
     out.push(`ratios: (c)/(d) = ${p.ratios.c_over_d ?? '-'}   (c)/(b) = ${p.ratios.c_over_b ?? '-'}   (c)/(a) = ${p.ratios.c_over_a ?? '-'}   CPU per request (c)/(b) = ${p.ratios.cpu_per_request_c_over_b ?? '-'}, (e)/(b) = ${p.ratios.cpu_per_request_e_over_b ?? '-'}, (c)/(e) = ${p.ratios.cpu_per_request_c_over_e ?? '-'}`);
     if (p.relay_256) out.push(`keyrelay with 256 connections: ${p.relay_256.rps} req/s, p99 ${p.relay_256.latency_us.p99} us, max ${p.relay_256.latency_us.max} us, errors ${JSON.stringify(p.relay_256.errors)}`);
+    if (p.httplib_256) out.push(`cpp-httplib alone with 256 connections: ${p.httplib_256.rps} req/s, p99 ${p.httplib_256.latency_us.p99} us, max ${p.httplib_256.latency_us.max} us, errors ${JSON.stringify(p.httplib_256.errors)}`);
     out.push('', `   Fixed rate: keyrelay_loadgen ${PLAN.rate} req/s, ${PLAN.rateConnections} keep-alive connections, latency from the scheduled send time; ${PLAN.rateRounds} interleaved round(s) of ${PLAN.rateSeconds} s per leg (first ${PLAN.rateWarmup} s of each dropped), latencies merged`);
     const rrows = Object.entries(p.rate).map(([key, r]) => [key, r.achieved_rate, round(r.latency_us.p50 / 1000, 3),
       round(r.latency_us.p99 / 1000, 3), round(r.latency_us.p999 / 1000, 3), round(r.latency_us.max / 1000, 3),
