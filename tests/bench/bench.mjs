@@ -533,30 +533,25 @@ async function sectionProxy() {
         () => [httplibProxy.child.pid]],
     ].filter((leg) => leg[2] !== null);
     s.legs = await wrkLegs(legs);
-    if (relayUrl) {
-      // 256 connections at once: what one worker per connection costs (the listen queue is widened past cpp-httplib's 5).
-      log(`wrk keyrelay: ${PLAN.wrkSeconds} s, 256 connections`);
+    // 256 connections at once, on keyrelay and on cpp-httplib alone: what one worker per connection costs (the
+    // relay's listen queue is widened past cpp-httplib's 5).
+    const run256 = async (key, label, url, headers, pidsOf) => {
+      log(`wrk ${label}: ${PLAN.wrkSeconds} s, 256 connections`);
       try {
-        const w = await wrkRun('keyrelay, 256 connections', relayUrl, relayHeaders, () => [relay.child.pid],
-          PLAN.wrkSeconds, 256);
-        s.relay_256 = { rps: round(w.requests / (w.duration_us / 1e6), 0), latency_us: w.latency_us, errors: w.errors,
+        const w = await wrkRun(`${label}, 256 connections`, url, headers, pidsOf, PLAN.wrkSeconds, 256);
+        return { rps: round(w.requests / (w.duration_us / 1e6), 0), latency_us: w.latency_us, errors: w.errors,
           cpu_us_per_request: round(w.cpu_us / w.requests, 1) };
       } catch (err) {
-        fail('proxy c_keyrelay 256 connections', err);
+        fail(`proxy ${key} 256 connections`, err);
+        return undefined;
       }
+    };
+    if (relayUrl) {
+      s.relay_256 = await run256('c_keyrelay', 'keyrelay', relayUrl, relayHeaders, () => [relay.child.pid]);
       s.memory.after_wrk = memoryOf(relay.child.pid);
     }
     if (httplibUrl) {
-      // The same 256 connections on cpp-httplib alone: what the library's one worker per connection costs by itself.
-      log(`wrk cpp-httplib alone: ${PLAN.wrkSeconds} s, 256 connections`);
-      try {
-        const w = await wrkRun('cpp-httplib alone, 256 connections', httplibUrl, [], () => [httplibProxy.child.pid],
-          PLAN.wrkSeconds, 256);
-        s.httplib_256 = { rps: round(w.requests / (w.duration_us / 1e6), 0), latency_us: w.latency_us,
-          errors: w.errors, cpu_us_per_request: round(w.cpu_us / w.requests, 1) };
-      } catch (err) {
-        fail('proxy e_httplib 256 connections', err);
-      }
+      s.httplib_256 = await run256('e_httplib', 'cpp-httplib alone', httplibUrl, [], () => [httplibProxy.child.pid]);
     }
     s.rate = await rateLegs(legs);
     if (relayUrl) {

@@ -12,10 +12,10 @@ const ALLOWED = 'http://app.example:3000';
 const OTHER = 'https://evil.example';
 const ADA = '/proxy/keap/crm/rest/v1/contacts?email=ada@example.com';
 
-async function setupWithCors(t) {
+async function setupWithCors(t, providers = ['keap']) {
   const dir = await tempDir(t);
   const config = await writeConfig(dir, { cors_origins: [ALLOWED] });
-  return connectedSetup({ t, relayOptions: { args: ['--config', config] } });
+  return connectedSetup({ t, providers, relayOptions: { args: ['--config', config] } });
 }
 
 const preflight = (browser, origin, method = 'GET', headers = 'x-requested-with') => browser.request('OPTIONS', ADA, {
@@ -95,9 +95,7 @@ test('a cross-site form posting a JSON-looking text/plain body to /login (login 
 });
 
 test('a page on an allowed origin may read Jira\'s 2026 rate-limit headers of a 429: each is named in Access-Control-Expose-Headers', async (t) => {
-  const dir = await tempDir(t);
-  const config = await writeConfig(dir, { cors_origins: [ALLOWED] });
-  const { sandbox, browser } = await connectedSetup({ t, providers: ['jira'], relayOptions: { args: ['--config', config] } });
+  const { sandbox, browser } = await setupWithCors(t, ['jira']);
   await sandbox.fail({ path: '/jira/ex/jira/', count: 1, mode: 'points_limit' });
   const res = await browser.proxy('jira', 'rest/api/3/user/search?query=ada@example.com', { headers: { Origin: ALLOWED } });
   assert.equal(res.status, 429, res.body);
